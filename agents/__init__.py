@@ -1,0 +1,1 @@
+"""Agents: how a spec (``reference``, ``package.module:callable``, ``http(s)://...``) becomes a callable."""

@@ -1,0 +1,91 @@
+"""Named datasets. A dataset is a function (records, seed, partition_rows) -> DatasetSpec."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from scenario_pipeline.datasets.spec import (
+    CategoryColumn,
+    DatasetSpec,
+    FloatColumn,
+    IntColumn,
+    NeedleFeature,
+    RecordIdColumn,
+    TableSpec,
+    TimestampColumn,
+    WordColumn,
+)
+from scenario_pipeline.errors import UsageError
+
+
+class DatasetBuilder(Protocol):
+    def __call__(self, records: int, seed: int, partition_rows: int | None = None) -> DatasetSpec: ...
+
+
+_DATASETS: dict[str, DatasetBuilder] = {}
+
+
+def dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    def register(fn: DatasetBuilder) -> DatasetBuilder:
+        _DATASETS[name] = fn
+        return fn
+
+    return register
+
+
+def dataset_names() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def build_spec(name: str, records: int, seed: int, partition_rows: int | None = None) -> DatasetSpec:
+    if name not in _DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+    if records <= 0:
+        raise UsageError(f"records must be a positive number, got {records}")
+    if partition_rows is not None and partition_rows <= 0:
+        raise UsageError(f"partition rows must be a positive number, got {partition_rows}")
+    if partition_rows is not None and partition_rows > records:
+        raise UsageError(f"partition rows ({partition_rows}) cannot exceed records ({records})")
+    try:
+        return _DATASETS[name](records=records, seed=seed, partition_rows=partition_rows)
+    except ValueError as exc:
+        raise UsageError(f"dataset {name}: {exc}") from exc
+
+
+def default_partition_rows(records: int) -> int:
+    """1,000,000 rows a partition (about 14 MB of zstd Parquet), fewer for small datasets."""
+    return min(records, 1_000_000)
+
+
+EVENT_CATEGORIES = ("books", "games", "garden", "grocery", "health", "home", "kids", "music",
+                    "office", "outdoor", "pets", "shoes", "sports", "tools", "toys", "travel")
+
+
+def events_table() -> TableSpec:
+    return TableSpec(
+        name="events",
+        columns=(
+            RecordIdColumn(name="record_id"),
+            TimestampColumn(name="ts"),
+            IntColumn(name="user_id", low=0, high=10_000_000),
+            CategoryColumn(name="category", values=EVENT_CATEGORIES),
+            FloatColumn(name="amount", low=0.0, high=1000.0, decimals=2),
+            IntColumn(name="quantity", low=1, high=21, bits=32),
+            CategoryColumn(name="status", values=("ok", "refunded", "failed", "pending"), weights=(0.9, 0.04, 0.03, 0.03)),
+            WordColumn(name="tag", vocabulary=1024, null_rate=0.05),
+        ),
+        bloom_columns=("tag",),
+    )
+
+
+@dataset("events")
+def events(records: int, seed: int, partition_rows: int | None = None) -> DatasetSpec:
+    """The default fact table: purchases with a needle token planted in ``tag``."""
+    return DatasetSpec(
+        name="events",
+        seed=seed,
+        records=records,
+        partition_rows=partition_rows or default_partition_rows(records),
+        tables=(events_table(),),
+        features=(NeedleFeature(table="events", column="tag", groups=1000, min_per_group=1, max_per_group=5),),
+    )

@@ -1,0 +1,150 @@
+"""The main flow: generate -> fan out -> score -> checkpoint -> publish, for one scenario."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime
+
+from scenario_pipeline import __version__
+from scenario_pipeline.flows.params import RunParams, resolve_params
+from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
+from scenario_pipeline.datasets.manifest import dataset_root
+from scenario_pipeline.settings import load_settings
+from scenario_pipeline.storage import Storage
+from scenario_pipeline.tasks.checkpoint import finished_shards, read_results, run_dir, write_run_record
+from scenario_pipeline.tasks.fanout import ShardJob, default_shard_size, fan_out, plan_shards
+from scenario_pipeline.tasks.generate import ensure_dataset
+from scenario_pipeline.tasks.publish import aggregate, clean, publish
+from scenario_pipeline.tasks.report import report
+from scenario_pipeline.tasks.score import Limits
+
+
+def _flow_run_name() -> str:
+    p = runtime.flow_run.parameters
+    agent = str(p.get("agent", "reference")).rsplit("/", 1)[-1].rsplit(":", 1)[-1][:24]
+    records = p.get("records")
+    scale = f"{records:.0e}".replace("+0", "").replace("+", "") if isinstance(records, int) else "default"
+    return f"{p.get('scenario', 's12')}-{scale}-{agent}-{datetime.now(timezone.utc):%Y%m%d-%H%M}"
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        if out.returncode == 0:
+            return out.stdout.strip()
+    except OSError:
+        pass
+    return __version__
+
+
+def agent_context(params: RunParams, root: Storage, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What every agent may see besides the case (docs/agents.md)."""
+    return {
+        "scenario": params.scenario.id,
+        "run_id": params.run_id,
+        "dataset": {
+            "name": manifest["name"],
+            "url": root.url,
+            "manifest_url": root.uri("_manifest.json"),
+            "manifest": manifest,
+            "rows": sum(t["rows"] for t in manifest["tables"].values()),
+            "bytes": sum(t["bytes"] for t in manifest["tables"].values()),
+            "tables": {t: root.uri(t) for t in manifest["tables"]},
+        },
+        "limits": {"timeout_s": params.case_timeout_s, "max_answer_bytes": params.max_answer_bytes},
+    }
+
+
+@flow(name="run-scenario", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=False)
+def run_scenario(
+    scenario: str = "s12-search",
+    records: int | None = None,
+    cases: int | None = None,
+    agent: str = "reference",
+    seed: int | None = None,
+    run_id: str | None = None,
+    storage_url: str | None = None,
+    warehouse_url: str | None = None,
+    dask_address: str | None = None,
+    shard_size: int | None = None,
+) -> dict[str, Any]:
+    """Run one scenario against one agent; resumable by ``run_id``; returns the run summary."""
+    logger = get_run_logger()
+    started_at = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    params = resolve_params(load_settings(), scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size)
+    sc = params.scenario
+    storage = Storage.from_url(params.storage_url)
+    storage.ensure_writable()
+    logger.info("Run %s: %s with agent %s on %s records, %d cases, seed %d.", params.run_id, sc.id, params.agent, f"{params.records:,}", params.cases, params.seed)
+    from scenario_pipeline.agents.loader import check_agent
+
+    check_agent(params.agent, sc)
+    spec = sc.dataset_spec(params.records, params.seed)
+    with dask_client(params.dask_address) as client:
+        shard_size = params.shard_size or default_shard_size(params.cases, total_threads(client))
+        resuming = write_run_record(storage, params.run_id, {
+            "run_id": params.run_id, "scenario": sc.id, "records": params.records, "cases": params.cases,
+            "seed": params.seed, "agent": params.agent, "shard_size": shard_size,
+            "dataset_hash": spec.spec_hash() if spec else None, "created_at": started_at.isoformat(),
+        })
+        manifest = ensure_dataset(client, spec, storage) if spec else {"name": "none", "tables": {}}
+        root = dataset_root(storage, spec) if spec else storage
+        all_cases = sc.draw_cases(spec, params.cases, params.seed)
+        plan = plan_shards(len(all_cases), shard_size)
+        done = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
+        limits = Limits(params.case_timeout_s, params.max_answer_bytes)
+        jobs = [ShardJob(params.run_id, sc.id, s, all_cases[lo:hi], params.agent, storage.url, limits) for s, lo, hi in plan if s not in done]
+        stats = fan_out(client, jobs, agent_context(params, root, manifest), len(plan), len(all_cases))
+    finished = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
+    results = read_results(storage, params.run_id, sorted(finished))
+    metrics, metric_rows, passed = aggregate(sc, results)
+    complete = len(finished) == len(plan)
+    rows = results.to_pylist()
+    errors = sum(1 for r in rows if r["reason"] and (r["reason"].startswith(("agent raised", "timeout", "answer ", "malformed"))))
+    run_row = {
+        "run_id": params.run_id, "scenario": sc.id, "agent": params.agent, "records": params.records, "cases": params.cases,
+        "seed": params.seed, "status": "completed" if complete else "incomplete", "passed": passed and complete,
+        "started_at": started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "code_version": _code_version(), "dataset_hash": spec.spec_hash() if spec else None,
+        "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
+        "params_json": None,
+    }
+    warehouse_rows = publish(params.warehouse_url, run_row, results, metric_rows)
+    reasons = Counter(r["reason"].split(":")[0] for r in rows if r["reason"])
+    summary = {
+        "run_id": params.run_id,
+        "scenario": sc.id,
+        "agent": params.agent,
+        "records": params.records,
+        "seed": params.seed,
+        "status": run_row["status"],
+        "passed": run_row["passed"],
+        "resumed": resuming,
+        "counts": {
+            "cases": len(rows), "expected_cases": params.cases, "passed": sum(r["passed"] for r in rows),
+            "failed": sum(not r["passed"] for r in rows), "errors": errors, "shards": len(plan),
+            "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run, "shards_failed": len(stats.failed_shards),
+        },
+        "metrics": {k: clean(v) for k, v in metrics.items()},
+        "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"]} for m in metric_rows if m["target"] is not None},
+        "paths": {
+            "dataset": root.url,
+            "checkpoints": storage.uri(run_dir(params.run_id)),
+            "warehouse": params.warehouse_url.split("@")[-1] if params.warehouse_url.startswith("redshift") else params.warehouse_url,
+        },
+        "warehouse_rows": warehouse_rows,
+        "timings": {"fanout_seconds": round(stats.seconds, 3), "total_seconds": round(time.perf_counter() - t0, 3)},
+        "flow_run_id": run_row["flow_run_id"],
+    }
+    report(summary, metric_rows, [{"reason": k, "cases": v} for k, v in reasons.most_common()])
+    if not complete:
+        logger.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", params.run_id, len(plan) - len(finished), len(plan), params.run_id)
+    return summary

@@ -1,0 +1,207 @@
+"""The ``scenario`` command line. Bad input: one line on stderr, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from scenario_pipeline import progress
+from scenario_pipeline.errors import ScenarioError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run scenario workloads against data agents.")
+server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server.")
+app.add_typer(server_app, name="server")
+err = Console(stderr=True)
+out = Console()
+
+
+class RichListener:
+    """Progress bars on stderr, for a person at a terminal."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int, unit: str) -> None:
+        if not self.tasks:
+            self.bars.start()
+        self.tasks[stage] = self.bars.add_task(stage, total=total, unit=unit)
+
+    def advance(self, stage: str, done: int) -> None:
+        if stage in self.tasks:
+            self.bars.update(self.tasks[stage], completed=done)
+
+    def finish(self, stage: str) -> None:
+        if stage in self.tasks:
+            self.bars.update(self.tasks[stage], completed=self.bars.tasks[self.tasks[stage]].total)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.bars.stop()
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _data_dir(data_dir: Optional[Path]) -> None:
+    if data_dir is not None:
+        os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
+
+
+@app.command("list")
+def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """The scenarios and what each one tests."""
+    from scenario_pipeline.scenarios.registry import get_scenario, scenario_ids, short_id
+
+    items = [{"id": s, "short": short_id(s), "title": get_scenario(s).title, "purpose": get_scenario(s).purpose} for s in scenario_ids()]
+    if as_json:
+        print(json.dumps(items, indent=2))
+        return
+    table = Table("short", "id", "scenario", "tests that an agent can...")
+    for i in items:
+        table.add_row(i["short"], i["id"], i["title"], i["purpose"])
+    out.print(table)
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="scenario id (s12-search) or short id (s12)"),
+    records: Optional[int] = typer.Option(None, help="dataset size in records (default: the scenario's)"),
+    cases: Optional[int] = typer.Option(None, help="number of cases (default: the scenario's)"),
+    agent: str = typer.Option("reference", help="reference | package.module:callable | http(s)://endpoint"),
+    run_id: Optional[str] = typer.Option(None, help="reuse to resume an interrupted run"),
+    seed: Optional[int] = typer.Option(None, help="fixes dataset and cases (default: SCENARIO_SEED or 20261122)"),
+    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    storage: Optional[str] = typer.Option(None, help="storage URL for datasets and checkpoints (file:// or s3://)"),
+    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
+    dask_address: Optional[str] = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
+    shard_size: Optional[int] = typer.Option(None, help="cases per shard (default: about four shards per worker thread)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout and nothing else there"),
+) -> None:
+    """Run one scenario end to end: generate, fan out, score, checkpoint, publish."""
+    from scenario_pipeline.agents.loader import check_agent
+    from scenario_pipeline.flows.params import resolve_params
+    from scenario_pipeline.settings import load_settings
+
+    _data_dir(data_dir)
+    settings = load_settings()
+    params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size)
+    check_agent(params.agent, params.scenario)
+    summary = _run_flow(params, as_json)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary)
+    if summary["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
+    from scenario_pipeline.infra.prefect_server import ensure_api
+
+    st = ensure_api()
+    if not quiet:
+        err.print(f"Prefect UI: {st.ui_url}", highlight=False)
+    from scenario_pipeline.flows.run_scenario import run_scenario
+
+    listener = RichListener() if err.is_terminal else None
+    progress.set_listener(listener)
+    try:
+        return run_scenario(
+            scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent, seed=params.seed,
+            run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
+            dask_address=params.dask_address, shard_size=params.shard_size,
+        )
+    finally:
+        if listener:
+            listener.close()
+        progress.set_listener(None)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    from scenario_pipeline.infra.prefect_server import status
+
+    c = s["counts"]
+    out.print(f"\n[bold]{s['scenario']}[/] run [bold]{s['run_id']}[/]: " + ("[green]PASSED[/]" if s["passed"] else "[red]FAILED[/]") + f" ({s['status']})")
+    out.print(f"{c['cases']} cases: {c['passed']} passed, {c['failed']} failed, {c['errors']} agent errors; "
+              f"{c['shards']} shards, {c['shards_resumed']} resumed")
+    table = Table("metric", "value", "target", "passed")
+    for name, value in sorted(s["metrics"].items()):
+        th = s["thresholds"].get(name, {})
+        table.add_row(name, "n/a" if value is None else f"{value:.4g}", "" if th.get("target") is None else f"{th['target']:g}",
+                      {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[th.get("passed")])
+    out.print(table)
+    ui = status().ui_url
+    out.print(f"Prefect UI:  {ui}/runs/flow-run/{s['flow_run_id']}" if s.get("flow_run_id") else f"Prefect UI:  {ui}")
+    out.print(f"Dataset:     {s['paths']['dataset']}")
+    out.print(f"Checkpoints: {s['paths']['checkpoints']}")
+    out.print(f"Warehouse:   {s['paths']['warehouse']} ({s['warehouse_rows']} case rows for this run)")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local Prefect server in the background (if none is running)."""
+    from scenario_pipeline.infra.prefect_server import start
+
+    st = start()
+    out.print(f"Prefect server running: API {st.api_url}, UI {st.ui_url}" + (f", pid {st.pid}" if st.pid else ""))
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server this tool started."""
+    from scenario_pipeline.infra.prefect_server import stop
+
+    out.print("stopped" if stop() else "no local server started by this tool is running")
+
+
+@server_app.command("status")
+def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Whether the Prefect API answers."""
+    from scenario_pipeline.infra.prefect_server import status
+
+    st = status()
+    if as_json:
+        print(json.dumps({"api_url": st.api_url, "healthy": st.healthy, "pid": st.pid, "managed": st.managed}))
+    else:
+        out.print(f"{st.api_url}: {'up' if st.healthy else 'down'}" + (f" (pid {st.pid})" if st.pid else ""))
+    if not st.healthy:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ScenarioError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.BadParameter, UsageError) as exc:  # pragma: no cover - typer formats its own
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; rerun with the same --run-id to resume")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

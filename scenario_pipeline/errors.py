@@ -1,0 +1,49 @@
+"""One exception hierarchy. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class ScenarioError(Exception):
+    """Base of every error this project raises on purpose. The CLI prints its message, exits 2."""
+
+    exit_code = 2
+
+
+class UsageError(ScenarioError):
+    """Bad input from the user: an unknown name, a number out of range, a malformed URL."""
+
+
+class UnknownScenarioError(UsageError):
+    pass
+
+
+class AgentError(ScenarioError):
+    """An agent spec that does not import, is not callable, or does not answer."""
+
+
+class StorageError(ScenarioError):
+    """Storage that cannot be reached, read or written."""
+
+
+class DatasetError(ScenarioError):
+    """A dataset that is incomplete, corrupt, or does not match its spec."""
+
+
+class ValidationFailed(DatasetError):
+    """A generated partition broke one of its spec's business rules."""
+
+
+class WarehouseError(ScenarioError):
+    """The results warehouse cannot be reached or rejected a write."""
+
+
+class ClusterError(ScenarioError):
+    """The Dask cluster cannot be reached or created."""
+
+
+class ServerError(ScenarioError):
+    """The Prefect API cannot be reached or the local server did not start."""
+
+
+class RunStateError(ScenarioError):
+    """A run id that exists with different parameters, or a checkpoint that does not match."""

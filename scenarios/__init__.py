@@ -1,0 +1,1 @@
+"""The scenarios: one module each, found by the registry. Adding a scenario is adding a module."""

@@ -1,0 +1,78 @@
+"""What every scenario provides, and the types that flow between agent, scorer and warehouse."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+from scenario_pipeline.datasets.spec import DatasetSpec
+
+Answer = dict[str, Any]
+Agent = Callable[[dict[str, Any], dict[str, Any]], Answer]
+"""An agent takes (case input, context) and returns an answer dict (see docs/agents.md)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One agent task. ``input`` is all the agent sees; ``truth`` is for the scorer only."""
+
+    case_id: str
+    index: int
+    input: dict[str, Any]
+    truth: dict[str, Any]
+    attributes: dict[str, Any] = field(default_factory=dict)  # for failure analysis: where a case sits
+
+
+@dataclass
+class CaseScore:
+    """A scorer's verdict on one answer: per-case metric values, passed, and why not."""
+
+    passed: bool
+    metrics: dict[str, float]
+    reason: str | None = None  # why it failed, in words; None when passed
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A run-level metric's pass bar: ``value >= target`` (or ``<=`` when lower is better)."""
+
+    target: float
+    higher_is_better: bool = True
+    min_effect: float = 0.0  # the smallest before/after difference worth a verdict
+
+    def met(self, value: float | None) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+
+@runtime_checkable
+class Scenario(Protocol):
+    """The interface of a scenario module's registered class."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    purpose: ClassVar[str]
+    default_records: ClassVar[int]
+    default_cases: ClassVar[int]
+    max_cases: ClassVar[int]
+    thresholds: ClassVar[dict[str, Threshold]]
+
+    def dataset_spec(self, records: int, seed: int) -> DatasetSpec | None: ...
+
+    def draw_cases(self, spec: DatasetSpec | None, n: int, seed: int) -> list[Case]: ...
+
+    def reference_agent(self, **params: Any) -> Agent: ...
+
+    def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore: ...
+
+    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    id: str
+    short: str
+    title: str
+    purpose: str

@@ -1,0 +1,102 @@
+"""S12 needle search at trillion-record scale.
+
+Needles are planted at record ids only the oracle knows; each carries a token in ``tag`` that no
+other record has. A case asks for every record with that token. A good agent does not scan the
+table: it uses what the dataset publishes (the manifest and the Parquet Bloom filters of ``tag``)
+and reads through DuckDB with predicate pushdown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scenario_pipeline.datasets import oracle
+from scenario_pipeline.datasets.catalog import build_spec
+from scenario_pipeline.datasets.hashing import mix64, stream_key
+from scenario_pipeline.datasets.spec import DatasetSpec
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
+from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.scenarios.registry import register
+
+
+@register
+class NeedleSearch:
+    id: ClassVar[str] = "s12-search"
+    title: ClassVar[str] = "Needle search at trillion-record scale"
+    purpose: ClassVar[str] = "find every planted needle record without scanning the table"
+    default_records: ClassVar[int] = 10_000_000
+    default_cases: ClassVar[int] = 100
+    max_cases: ClassVar[int] = 1000
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "recall": Threshold(1.0, min_effect=0.01),
+        "precision": Threshold(1.0, min_effect=0.01),
+        "bytes_read_share": Threshold(0.01, higher_is_better=False, min_effect=0.001),
+    }
+
+    def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
+        return build_spec("events", records=records, seed=seed)
+
+    def draw_cases(self, spec: DatasetSpec | None, n: int, seed: int) -> list[Case]:
+        assert spec is not None
+        planted = oracle.needles(spec)
+        groups = planted.feature.groups
+        # A seeded permutation of the needle groups: case i asks for group order[i].
+        order = np.argsort(mix64(np.arange(groups, dtype=np.uint64), stream_key(seed, self.id, "cases")), kind="stable")
+        cases = []
+        for i in range(n):
+            g = int(order[i])
+            token = planted.tokens[g]
+            ids = planted.of_group(g)
+            cases.append(Case(
+                case_id=f"{self.id}-{i:05d}",
+                index=i,
+                input={
+                    "question": f"Find every record of table events whose tag is {token!r}.",
+                    "table": "events",
+                    "predicate": {"column": "tag", "op": "=", "value": token},
+                },
+                truth={"record_ids": ids},
+                attributes={
+                    "needles": len(ids),
+                    "last_partition_share": _position_bucket(ids, spec),
+                },
+            ))
+        return cases
+
+    def reference_agent(self, **params: Any) -> Agent:
+        from scenario_pipeline.agents.reference.s12_search import NeedleSearchAgent
+
+        return NeedleSearchAgent(**params)
+
+    def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:
+        ids = answer.get("record_ids")
+        if not isinstance(ids, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ids):
+            return CaseScore(False, {"precision": 0.0, "recall": 0.0, "f1": 0.0}, "answer.record_ids must be a list of integers")
+        truth = set(case.truth["record_ids"])
+        precision, recall, f1 = precision_recall_f1(set(ids), truth)
+        metrics = {"precision": precision, "recall": recall, "f1": f1}
+        dataset_bytes = context["dataset"]["bytes"]
+        for key, name in (("bytes_read", "bytes_read_share"), ("partitions_opened", "partitions_opened")):
+            value = answer.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                metrics[name] = value / dataset_bytes if key == "bytes_read" else float(value)
+        passed = recall == 1.0 and precision == 1.0
+        reason = None if passed else f"found {len(set(ids) & truth)} of {len(truth)} needles with {len(set(ids) - truth)} false hits"
+        return CaseScore(passed, metrics, reason)
+
+    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        m = [r["metrics"] for r in rows]
+        out = {name: mean(x.get(name) for x in m) for name in ("precision", "recall", "f1", "bytes_read_share", "partitions_opened")}
+        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
+        out.update(latency_metrics(rows))
+        return out
+
+
+def _position_bucket(ids: list[int], spec: DatasetSpec) -> str:
+    """Where a case's needles sit: lets failure analysis say 'recall drops in the last 1%'."""
+    if not ids:
+        return "none"
+    last = max(ids) / spec.records
+    return "last-1%" if last >= 0.99 else "last-10%" if last >= 0.9 else "body"

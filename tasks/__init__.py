@@ -1,0 +1,1 @@
+"""Prefect tasks, one module per stage: generate -> fan out -> score -> checkpoint -> publish."""

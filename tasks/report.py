@@ -1,0 +1,51 @@
+"""What a person reads on the flow run in Prefect's UI: a markdown summary and a metrics table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def artifact_key(run_id: str, what: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
+    return f"{what}-{safe}"[:100]
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(summary: dict[str, Any], metric_rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    table = [{"metric": m["metric"], "value": _fmt(m["value"]), "target": _fmt(m["target"]),
+              "better": ("higher" if m["higher_is_better"] else "lower") if m["higher_is_better"] is not None else "",
+              "passed": {True: "yes", False: "NO", None: ""}[m["passed"]]} for m in metric_rows]
+    create_table_artifact(table, key=artifact_key(summary["run_id"], "metrics"), description=f"Metrics of run {summary['run_id']} ({summary['scenario']})")
+    c = summary["counts"]
+    lines = [
+        f"# {summary['scenario']}: {'PASSED' if summary['passed'] else 'FAILED'}",
+        "",
+        f"Run `{summary['run_id']}` with agent `{summary['agent']}` on {summary['records']:,} records, seed {summary['seed']}.",
+        "",
+        f"- cases: {c['cases']:,} ({c['passed']:,} passed, {c['failed']:,} failed, {c['errors']:,} agent errors)",
+        f"- shards: {c['shards']} ({c['shards_resumed']} resumed from checkpoints, {c['shards_failed']} failed)",
+        f"- dataset: `{summary['paths']['dataset']}`",
+        f"- checkpoints: `{summary['paths']['checkpoints']}`",
+        f"- warehouse: `{summary['paths']['warehouse']}` ({summary['warehouse_rows']:,} case rows)",
+        "",
+        "| metric | value | target | passed |",
+        "|---|---|---|---|",
+        *[f"| {t['metric']} | {t['value']} | {t['target']} | {t['passed']} |" for t in table],
+    ]
+    if failures:
+        lines += ["", "## Most common failure reasons", "", "| reason | cases |", "|---|---|"]
+        lines += [f"| {f['reason']} | {f['cases']} |" for f in failures[:10]]
+    create_markdown_artifact("\n".join(lines), key=artifact_key(summary["run_id"], "summary"), description=f"Summary of run {summary['run_id']}")

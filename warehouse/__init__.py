@@ -1,0 +1,1 @@
+"""Stage 5, publish: the results warehouse (DuckDB by default, Redshift by URL)."""

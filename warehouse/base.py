@@ -1,0 +1,43 @@
+"""The warehouse interface and how a URL picks its back end."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import pyarrow as pa
+
+from scenario_pipeline.errors import UsageError
+
+
+class Warehouse(Protocol):
+    url: str
+
+    def migrate(self) -> int: ...
+
+    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]]) -> None: ...
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
+
+    def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """A warehouse URL safe to print: any password in it is replaced."""
+    p = urlparse(url)
+    if p.password:
+        return url.replace(f":{p.password}@", ":***@")
+    return url
+
+
+def connect(url: str) -> Warehouse:
+    scheme = urlparse(url).scheme
+    if scheme == "duckdb":
+        from scenario_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+
+        return DuckDBWarehouse(url)
+    if scheme == "redshift":
+        from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse  # issue 6
+
+        return RedshiftWarehouse(url)
+    raise UsageError(f"warehouse URL {redact_url(url)!r} has unknown scheme {scheme!r}; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")
