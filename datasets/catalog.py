@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from scenario_pipeline.datasets.spec import (
-    CategoryColumn,
-    DatasetSpec,
-    FloatColumn,
-    IntColumn,
-    NeedleFeature,
-    RecordIdColumn,
-    TableSpec,
-    TimestampColumn,
-    WordColumn,
-)
+from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
 from scenario_pipeline.errors import UsageError
 
 
@@ -65,14 +55,14 @@ def events_table() -> TableSpec:
     return TableSpec(
         name="events",
         columns=(
-            RecordIdColumn(name="record_id"),
-            TimestampColumn(name="ts"),
-            IntColumn(name="user_id", low=0, high=10_000_000),
-            CategoryColumn(name="category", values=EVENT_CATEGORIES),
-            FloatColumn(name="amount", low=0.0, high=1000.0, decimals=2),
-            IntColumn(name="quantity", low=1, high=21, bits=32),
-            CategoryColumn(name="status", values=("ok", "refunded", "failed", "pending"), weights=(0.9, 0.04, 0.03, 0.03)),
-            WordColumn(name="tag", vocabulary=1024, null_rate=0.05),
+            column("record_id", "record_id"),
+            column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=365.0),
+            column("user_id", "int", low=0, high=10_000_000),
+            column("category", "category", values=list(EVENT_CATEGORIES)),
+            column("amount", "float", low=0.0, high=1000.0, decimals=2),
+            column("quantity", "int", low=1, high=21, bits=32),
+            column("status", "category", values=["ok", "refunded", "failed", "pending"], weights=[0.9, 0.04, 0.03, 0.03]),
+            column("tag", "word", null_rate=0.05, vocabulary=1024),
         ),
         bloom_columns=("tag",),
     )
@@ -87,5 +77,5 @@ def events(records: int, seed: int, partition_rows: int | None = None) -> Datase
         records=records,
         partition_rows=partition_rows or default_partition_rows(records),
         tables=(events_table(),),
-        features=(NeedleFeature(table="events", column="tag", groups=1000, min_per_group=1, max_per_group=5),),
+        features=(FeatureSpec(kind="needles", table="events", column="tag", params={"groups": 1000, "min_per_group": 1, "max_per_group": 5}),),
     )

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.columns import generate_column
 from scenario_pipeline.datasets.hashing import stream_key
-from scenario_pipeline.datasets.spec import DatasetSpec, NeedleFeature
+from scenario_pipeline.datasets.features import feature_kind
+from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.storage import Storage
 
 COMPRESSION = "zstd"
@@ -45,37 +46,15 @@ class PartitionInfo:
 def build_partition(spec: DatasetSpec, table: str, p: int) -> pa.Table:
     """Records [start, stop) of partition p; each value depends only on (spec, table, record id)."""
     tspec = spec.table(table)
-    start, stop = spec.partition_bounds(p)
+    start, stop = spec.partition_bounds(p, table)
+    records = spec.table_records(table)
     ids = np.arange(start, stop, dtype=np.uint64)
-    arrays = [generate_column(col, ids, stream_key(spec.seed, table, col.name), spec.records) for col in tspec.columns]
+    arrays = [generate_column(col, ids, stream_key(spec.seed, table, col.name), records) for col in tspec.columns]
     out = pa.Table.from_arrays(arrays, names=[c.name for c in tspec.columns])
     for i, feature in enumerate(spec.features):
-        if isinstance(feature, NeedleFeature) and feature.table == table:
-            out = _plant_needles(out, spec, i, start, stop)
+        if feature.table == table:
+            out = feature_kind(feature.kind).plant(out, spec, feature, oracle.truth(spec, i), start, stop)
     return out
-
-
-def _plant_needles(tbl: pa.Table, spec: DatasetSpec, index: int, start: int, stop: int) -> pa.Table:
-    planted = oracle.needles(spec, _nth_of_kind(spec, index))
-    ids, groups = planted.in_range(start, stop)
-    if len(ids) == 0:
-        return tbl
-    col_i = tbl.schema.get_field_index(planted.feature.column)
-    column = tbl.column(col_i).combine_chunks()
-    dictionary = column.dictionary.to_pylist()
-    tokens = sorted({planted.tokens[g] for g in groups})
-    token_index = {t: len(dictionary) + i for i, t in enumerate(tokens)}
-    indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32, copy=True)
-    indices[ids - start] = [token_index[planted.tokens[g]] for g in groups]
-    mask = column.indices.is_null().to_numpy(zero_copy_only=False).copy()
-    mask[ids - start] = False
-    new = pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask if mask.any() else None), pa.array(dictionary + tokens, pa.string()))
-    return tbl.set_column(col_i, planted.feature.column, new)
-
-
-def _nth_of_kind(spec: DatasetSpec, index: int) -> int:
-    kind = spec.features[index].kind
-    return sum(1 for f in spec.features[:index] if f.kind == kind)
 
 
 def encode_parquet(tbl: pa.Table, spec: DatasetSpec, table: str) -> bytes:

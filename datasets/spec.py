@@ -1,10 +1,15 @@
-"""Declarative dataset specs. A spec fixes every value of every record; its hash names its version."""
+"""Declarative dataset specs. A spec fixes every value of every record; its hash names its version.
+
+Columns and planted features are open sets: a column ``kind`` names a generator registered in
+``datasets/columns.py`` (or any module that registers one), a feature ``kind`` names a planter
+registered in ``datasets/features/``. Their parameters live in ``params``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,85 +31,26 @@ class Rules(BaseModel):
     max_null_rate: float = 0.0
 
 
-class _Column(BaseModel):
+class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    kind: str
     null_rate: float = Field(0.0, ge=0.0, le=1.0)
-    rules: Rules | None = None  # None: derived from the generator's own parameters
+    rules: Rules | None = None  # None: the kind's default rules for these params
+    params: dict[str, Any] = Field(default_factory=dict)
 
     def effective_rules(self) -> Rules:
-        return self.rules or self.default_rules()
+        if self.rules is not None:
+            return self.rules
+        from scenario_pipeline.datasets.columns import column_kind
 
-    def default_rules(self) -> Rules:
-        return Rules(max_null_rate=self.null_rate)
-
-
-class RecordIdColumn(_Column):
-    kind: Literal["record_id"] = "record_id"
-
-    def default_rules(self) -> Rules:
-        return Rules(min=0, unique=True)
+        return column_kind(self.kind).default_rules(self)
 
 
-class IntColumn(_Column):
-    kind: Literal["int"] = "int"
-    low: int = 0
-    high: int = 1000  # exclusive
-    bits: Literal[32, 64] = 64
-
-    def default_rules(self) -> Rules:
-        return Rules(min=self.low, max=self.high - 1, max_null_rate=self.null_rate)
-
-
-class FloatColumn(_Column):
-    kind: Literal["float"] = "float"
-    low: float = 0.0
-    high: float = 1.0
-    decimals: int | None = 2
-
-    def default_rules(self) -> Rules:
-        return Rules(min=self.low, max=self.high, max_null_rate=self.null_rate)
-
-
-class TimestampColumn(_Column):
-    """Event time rising with the record id (as in an append-only event log), plus jitter."""
-
-    kind: Literal["timestamp"] = "timestamp"
-    start: str = "2026-01-01T00:00:00"
-    span_days: float = 365.0
-
-
-class CategoryColumn(_Column):
-    kind: Literal["category"] = "category"
-    values: tuple[str, ...]
-    weights: tuple[float, ...] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> "CategoryColumn":
-        if self.weights is not None and len(self.weights) != len(self.values):
-            raise ValueError(f"column {self.name}: {len(self.weights)} weights for {len(self.values)} values")
-        return self
-
-    def default_rules(self) -> Rules:
-        return Rules(allowed=self.values, max_null_rate=self.null_rate)
-
-
-class WordColumn(_Column):
-    """A short text token from a fixed vocabulary of pronounceable words."""
-
-    kind: Literal["word"] = "word"
-    vocabulary: int = 1024
-
-    def default_rules(self) -> Rules:
-        # Planted tokens (needles) follow their own pattern, so the rule admits both.
-        return Rules(pattern=r"^([a-z]{4,12}|zq[0-9a-f]{16})$", max_null_rate=self.null_rate)
-
-
-ColumnSpec = Annotated[
-    Union[RecordIdColumn, IntColumn, FloatColumn, TimestampColumn, CategoryColumn, WordColumn],
-    Field(discriminator="kind"),
-]
+def column(name: str, kind: str, null_rate: float = 0.0, rules: Rules | None = None, **params: Any) -> ColumnSpec:
+    """Shorthand: ``column("amount", "float", low=0, high=1000)``."""
+    return ColumnSpec(name=name, kind=kind, null_rate=null_rate, rules=rules, params=params)
 
 
 class TableSpec(BaseModel):
@@ -112,6 +58,7 @@ class TableSpec(BaseModel):
 
     name: str
     columns: tuple[ColumnSpec, ...]
+    records: int | None = None  # None: the dataset's record count
     bloom_columns: tuple[str, ...] = ()  # columns that get Parquet Bloom filters per row group
 
     def column(self, name: str) -> ColumnSpec:
@@ -121,20 +68,15 @@ class TableSpec(BaseModel):
         raise UsageError(f"table {self.name} has no column {name!r}")
 
 
-class NeedleFeature(BaseModel):
-    """Groups of needle records; every record of group g carries a token only group g has."""
+class FeatureSpec(BaseModel):
+    """Something planted in a table, whose truth the oracle enumerates from the spec alone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["needles"] = "needles"
+    kind: str
     table: str
-    column: str
-    groups: int = Field(1000, ge=1)
-    min_per_group: int = Field(1, ge=1)
-    max_per_group: int = Field(5, ge=1)
-
-
-FeatureSpec = Annotated[Union[NeedleFeature], Field(discriminator="kind")]
+    column: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class DatasetSpec(BaseModel):
@@ -162,27 +104,37 @@ class DatasetSpec(BaseModel):
             raise ValueError(f"row group rows must be a positive number, got {self.row_group_rows}")
         return self
 
+    def __hash__(self) -> int:  # params dicts are not hashable; the content hash is
+        return hash(self.spec_hash())
+
     # -- identity -----------------------------------------------------------------------
     def values_hash(self) -> str:
         """Hash of what the values are: everything but the physical layout."""
-        body = self.model_dump(mode="json", exclude={"partition_rows", "row_group_rows"})
-        return _digest(body)
+        return _digest(self.model_dump(mode="json", exclude={"partition_rows", "row_group_rows"}))
 
     def spec_hash(self) -> str:
         """Hash of the whole spec, layout included: names the dataset's folder."""
         return _digest(self.model_dump(mode="json"))
 
     # -- layout -------------------------------------------------------------------------
+    def table_records(self, table: str) -> int:
+        return self.table(table).records or self.records
+
+    def partitions_of(self, table: str) -> int:
+        return -(-self.table_records(table) // self.partition_rows)
+
     @property
     def partitions(self) -> int:
-        return -(-self.records // self.partition_rows)
+        return self.partitions_of(self.tables[0].name)
 
-    def partition_bounds(self, p: int) -> tuple[int, int]:
-        """Record ids [start, stop) of partition p."""
-        if not 0 <= p < self.partitions:
-            raise UsageError(f"partition {p} is out of range 0..{self.partitions - 1}")
+    def partition_bounds(self, p: int, table: str | None = None) -> tuple[int, int]:
+        """Record ids [start, stop) of partition p of ``table`` (default: the first table)."""
+        table = table or self.tables[0].name
+        n = self.partitions_of(table)
+        if not 0 <= p < n:
+            raise UsageError(f"partition {p} of {table} is out of range 0..{n - 1}")
         start = p * self.partition_rows
-        return start, min(start + self.partition_rows, self.records)
+        return start, min(start + self.partition_rows, self.table_records(table))
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:

@@ -41,7 +41,7 @@ class NeedleSearch:
     def draw_cases(self, spec: DatasetSpec | None, n: int, seed: int) -> list[Case]:
         assert spec is not None
         planted = oracle.needles(spec)
-        groups = planted.feature.groups
+        groups = len(planted.tokens)
         # A seeded permutation of the needle groups: case i asks for group order[i].
         order = np.argsort(mix64(np.arange(groups, dtype=np.uint64), stream_key(seed, self.id, "cases")), kind="stable")
         cases = []

@@ -1,63 +1,16 @@
-"""The ``scenario`` command line. Bad input: one line on stderr, exit code 2, nothing written."""
+"""``scenario list`` and ``scenario run``."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from scenario_pipeline import progress
-from scenario_pipeline.errors import ScenarioError, UsageError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run scenario workloads against data agents.")
-server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server.")
-app.add_typer(server_app, name="server")
-err = Console(stderr=True)
-out = Console()
-
-
-class RichListener:
-    """Progress bars on stderr, for a person at a terminal."""
-
-    def __init__(self) -> None:
-        self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
-        self.tasks: dict[str, Any] = {}
-
-    def start(self, stage: str, total: int, unit: str) -> None:
-        if not self.tasks:
-            self.bars.start()
-        self.tasks[stage] = self.bars.add_task(stage, total=total, unit=unit)
-
-    def advance(self, stage: str, done: int) -> None:
-        if stage in self.tasks:
-            self.bars.update(self.tasks[stage], completed=done)
-
-    def finish(self, stage: str) -> None:
-        if stage in self.tasks:
-            self.bars.update(self.tasks[stage], completed=self.bars.tasks[self.tasks[stage]].total)
-
-    def close(self) -> None:
-        if self.tasks:
-            self.bars.stop()
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _data_dir(data_dir: Optional[Path]) -> None:
-    if data_dir is not None:
-        os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
-
+from scenario_pipeline.cli.common import RichListener, _data_dir, app, err, out
 
 @app.command("list")
 def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
@@ -149,59 +102,3 @@ def _print_summary(s: dict[str, Any]) -> None:
     out.print(f"Warehouse:   {s['paths']['warehouse']} ({s['warehouse_rows']} case rows for this run)")
 
 
-@server_app.command("start")
-def server_start() -> None:
-    """Start the local Prefect server in the background (if none is running)."""
-    from scenario_pipeline.infra.prefect_server import start
-
-    st = start()
-    out.print(f"Prefect server running: API {st.api_url}, UI {st.ui_url}" + (f", pid {st.pid}" if st.pid else ""))
-
-
-@server_app.command("stop")
-def server_stop() -> None:
-    """Stop the local Prefect server this tool started."""
-    from scenario_pipeline.infra.prefect_server import stop
-
-    out.print("stopped" if stop() else "no local server started by this tool is running")
-
-
-@server_app.command("status")
-def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Whether the Prefect API answers."""
-    from scenario_pipeline.infra.prefect_server import status
-
-    st = status()
-    if as_json:
-        print(json.dumps({"api_url": st.api_url, "healthy": st.healthy, "pid": st.pid, "managed": st.managed}))
-    else:
-        out.print(f"{st.api_url}: {'up' if st.healthy else 'down'}" + (f" (pid {st.pid})" if st.pid else ""))
-    if not st.healthy:
-        raise typer.Exit(1)
-
-
-def main() -> None:
-    try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except ScenarioError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except (typer.BadParameter, UsageError) as exc:  # pragma: no cover - typer formats its own
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("interrupted; rerun with the same --run-id to resume")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
-            sys.exit(2)
-        raise
-
-
-if __name__ == "__main__":
-    main()

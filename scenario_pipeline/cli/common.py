@@ -1,0 +1,53 @@
+"""Shared pieces of the command line: the Typer app, consoles, the progress bars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run scenario workloads against data agents.")
+err = Console(stderr=True)
+out = Console()
+
+
+class RichListener:
+    """Progress bars on stderr, for a person at a terminal."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int, unit: str) -> None:
+        if not self.tasks:
+            self.bars.start()
+        self.tasks[stage] = self.bars.add_task(stage, total=total, unit=unit)
+
+    def advance(self, stage: str, done: int) -> None:
+        if stage in self.tasks:
+            self.bars.update(self.tasks[stage], completed=done)
+
+    def finish(self, stage: str) -> None:
+        if stage in self.tasks:
+            self.bars.update(self.tasks[stage], completed=self.bars.tasks[self.tasks[stage]].total)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.bars.stop()
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _data_dir(data_dir: Optional[Path]) -> None:
+    if data_dir is not None:
+        os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
+
+
