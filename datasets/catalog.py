@@ -28,6 +28,10 @@ def dataset_names() -> list[str]:
 
 
 def build_spec(name: str, records: int, seed: int, partition_rows: int | None = None) -> DatasetSpec:
+    if name not in _DATASETS:  # scenario modules may register datasets of their own
+        from scenario_pipeline.scenarios.registry import load_all
+
+        load_all()
     if name not in _DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
     if records <= 0:

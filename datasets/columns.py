@@ -42,6 +42,12 @@ def register_column_kind(name: str, rules: Callable[[ColumnSpec], Rules] | None 
 
 def column_kind(name: str) -> ColumnKind:
     if name not in _KINDS:
+        # Scenario modules may register their own kinds; a fresh worker process may not have
+        # imported them yet.
+        from scenario_pipeline.scenarios.registry import load_all
+
+        load_all()
+    if name not in _KINDS:
         raise UsageError(f"unknown column kind {name!r}; known: {', '.join(sorted(_KINDS))}")
     return _KINDS[name]
 

@@ -26,7 +26,7 @@ def short_id(scenario_id: str) -> str:
     return scenario_id.split("-", 1)[0]
 
 
-def _load_all() -> None:
+def load_all() -> None:
     global _LOADED
     if _LOADED:
         return
@@ -39,12 +39,12 @@ def _load_all() -> None:
 
 
 def scenario_ids() -> list[str]:
-    _load_all()
+    load_all()
     return sorted(_REGISTRY)
 
 
 def resolve_id(name: str) -> str:
-    _load_all()
+    load_all()
     key = name.strip().lower()
     for sid in _REGISTRY:
         if key in (sid, short_id(sid)):

@@ -39,6 +39,10 @@ def feature_kind(name: str) -> FeatureKind:
         for mod in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{mod.name}")
         _LOADED = True
+    if name not in _KINDS:  # scenario modules may register kinds of their own
+        from scenario_pipeline.scenarios.registry import load_all
+
+        load_all()
     if name not in _KINDS:
         raise UsageError(f"unknown feature kind {name!r}; known: {', '.join(sorted(_KINDS))}")
     return _KINDS[name]
