@@ -91,7 +91,9 @@ class HttpAgent:
     def __call__(self, case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_s)
-        resp = self._client.post(self.url, json={"case": case, "context": context})
+        # The manifest can be megabytes; HTTP agents fetch it from manifest_url when they need it.
+        slim = {**context, "dataset": {k: v for k, v in context.get("dataset", {}).items() if k != "manifest"}}
+        resp = self._client.post(self.url, json={"case": case, "context": slim})
         if resp.status_code >= 400:
             raise AgentError(f"HTTP agent answered {resp.status_code}: {resp.text[:200]}")
         try:

@@ -17,6 +17,22 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def check_address(address: str) -> None:
+    """Fail fast, before any work, on a scheduler address that does not accept connections."""
+    import socket
+    from urllib.parse import urlparse
+
+    if "://" not in address:
+        raise UsageError(f"Dask address {address!r} needs a scheme, e.g. tcp://host:8786")
+    url = urlparse(address)
+    if not url.hostname or not url.port:
+        raise UsageError(f"Dask address {address!r} needs a host and a port, e.g. tcp://host:8786")
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=5).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}; check the address and that the scheduler is running") from exc
+
+
 @contextmanager
 def dask_client(address: str | None, settings: DaskSettings | None = None) -> Iterator[Client]:
     """A connected client; a LocalCluster it starts is closed on exit."""

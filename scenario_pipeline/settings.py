@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         return self.storage_url or self.resolved_data_dir().as_uri()
 
     def resolved_warehouse_url(self) -> str:
-        return self.warehouse_url or f"duckdb:///{self.resolved_data_dir() / 'warehouse.duckdb'}"
+        return self.warehouse_url or f"duckdb://{self.resolved_data_dir() / 'warehouse.duckdb'}"  # absolute path: three slashes
 
 
 def load_settings() -> Settings:

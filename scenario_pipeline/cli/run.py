@@ -51,6 +51,10 @@ def run(
     settings = load_settings()
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size)
     check_agent(params.agent, params.scenario)
+    if params.dask_address:
+        from scenario_pipeline.infra.dask_cluster import check_address
+
+        check_address(params.dask_address)
     summary = _run_flow(params, as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
