@@ -29,7 +29,7 @@ def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-r
 
 @app.command()
 def run(
-    scenario: str = typer.Argument(..., help="scenario id (s12-search) or short id (s12)"),
+    scenario: str = typer.Argument(..., help="scenario id (s12-search), short id (s12), or 'all'"),
     records: Optional[int] = typer.Option(None, help="dataset size in records (default: the scenario's)"),
     cases: Optional[int] = typer.Option(None, help="number of cases (default: the scenario's)"),
     agent: str = typer.Option("reference", help="reference | package.module:callable | http(s)://endpoint"),
@@ -49,6 +49,9 @@ def run(
 
     _data_dir(data_dir)
     settings = load_settings()
+    if scenario.strip().lower() == "all":
+        _run_all(settings, records, cases, agent, seed, run_id, storage, warehouse, dask_address, as_json)
+        return
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size)
     check_agent(params.agent, params.scenario)
     if params.dask_address:
@@ -61,6 +64,39 @@ def run(
     else:
         _print_summary(summary)
     if summary["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent: str, seed: Optional[int], run_id: Optional[str],
+             storage: Optional[str], warehouse: Optional[str], dask_address: Optional[str], as_json: bool) -> None:
+    """``scenario run all``: every scenario as a sub-flow of one suite flow run."""
+    from scenario_pipeline.agents.loader import check_agent
+    from scenario_pipeline.flows.params import resolve_params
+    from scenario_pipeline.scenarios.registry import scenario_ids
+
+    checked = [resolve_params(settings, sid, records, cases, agent, seed, f"{run_id}-x" if run_id else None, storage, warehouse, dask_address, None)
+               for sid in scenario_ids()]  # validates every scenario's parameters before any work
+    for params in checked:
+        check_agent(params.agent, params.scenario)
+    from scenario_pipeline.infra.prefect_server import ensure_api
+
+    st = ensure_api()
+    if not as_json:
+        err.print(f"Prefect UI: {st.ui_url}", highlight=False)
+    from scenario_pipeline.flows.run_suite import run_suite
+
+    p = checked[0]
+    result = run_suite(records=records, cases=cases, agent=agent, seed=p.seed, run_id=run_id,
+                       storage_url=p.storage_url, warehouse_url=p.warehouse_url, dask_address=p.dask_address)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        table = Table("scenario", "passed", "cases", "pass rate", "thresholds met", "run id")
+        for r in result["scenarios"]:
+            table.add_row(r["scenario"], "[green]yes[/]" if r["passed"] else "[red]no[/]", str(r["cases"]),
+                          "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.3f}", r["thresholds_met"], r["run_id"] or (r["error"] or ""))
+        out.print(table)
+    if any(r["status"] != "completed" for r in result["scenarios"]):
         raise typer.Exit(1)
 
 

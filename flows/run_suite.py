@@ -1,0 +1,65 @@
+"""Every scenario in one flow run: a sub-flow per scenario, one summary table across them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from scenario_pipeline.flows.run_scenario import run_scenario
+from scenario_pipeline.infra.dask_cluster import dask_client
+from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short_id
+from scenario_pipeline.tasks.report import artifact_key
+
+
+def suite_row(sid: str, summary: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
+    if summary is None:
+        return {"scenario": sid, "run_id": "", "status": "error", "passed": False, "cases": 0, "pass_rate": None,
+                "thresholds_met": "", "error": error}
+    met = [t["passed"] for t in summary["thresholds"].values()]
+    return {
+        "scenario": sid, "run_id": summary["run_id"], "status": summary["status"], "passed": summary["passed"],
+        "cases": summary["counts"]["cases"], "pass_rate": summary["metrics"].get("pass_rate"),
+        "thresholds_met": f"{sum(bool(m) for m in met)}/{len(met)}", "error": None,
+    }
+
+
+@flow(name="run-suite", flow_run_name=lambda: f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M}", validate_parameters=False)
+def run_suite(
+    scenarios: list[str] | None = None,
+    records: int | None = None,
+    cases: int | None = None,
+    agent: str = "reference",
+    seed: int | None = None,
+    run_id: str | None = None,
+    storage_url: str | None = None,
+    warehouse_url: str | None = None,
+    dask_address: str | None = None,
+) -> dict[str, Any]:
+    """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster."""
+    logger = get_run_logger()
+    ids = [resolve_id(s) for s in scenarios] if scenarios else scenario_ids()
+    suite_id = run_id or f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    rows, summaries = [], {}
+    with dask_client(dask_address) as client:
+        address = client.scheduler.address
+        for sid in ids:
+            logger.info("Suite %s: scenario %s.", suite_id, sid)
+            try:
+                summary = run_scenario(scenario=sid, records=records, cases=cases, agent=agent, seed=seed,
+                                       run_id=f"{suite_id}-{short_id(sid)}", storage_url=storage_url,
+                                       warehouse_url=warehouse_url, dask_address=address)
+                summaries[sid] = summary
+                rows.append(suite_row(sid, summary, None))
+            except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+                logger.error("Scenario %s failed: %s", sid, exc)
+                rows.append(suite_row(sid, None, f"{type(exc).__name__}: {exc}"[:500]))
+    create_table_artifact(rows, key=artifact_key(suite_id, "suite"), description=f"Suite {suite_id}: one row per scenario")
+    lines = [f"# Suite {suite_id}", "", "| scenario | passed | cases | pass rate | thresholds met | run id |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.3f}"
+        lines.append(f"| {r['scenario']} | {'yes' if r['passed'] else 'NO'} | {r['cases']} | {rate} | {r['thresholds_met']} | {r['run_id'] or r['error']} |")
+    create_markdown_artifact("\n".join(lines), key=artifact_key(suite_id, "suite-summary"), description=f"Suite {suite_id}")
+    return {"suite_id": suite_id, "scenarios": rows, "passed": all(r["passed"] for r in rows), "runs": summaries}
