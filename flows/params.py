@@ -43,6 +43,20 @@ def new_run_id(scenario_id: str) -> str:
     return f"{short_id(scenario_id)}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+def from_variable(value: str | None, what: str) -> str | None:
+    """``variable:NAME`` stands for the value of Prefect Variable NAME (deployment parameters
+    name where data lives without carrying it, and never carry secrets)."""
+    if not value or not value.startswith("variable:"):
+        return value
+    name = value.removeprefix("variable:")
+    from prefect.variables import Variable
+
+    resolved = Variable.get(name, default=None)
+    if not resolved:
+        raise UsageError(f"{what} names Prefect variable {name!r}, which does not exist; create it with `prefect variable set {name} URL`")
+    return str(resolved)
+
+
 def resolve_params(
     settings: Settings,
     scenario: str,
@@ -57,6 +71,9 @@ def resolve_params(
     shard_size: int | None,
 ) -> RunParams:
     sc = get_scenario(scenario)
+    storage_url = from_variable(storage_url, "storage URL")
+    warehouse_url = from_variable(warehouse_url, "warehouse URL")
+    dask_address = from_variable(dask_address, "Dask address")
     records = _positive("records", records if records is not None else sc.default_records)
     cases = _positive("cases", cases if cases is not None else sc.default_cases)
     if cases > sc.max_cases:

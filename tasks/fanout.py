@@ -94,7 +94,8 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
     if not jobs:
         bar.finish("fan-out")
         return stats
-    logger.info("Fanning out %d cases in %d shards to %d Dask workers.", sum(len(j.cases) for j in jobs), len(jobs), len(client.scheduler_info(n_workers=-1)["workers"]))
+    logger.info("Fanning out %d cases in %d shards to %d Dask workers (dashboard: %s).", sum(len(j.cases) for j in jobs), len(jobs),
+                len(client.scheduler_info(n_workers=-1)["workers"]), client.dashboard_link)
     ctx = client.scatter(context, broadcast=True, hash=False)
     futures = client.map(run_shard, jobs, context=ctx, key=[f"shard-{j.run_id}-{j.shard}" for j in jobs], pure=False, retries=2)
     by_key = {f.key: j for f, j in zip(futures, jobs)}

@@ -106,16 +106,21 @@ def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
     st = ensure_api()
     if not quiet:
         err.print(f"Prefect UI: {st.ui_url}", highlight=False)
+    from prefect import tags
+
+    from scenario_pipeline.agents.loader import agent_kind
     from scenario_pipeline.flows.run_scenario import run_scenario
+    from scenario_pipeline.scenarios.registry import short_id
 
     listener = RichListener() if err.is_terminal else None
     progress.set_listener(listener)
     try:
-        return run_scenario(
-            scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent, seed=params.seed,
-            run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
-            dask_address=params.dask_address, shard_size=params.shard_size,
-        )
+        with tags("scenario-pipeline", short_id(params.scenario.id), f"agent-{agent_kind(params.agent)}"):
+            return run_scenario(
+                scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent, seed=params.seed,
+                run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
+                dask_address=params.dask_address, shard_size=params.shard_size,
+            )
     finally:
         if listener:
             listener.close()
