@@ -87,6 +87,7 @@ def start(settings: PrefectServerSettings | None = None) -> ServerStatus:
         log = open(log_file(settings), "ab")
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        env["PREFECT_UI_API_URL"] = url  # the UI asks the API there (its default is port 4200)
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port), "--no-services"]
             if os.environ.get("SCENARIO_SERVER_NO_SERVICES") else
