@@ -46,9 +46,14 @@ def build_spec(name: str, records: int, seed: int, partition_rows: int | None = 
         raise UsageError(f"dataset {name}: {exc}") from exc
 
 
+MAX_DEFAULT_PARTITIONS = 100_000
+
+
 def default_partition_rows(records: int) -> int:
-    """1,000,000 rows a partition (about 14 MB of zstd Parquet), fewer for small datasets."""
-    return min(records, 1_000_000)
+    """1,000,000 rows a partition (about 13.5 MB of zstd Parquet), fewer for small datasets; above
+    10^11 records, enough rows to stay at 100,000 partitions (the manifest lists every one, and
+    generation streams a partition in chunks, so bigger files cost no memory)."""
+    return min(records, max(1_000_000, -(-records // MAX_DEFAULT_PARTITIONS)))
 
 
 EVENT_CATEGORIES = ("books", "games", "garden", "grocery", "health", "home", "kids", "music",
@@ -61,7 +66,7 @@ def events_table() -> TableSpec:
         columns=(
             column("record_id", "record_id"),
             column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=365.0),
-            column("user_id", "int", low=0, high=10_000_000),
+            column("user_id", "int", low=0, high=10_000_000, bits=32),
             column("category", "category", values=list(EVENT_CATEGORIES)),
             column("amount", "float", low=0.0, high=1000.0, decimals=2),
             column("quantity", "int", low=1, high=21, bits=32),

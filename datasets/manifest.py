@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from scenario_pipeline.datasets.partition import PartitionInfo
-from scenario_pipeline.datasets.spec import DatasetSpec
+from scenario_pipeline.datasets.partition import CHECKSUM, PartitionInfo
+from scenario_pipeline.datasets.spec import GENERATOR_VERSION, DatasetSpec
 from scenario_pipeline.errors import DatasetError
 from scenario_pipeline.storage import Storage
 
 MANIFEST = "_manifest.json"
-GENERATOR_VERSION = 1
 
 
 def dataset_root(storage: Storage, spec: DatasetSpec) -> Storage:
@@ -19,9 +18,14 @@ def dataset_root(storage: Storage, spec: DatasetSpec) -> Storage:
 
 
 def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> dict[str, Any]:
+    """The spec and every partition of every table (rows, bytes, checksum, per-column stats)."""
     tables = {}
     for table, infos in parts.items():
         infos = sorted(infos, key=lambda i: i.index)
+        indices = [i.index for i in infos]
+        if indices != list(range(spec.partitions_of(table))):
+            raise DatasetError(f"refusing to write the manifest of {spec.name}: table {table} has partitions {_ranges(indices)}, "
+                               f"expected 0..{spec.partitions_of(table) - 1}")
         tables[table] = {
             "partitions": [i.to_json() for i in infos],
             "rows": sum(i.rows for i in infos),
@@ -32,10 +36,15 @@ def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> 
         "spec_hash": spec.spec_hash(),
         "values_hash": spec.values_hash(),
         "generator_version": GENERATOR_VERSION,
+        "checksum": CHECKSUM,
         "created_at": datetime.now(timezone.utc).isoformat(),
         "spec": spec.model_dump(mode="json"),
         "tables": tables,
     }
+
+
+def _ranges(indices: list[int]) -> str:
+    return f"{len(indices)} partitions" if len(indices) > 10 else str(indices)
 
 
 def write_manifest(root: Storage, manifest: dict[str, Any]) -> None:
@@ -50,3 +59,10 @@ def read_manifest(root: Storage) -> dict[str, Any]:
 
 def has_manifest(root: Storage) -> bool:
     return root.exists(MANIFEST)
+
+
+def table_files(root: Storage, manifest: dict[str, Any], table: str) -> list[str]:
+    """Filesystem paths of a table's partitions, as the manifest lists them (readers start here)."""
+    if table not in manifest["tables"]:
+        raise DatasetError(f"dataset {manifest['name']} has no table {table!r}; it has {', '.join(manifest['tables'])}")
+    return [root.path(p["path"]) for p in manifest["tables"][table]["partitions"]]

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scenario_pipeline.errors import UsageError
 
 MAX_RECORDS = 10**12
+# Bumped whenever the same spec would generate different values; part of both hashes, so data
+# of an older generator never passes for the current one.
+GENERATOR_VERSION = 2
 
 
 class Rules(BaseModel):
@@ -146,5 +149,6 @@ class DatasetSpec(BaseModel):
         return [f for f in self.features if f.kind == kind]
 
 
-def _digest(body: object) -> str:
+def _digest(body: dict[str, Any]) -> str:
+    body = {**body, "generator_version": GENERATOR_VERSION}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

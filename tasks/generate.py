@@ -1,9 +1,17 @@
-"""Stage 1, generate: make sure a dataset exists whole; write only the partitions it lacks."""
+"""Stage 1, generate: make sure a dataset exists whole; write only the partitions it lacks.
+
+Idempotent and resumable: a partition whose sidecar is present and verified (size and footer
+row count agree) is kept; every other one is generated. Files are written under a temporary
+name and renamed (or PUT whole on S3), the sidecar after its file, the manifest after all of
+them, so a run killed at any instant leaves only whole partitions and no manifest; the next
+run finishes the rest. Partitions are submitted to Dask through a bounded window, so the flow's
+memory does not grow with the partition count.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from distributed import Client, as_completed
 from prefect import get_run_logger, task
@@ -11,18 +19,61 @@ from prefect.cache_policies import NO_CACHE
 
 from scenario_pipeline import progress
 from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, has_manifest, read_manifest, write_manifest
-from scenario_pipeline.datasets.partition import PartitionInfo, verified_sidecar, write_partition
+from scenario_pipeline.datasets.jobs import verify_job, write_job
+from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import DatasetError, ValidationFailed
 from scenario_pipeline.storage import Storage
 
+STALE_TEMP_S = 300  # temporary files older than this belong to a dead writer
+VERIFY_BATCH = 64  # partitions verified per Dask task
 
-def _write(spec: DatasetSpec, root_url: str, table: str, p: int) -> PartitionInfo:
-    return write_partition(spec, Storage.from_url(root_url), table, p)
+
+def _batches(items: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
-def _verify(spec: DatasetSpec, root_url: str, table: str, p: int) -> PartitionInfo | None:
-    return verified_sidecar(Storage.from_url(root_url), table, p)
+def present_partitions(client: Client, spec: DatasetSpec, root: Storage, table: str) -> list[PartitionInfo]:
+    """Partitions of ``table`` already written whole: one listing of the sidecars, then the
+    listed ones verified on the cluster."""
+    listed = []
+    for name in root.list(f"{table}/_parts"):
+        if name.startswith("part-") and name.endswith(".json"):
+            p = int(name[5:-5])
+            if 0 <= p < spec.partitions_of(table):
+                listed.append(p)
+    if not listed:
+        return []
+    futures = client.map(verify_job, [root.url] * -(-len(listed) // VERIFY_BATCH), [table] * -(-len(listed) // VERIFY_BATCH),
+                         list(_batches(sorted(listed), VERIFY_BATCH)), pure=False)
+    return [info for batch in client.gather(futures) for info in batch]
+
+
+def remove_stale_temps(root: Storage, tables: list[str]) -> int:
+    """Delete temporary files a killed writer left (local storage; S3 PUTs leave none)."""
+    if root.scheme != "file":
+        return 0
+    import os
+
+    removed = 0
+    now = time.time()
+    for table in tables:
+        for sub in (table, f"{table}/_parts"):
+            folder = root.path(sub)
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                if name.startswith(".") and ".tmp-" in name and now - os.path.getmtime(path) > STALE_TEMP_S:
+                    os.unlink(path)
+                    removed += 1
+    return removed
+
+
+def _window(client: Client) -> int:
+    threads = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    return max(4, 3 * threads)
 
 
 def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = None) -> dict[str, Any]:
@@ -34,34 +85,56 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
             raise DatasetError(f"dataset at {root.url} has a manifest for spec {manifest.get('spec_hash')}, not {spec.spec_hash()}; delete the folder and generate again")
         return manifest
     root.ensure_writable()
+    remove_stale_temps(root, [t.name for t in spec.tables])
     bar = progress.listener()
     parts: dict[str, list[PartitionInfo]] = {}
     started = time.perf_counter()
+    written = reused = 0
     for table in (t.name for t in spec.tables):
-        indices = list(range(spec.partitions))
-        checks = client.map(_verify, [spec] * len(indices), [root.url] * len(indices), [table] * len(indices), indices, pure=False)
-        present = [i for i in client.gather(checks) if i is not None]
-        missing = sorted(set(indices) - {i.index for i in present})
+        total = spec.partitions_of(table)
+        present = present_partitions(client, spec, root, table)
+        done = {i.index for i in present}
+        missing = [p for p in range(total) if p not in done]
         parts[table] = present
+        reused += len(present)
         if log:
-            log.info("Dataset %s/%s table %s: %d of %d partitions present, generating %d.", spec.name, spec.spec_hash(), table, len(present), len(indices), len(missing))
-        bar.start(f"generate {table}", len(indices), "partitions")
-        bar.advance(f"generate {table}", len(present))
-        futures = client.map(_write, [spec] * len(missing), [root.url] * len(missing), [table] * len(missing), missing, pure=False, retries=2)
-        failures: list[str] = []
-        for fut in as_completed(futures, loop=client.loop):
-            try:
-                parts[table].append(fut.result())
-            except ValidationFailed as exc:
-                failures.append(str(exc))
-            bar.advance(f"generate {table}", len(parts[table]))
-        bar.finish(f"generate {table}")
+            log.info("Dataset %s/%s table %s: %d of %d partitions present, generating %d.", spec.name, spec.spec_hash(), table, len(present), total, len(missing))
+        stage = f"generate {table}"
+        bar.start(stage, total, "partitions")
+        bar.advance(stage, len(present))
+        failures = _run_window(client, spec, root, table, missing, parts[table], lambda: bar.advance(stage, len(parts[table])))
+        written += len(missing) - len(failures)
+        bar.finish(stage)
         if failures:
-            raise ValidationFailed(f"{len(failures)} partition(s) of {spec.name}.{table} failed validation; the dataset is not published:\n" + "\n".join(failures[:5]))
+            raise ValidationFailed(f"{len(failures)} partition(s) of {spec.name}.{table} failed validation; the dataset is not published "
+                                   f"(the {len(parts[table])} valid partitions are kept for the next run):\n" + "\n".join(failures[:5]))
     manifest = build_manifest(spec, parts)
-    manifest["generation_seconds"] = round(time.perf_counter() - started, 3)
+    manifest["generation"] = {"seconds": round(time.perf_counter() - started, 3), "partitions_written": written, "partitions_reused": reused}
     write_manifest(root, manifest)
     return manifest
+
+
+def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, missing: list[int], into: list[PartitionInfo], tick: Any) -> list[str]:
+    """Write ``missing`` with at most a few tasks per thread in flight; returns failure reports."""
+    pending = iter(missing)
+    failures: list[str] = []
+    window = _window(client)
+
+    def submit(p: int) -> Any:
+        return client.submit(write_job, spec, root.url, table, p, pure=False, retries=2)
+
+    queue = as_completed([submit(p) for _, p in zip(range(window), pending)], loop=client.loop)
+    for fut in queue:
+        result = fut.result()  # storage errors (after Dask's retries) end the run here
+        if isinstance(result, str):
+            failures.append(result)
+        else:
+            into.append(result)
+        tick()
+        nxt = None if failures else next(pending, None)  # a broken rule breaks them all: stop early
+        if nxt is not None:
+            queue.add(submit(nxt))
+    return failures
 
 
 @task(name="generate-dataset", cache_policy=NO_CACHE)

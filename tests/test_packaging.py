@@ -19,6 +19,12 @@ def test_wheel_installs_only_scenario_pipeline(tmp_path: Path) -> None:
     assert top == {"scenario_pipeline"}, top
     for stage in ("flows/run_scenario.py", "tasks/fanout.py", "datasets/spec.py", "scenarios/s12_search.py", "warehouse/schema.py", "agents/loader.py"):
         assert f"scenario_pipeline/{stage}" in names, stage
+    # Every subpackage in the stage folders ships: a missing one breaks imports only after install.
+    for stage in ("flows", "tasks", "datasets", "scenarios", "agents", "warehouse", "infra", "compare", "cost"):
+        for init in (REPO / stage).rglob("__init__.py"):
+            assert f"scenario_pipeline/{init.relative_to(REPO).as_posix()}" in names, init
+    assert "scenario_pipeline/cli/run.py" in names
+    assert any(n.startswith("scenario_pipeline/cost/profiles/") and n.endswith(".toml") for n in names)
 
 
 def test_outside_the_repository_datasets_is_not_ours(tmp_path: Path) -> None:

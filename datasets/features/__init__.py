@@ -33,12 +33,25 @@ def register_feature_kind(name: str):  # noqa: ANN201 - class decorator
     return deco
 
 
-def feature_kind(name: str) -> FeatureKind:
+def _load_modules() -> None:
     global _LOADED
     if not _LOADED:
         for mod in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{mod.name}")
         _LOADED = True
+
+
+def feature_kinds() -> list[str]:
+    """Every registered feature kind: this package's modules and the scenarios' own."""
+    from scenario_pipeline.scenarios.registry import load_all
+
+    _load_modules()
+    load_all()
+    return sorted(_KINDS)
+
+
+def feature_kind(name: str) -> FeatureKind:
+    _load_modules()
     if name not in _KINDS:  # scenario modules may register kinds of their own
         from scenario_pipeline.scenarios.registry import load_all
 

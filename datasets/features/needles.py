@@ -50,17 +50,34 @@ class NeedleKind:
         return Needles(unique_ids, group_of[first], tokens)
 
     def plant(self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: Needles, start: int, stop: int) -> pa.Table:
+        """Overwrite the needle rows' codes with their group's token, appended to the dictionary.
+
+        Touches only the needle rows: one copy of the codes (and of the validity bits when
+        there are nulls), no decode of the column.
+        """
         ids, groups = truth.in_range(start, stop)
         if len(ids) == 0:
             return tbl
         col_i = tbl.schema.get_field_index(feature.column)
-        column = tbl.column(col_i).combine_chunks()
-        dictionary = column.dictionary.to_pylist()
+        column = tbl.column(col_i)
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        indices = column.indices
+        if indices.offset:
+            indices = pa.concat_arrays([indices])  # a fresh array starts at offset 0
         tokens = sorted({truth.tokens[g] for g in groups})
-        token_index = {t: len(dictionary) + i for i, t in enumerate(tokens)}
-        indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32, copy=True)
-        indices[ids - start] = [token_index[truth.tokens[g]] for g in groups]
-        mask = column.indices.is_null().to_numpy(zero_copy_only=False).copy()
-        mask[ids - start] = False
-        new = pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask if mask.any() else None), pa.array(dictionary + tokens, pa.string()))
+        base = len(column.dictionary)
+        code_of = {t: base + i for i, t in enumerate(tokens)}
+        width = np.int32 if base + len(tokens) > np.iinfo(indices.type.to_pandas_dtype()).max else indices.type.to_pandas_dtype()
+        codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(), count=len(indices)).astype(width, copy=True)
+        pos = ids - start
+        codes[pos] = [code_of[truth.tokens[g]] for g in groups]
+        validity, nulls = None, 0
+        if indices.null_count:
+            bits = np.frombuffer(indices.buffers()[0], dtype=np.uint8, count=(len(indices) + 7) // 8).copy()
+            was_null = (bits[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1 == 0
+            np.bitwise_or.at(bits, pos >> 3, (1 << (pos & 7)).astype(np.uint8))
+            validity, nulls = pa.py_buffer(bits), indices.null_count - int(was_null.sum())
+        new_indices = pa.Array.from_buffers(pa.from_numpy_dtype(width), len(codes), [validity, pa.py_buffer(codes)], null_count=nulls)
+        dictionary = pa.concat_arrays([column.dictionary, pa.array(tokens, column.dictionary.type)])
+        new = pa.DictionaryArray.from_arrays(new_indices, dictionary, safe=False)
         return tbl.set_column(col_i, feature.column, new)
