@@ -11,13 +11,20 @@ from scenario_pipeline.errors import UsageError
 
 
 class Warehouse(Protocol):
+    """What a back end offers; both implement it through warehouse/sql_warehouse.py's SqlWarehouse."""
+
     url: str
+    dialect: str
 
     def migrate(self) -> int: ...
 
-    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]]) -> None: ...
+    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]],
+                    alerts: list[dict[str, Any]] | None = None, costs: list[dict[str, Any]] | None = None,
+                    copy_manifest: str | None = None) -> None: ...
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 

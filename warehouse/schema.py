@@ -53,13 +53,123 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             passed BOOLEAN
         )""",
     ]),
+    (2, "comparisons, baselines and gate decisions, alerts, costs; metric min_effect", [
+        # The smallest before/after difference the scenario calls worth a verdict (Threshold.min_effect).
+        "ALTER TABLE scenario_metrics ADD COLUMN min_effect DOUBLE PRECISION",
+        """CREATE TABLE IF NOT EXISTS comparisons (
+            comparison_id VARCHAR(64) NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            scenario VARCHAR(64) NOT NULL,
+            records BIGINT NOT NULL,
+            seed BIGINT NOT NULL,
+            run_a VARCHAR(256) NOT NULL,
+            run_b VARCHAR(256) NOT NULL,
+            metric VARCHAR(128) NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            test VARCHAR(32),
+            n BIGINT NOT NULL,
+            before_value DOUBLE PRECISION,
+            after_value DOUBLE PRECISION,
+            diff DOUBLE PRECISION,
+            ci_low DOUBLE PRECISION,
+            ci_high DOUBLE PRECISION,
+            p_value DOUBLE PRECISION,
+            p_adjusted DOUBLE PRECISION,
+            min_effect DOUBLE PRECISION,
+            higher_is_better BOOLEAN,
+            verdict VARCHAR(16)
+        )""",
+        """CREATE TABLE IF NOT EXISTS baselines (
+            scenario VARCHAR(64) NOT NULL,
+            records BIGINT NOT NULL,
+            run_id VARCHAR(256) NOT NULL,
+            decision_id VARCHAR(64) NOT NULL,
+            promoted_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS baseline_decisions (
+            decision_id VARCHAR(64) NOT NULL,
+            run_id VARCHAR(256) NOT NULL,
+            scenario VARCHAR(64) NOT NULL,
+            records BIGINT NOT NULL,
+            decision VARCHAR(16) NOT NULL,
+            mode VARCHAR(16) NOT NULL,
+            decided_by VARCHAR(256),
+            comment VARCHAR(4096),
+            previous_baseline VARCHAR(256),
+            comparison_id VARCHAR(64),
+            reasons VARCHAR(65535),
+            flow_run_id VARCHAR(64),
+            decided_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS alerts (
+            alert_id VARCHAR(64) NOT NULL,
+            run_id VARCHAR(256) NOT NULL,
+            scenario VARCHAR(64) NOT NULL,
+            records BIGINT,
+            metric VARCHAR(128) NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            severity VARCHAR(16) NOT NULL,
+            value DOUBLE PRECISION,
+            target DOUBLE PRECISION,
+            baseline_run_id VARCHAR(256),
+            comparison_id VARCHAR(64),
+            message VARCHAR(4096),
+            flow_run_id VARCHAR(64),
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS costs (
+            run_id VARCHAR(256) NOT NULL,
+            scenario VARCHAR(64) NOT NULL,
+            source VARCHAR(64) NOT NULL,
+            item VARCHAR(128) NOT NULL,
+            quantity DOUBLE PRECISION,
+            unit VARCHAR(32),
+            amount_usd DOUBLE PRECISION,
+            recorded_at TIMESTAMP NOT NULL
+        )""",
+    ]),
+    # --- issue 7 (cost/): version 100 belongs to cost/ (the warehouse's own migrations use 2..99);
+    # its rows are written by cost/warehouse_rows.py ---
+    (100, "cost lines by stage and shard, Cost Explorer days, estimate reconciliations", [
+        "ALTER TABLE costs ADD COLUMN stage VARCHAR(32)",  # generate, fanout, checkpoints, publish
+        "ALTER TABLE costs ADD COLUMN shard INTEGER",  # a fan-out shard's own line; NULL for a stage's line
+        "ALTER TABLE costs ADD COLUMN profile VARCHAR(128)",  # the price profile an estimate used
+        "ALTER TABLE costs ADD COLUMN usage_date VARCHAR(10)",  # YYYY-MM-DD of a Cost Explorer day
+        "ALTER TABLE costs ADD COLUMN estimated BOOLEAN",  # Cost Explorer still calls that day estimated
+        """CREATE TABLE IF NOT EXISTS cost_reconciliations (
+            run_id VARCHAR(256) NOT NULL,
+            reconciled_at TIMESTAMP NOT NULL,
+            first_day VARCHAR(10),
+            last_day VARCHAR(10),
+            estimate_usd DOUBLE PRECISION,
+            actual_usd DOUBLE PRECISION,
+            error_usd DOUBLE PRECISION,
+            error_pct DOUBLE PRECISION,
+            incomplete BOOLEAN
+        )""",
+    ]),
+    # --- end issue 7 ---
 ]
 
+# case_results must keep exactly CASE_SCHEMA's columns in its order (tasks/checkpoint.py): Redshift's
+# COPY ... FORMAT AS PARQUET maps the checkpoint files' columns to the table's by position.
 CASE_COLUMNS = ["run_id", "scenario", "case_id", "case_index", "shard", "passed", "reason", "metrics_json", "answer_digest",
                 "answer_bytes", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "attributes_json", "worker"]
 RUN_COLUMNS = ["run_id", "scenario", "agent", "records", "cases", "seed", "status", "passed", "started_at", "finished_at",
                "code_version", "dataset_hash", "flow_run_id", "triggered_by", "params_json"]
-METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed"]
+METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed", "min_effect"]
+COMPARISON_COLUMNS = ["comparison_id", "created_at", "scenario", "records", "seed", "run_a", "run_b", "metric", "kind", "test", "n",
+                      "before_value", "after_value", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "min_effect",
+                      "higher_is_better", "verdict"]
+BASELINE_COLUMNS = ["scenario", "records", "run_id", "decision_id", "promoted_at"]
+DECISION_COLUMNS = ["decision_id", "run_id", "scenario", "records", "decision", "mode", "decided_by", "comment", "previous_baseline",
+                    "comparison_id", "reasons", "flow_run_id", "decided_at"]
+ALERT_COLUMNS = ["alert_id", "run_id", "scenario", "records", "metric", "kind", "severity", "value", "target", "baseline_run_id",
+                 "comparison_id", "message", "flow_run_id", "created_at"]
+COST_COLUMNS = ["run_id", "scenario", "source", "item", "quantity", "unit", "amount_usd", "recorded_at"]
+
+# The tables of migrations 1 and 2 (issue 6): results, comparisons, baselines, decisions, alerts, costs.
+TABLES = ["runs", "case_results", "scenario_metrics", "comparisons", "baselines", "baseline_decisions", "alerts", "costs"]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER NOT NULL,

@@ -1,0 +1,260 @@
+"""What both back ends share: the same SQL text (``?`` placeholders), explicit transactions, and
+every read and write the pipeline makes. A back end supplies only how to run a statement, how to
+insert many rows at once, and its transaction calls.
+
+Writes keyed by a run are idempotent: DELETE the run's rows, then INSERT, in one transaction
+(Redshift has no ON CONFLICT / upsert that both engines share, and this is what its docs advise).
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+
+from scenario_pipeline.errors import UsageError, WarehouseError
+from scenario_pipeline.warehouse.schema import (
+    ALERT_COLUMNS, BASELINE_COLUMNS, CASE_COLUMNS, COMPARISON_COLUMNS, COST_COLUMNS, DECISION_COLUMNS, METRIC_COLUMNS,
+    MIGRATIONS, MIGRATIONS_TABLE, RUN_COLUMNS,
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: both engines' TIMESTAMP has no zone, and every timestamp here is UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _row(columns: list[str], record: dict[str, Any]) -> tuple:
+    return tuple(record.get(c) for c in columns)
+
+
+class SqlWarehouse:
+    """Base of DuckDBWarehouse and RedshiftWarehouse. Subclasses implement the five hooks below."""
+
+    url: str
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def _fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        raise NotImplementedError
+
+    def _insert_rows(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- overridable ---------------------------------------------------------------------------
+    def _insert_arrow(self, table: str, columns: list[str], data: pa.Table) -> None:
+        """Insert an Arrow table's rows (the case results); DuckDB overrides this to scan Arrow directly."""
+        cols = [data.column(c).to_pylist() for c in columns]
+        self._insert_rows(table, columns, list(zip(*cols)) if cols else [])
+
+    def _lock_migrations(self) -> None:
+        """Serialize concurrent migrators (Redshift: LOCK); DuckDB has one writer per file anyway."""
+
+    def _load_cases(self, cases: pa.Table, copy_manifest: str | None) -> None:
+        """Load a run's case rows; ``copy_manifest`` (an S3 manifest of its Parquet files) lets Redshift COPY them."""
+        self._insert_arrow("case_results", CASE_COLUMNS, cases)
+
+    # -- transactions --------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._begin()
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._in_transaction = False
+            self._rollback()
+            raise
+        self._in_transaction = False
+        self._commit()
+
+    _in_transaction = False
+
+    def _read(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """A read; outside a transaction it ends at once, so no reader sits 'idle in transaction' holding locks."""
+        result = self._fetch(sql, params)
+        if not self._in_transaction:
+            self._end_read()
+        return result
+
+    def _end_read(self) -> None:
+        """Close the implicit transaction a read opened (drivers without autocommit); DuckDB has none to close."""
+
+    # -- schema --------------------------------------------------------------------------------
+    def _applied(self) -> set[int]:
+        return {int(v) for (v,) in self._read("SELECT version FROM schema_migrations")[1]}
+
+    def migrate(self) -> int:
+        """Apply the migrations not yet applied, each in its own transaction; safe to run any number of times.
+
+        Most connections find every version applied and take no lock; otherwise each missing
+        version is applied under a lock and checked again, so two processes never apply one twice.
+        """
+        with self.transaction():
+            self._execute(MIGRATIONS_TABLE)
+        if self._applied() >= {v for v, _, _ in MIGRATIONS}:
+            return self.schema_version()
+        for version, description, statements in MIGRATIONS:
+            with self.transaction():
+                self._lock_migrations()
+                _, applied = self._fetch("SELECT version FROM schema_migrations WHERE version = ?", [version])
+                if applied:
+                    continue
+                for stmt in statements:
+                    self._execute(stmt)
+                self._execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                              [version, description, utcnow()])
+        return self.schema_version()
+
+    def schema_version(self) -> int:
+        _, rows = self._read("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self._read(sql, params)[1]
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        names, data = self._read(sql, params)
+        return [dict(zip(names, r)) for r in data]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        found = self.rows(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id])
+        return found[0] if found else None
+
+    def require_run(self, run_id: str) -> dict[str, Any]:
+        run = self.get_run(run_id)
+        if run is None:
+            raise UsageError(f"run {run_id!r} is not in the warehouse; check the id (`scenario publish {run_id}` delivers a run waiting in the outbox)")
+        return run
+
+    def case_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT {', '.join(CASE_COLUMNS)} FROM case_results WHERE run_id = ? ORDER BY case_index", [run_id])
+
+    def metric_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT {', '.join(METRIC_COLUMNS)} FROM scenario_metrics WHERE run_id = ? ORDER BY metric", [run_id])
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Rows per table for one run: what tests and `scenario publish` check."""
+        out = {}
+        for table in ("runs", "case_results", "scenario_metrics", "alerts", "costs"):
+            out[table] = int(self.query(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
+        return out
+
+    def history(self, scenario: str, records: int, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest runs of a scenario at one scale, oldest first, each with its metrics (for trend charts)."""
+        runs = self.rows("SELECT run_id, agent, status, passed, started_at, finished_at, code_version FROM runs "
+                         f"WHERE scenario = ? AND records = ? ORDER BY finished_at DESC, run_id DESC LIMIT {int(limit)}", [scenario, records])
+        if not runs:
+            return []
+        ids = [r["run_id"] for r in runs]
+        marks = ", ".join("?" * len(ids))
+        metrics: dict[str, dict[str, float | None]] = {i: {} for i in ids}
+        for m in self.rows(f"SELECT run_id, metric, value FROM scenario_metrics WHERE run_id IN ({marks})", ids):
+            metrics[m["run_id"]][m["metric"]] = m["value"]
+        for r in runs:
+            r["metrics"] = metrics[r["run_id"]]
+        return runs[::-1]
+
+    def get_baseline(self, scenario: str, records: int) -> dict[str, Any] | None:
+        found = self.rows(f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines WHERE scenario = ? AND records = ? "
+                          "ORDER BY promoted_at DESC", [scenario, records])
+        return found[0] if found else None
+
+    def baselines(self) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines ORDER BY scenario, records")
+
+    def decisions(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE run_id = ? ", [run_id]) if run_id is not None else ("", [])
+        return self.rows(f"SELECT {', '.join(DECISION_COLUMNS)} FROM baseline_decisions {where}ORDER BY decided_at, decision_id", params)
+
+    def alerts(self, run_id: str) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE run_id = ? ORDER BY kind, metric, alert_id", [run_id])
+
+    def comparison(self, comparison_id: str) -> list[dict[str, Any]]:
+        return self.rows(f"SELECT {', '.join(COMPARISON_COLUMNS)} FROM comparisons WHERE comparison_id = ? ORDER BY run_b, kind, metric",
+                         [comparison_id])
+
+    # -- writes --------------------------------------------------------------------------------
+    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]],
+                    alerts: list[dict[str, Any]] | None = None, costs: list[dict[str, Any]] | None = None,
+                    copy_manifest: str | None = None) -> None:
+        """Replace everything a run publishes, in one transaction: publishing twice leaves one copy."""
+        run_id = run["run_id"]
+        missing = [c for c in CASE_COLUMNS if c not in cases.column_names]
+        if missing:
+            raise WarehouseError(f"run {run_id!r}: case table lacks columns {missing}")
+        cases = cases.select(CASE_COLUMNS)
+        try:
+            with self.transaction():
+                self._execute("DELETE FROM case_results WHERE run_id = ?", [run_id])
+                self._execute("DELETE FROM scenario_metrics WHERE run_id = ?", [run_id])
+                self._execute("DELETE FROM alerts WHERE run_id = ? AND kind = ?", [run_id, "threshold"])
+                self._execute("DELETE FROM costs WHERE run_id = ? AND source = ?", [run_id, "agent"])
+                self._execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+                self._insert_rows("runs", RUN_COLUMNS, [_row(RUN_COLUMNS, run)])
+                if cases.num_rows:
+                    self._load_cases(cases, copy_manifest)
+                if metrics:
+                    self._insert_rows("scenario_metrics", METRIC_COLUMNS, [_row(METRIC_COLUMNS, m) for m in metrics])
+                if alerts:
+                    self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in alerts])
+                if costs:
+                    self._insert_rows("costs", COST_COLUMNS, [_row(COST_COLUMNS, c) for c in costs])
+        except WarehouseError as exc:
+            raise WarehouseError(f"cannot publish run {run_id!r}: {exc}") from exc
+
+    def save_comparison(self, comparison_id: str, rows: list[dict[str, Any]]) -> None:
+        """Store a comparison's rows; comparing the same runs again replaces them."""
+        with self.transaction():
+            self._execute("DELETE FROM comparisons WHERE comparison_id = ?", [comparison_id])
+            if rows:
+                self._insert_rows("comparisons", COMPARISON_COLUMNS, [_row(COMPARISON_COLUMNS, {**r, "comparison_id": comparison_id}) for r in rows])
+
+    def replace_alerts(self, run_id: str, kind: str, comparison_id: str | None, alerts: list[dict[str, Any]]) -> None:
+        """The alerts of one kind (and comparison) for a run; raising them again replaces them."""
+        with self.transaction():
+            if comparison_id is None:
+                self._execute("DELETE FROM alerts WHERE run_id = ? AND kind = ?", [run_id, kind])
+            else:
+                self._execute("DELETE FROM alerts WHERE run_id = ? AND kind = ? AND comparison_id = ?", [run_id, kind, comparison_id])
+            if alerts:
+                self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in alerts])
+
+    def replace_costs(self, run_id: str, source: str, costs: list[dict[str, Any]]) -> None:
+        """A run's cost lines from one source (``agent`` usage, a cloud bill, ...); again replaces them."""
+        with self.transaction():
+            self._execute("DELETE FROM costs WHERE run_id = ? AND source = ?", [run_id, source])
+            if costs:
+                self._insert_rows("costs", COST_COLUMNS, [_row(COST_COLUMNS, {**c, "run_id": run_id, "source": source}) for c in costs])
+
+    def record_decision(self, decision: dict[str, Any]) -> None:
+        """Store a gate decision; an approval also makes the run its scenario+scale's baseline (same transaction)."""
+        with self.transaction():
+            self._execute("DELETE FROM baseline_decisions WHERE decision_id = ?", [decision["decision_id"]])
+            self._insert_rows("baseline_decisions", DECISION_COLUMNS, [_row(DECISION_COLUMNS, decision)])
+            if decision["decision"] == "approved":
+                self._execute("DELETE FROM baselines WHERE scenario = ? AND records = ?", [decision["scenario"], decision["records"]])
+                self._insert_rows("baselines", BASELINE_COLUMNS, [_row(BASELINE_COLUMNS, {**decision, "promoted_at": decision["decided_at"]})])
+
+
+def dumps(obj: Any) -> str:
+    """JSON for a VARCHAR column: compact and stable."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
