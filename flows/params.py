@@ -31,6 +31,8 @@ class RunParams:
     shard_size: int | None
     case_timeout_s: float
     max_answer_bytes: int
+    max_cost_usd: float | None = None  # issue 7: the run's budget (cost/budget.py)
+    price_profile: str | None = None  # issue 7: unit prices of its estimate (cost/prices.py)
 
 
 def _positive(name: str, value: object) -> int:
@@ -69,6 +71,8 @@ def resolve_params(
     warehouse_url: str | None,
     dask_address: str | None,
     shard_size: int | None,
+    max_cost_usd: float | None = None,
+    price_profile: str | None = None,
 ) -> RunParams:
     sc = get_scenario(scenario)
     storage_url = from_variable(storage_url, "storage URL")
@@ -90,6 +94,13 @@ def resolve_params(
     wh = warehouse_url or settings.resolved_warehouse_url()
     if not wh.startswith(("duckdb://", "redshift://")):
         raise UsageError(f"warehouse URL {wh.split('@')[-1]!r} has an unknown scheme; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")
+    # --- issue 7 (cost/): a budget in dollars, and a price profile that loads ---
+    from scenario_pipeline.cost.budget import check_max_cost
+    from scenario_pipeline.cost.prices import normalize_ref
+
+    max_cost_usd = check_max_cost(max_cost_usd)
+    price_profile = normalize_ref(price_profile) if price_profile is not None else None
+    # --- end issue 7 ---
     return RunParams(
         scenario=sc,
         records=records,
@@ -103,4 +114,6 @@ def resolve_params(
         shard_size=shard_size or settings.fanout.shard_size,
         case_timeout_s=settings.fanout.case_timeout_s,
         max_answer_bytes=settings.fanout.max_answer_bytes,
+        max_cost_usd=max_cost_usd,
+        price_profile=price_profile,
     )

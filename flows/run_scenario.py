@@ -53,7 +53,8 @@ def agent_context(params: RunParams, root: Storage, manifest: dict[str, Any]) ->
             "name": manifest["name"],
             "url": root.url,
             "manifest_url": root.uri("_manifest.json"),
-            "manifest": manifest,
+            # The spec names the planted features and their seed: the truth, by another name.
+            "manifest": {k: v for k, v in manifest.items() if k != "spec"},
             "rows": sum(t["rows"] for t in manifest["tables"].values()),
             "bytes": sum(t["bytes"] for t in manifest["tables"].values()),
             "tables": {t: root.uri(t) for t in manifest["tables"]},
@@ -74,15 +75,30 @@ def run_scenario(
     warehouse_url: str | None = None,
     dask_address: str | None = None,
     shard_size: int | None = None,
+    max_cost_usd: float | None = None,
+    price_profile: str | None = None,
 ) -> dict[str, Any]:
-    """Run one scenario against one agent; resumable by ``run_id``; returns the run summary."""
+    """Run one scenario against one agent; resumable by ``run_id``; returns the run summary.
+
+    ``max_cost_usd`` stops the fan-out before the run's estimated cost would cross it (status
+    ``budget_exceeded``; rerun with the same run id and a higher budget to finish); ``price_profile``
+    names the unit prices of the estimate (cost/profiles/, docs/costs.md).
+    """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    params = resolve_params(load_settings(), scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size)
+    params = resolve_params(load_settings(), scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
+                            max_cost_usd=max_cost_usd, price_profile=price_profile)
     sc = params.scenario
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()
+    # --- issue 7 (cost/): the run's ledger, live estimate and budget guard ---
+    from scenario_pipeline.cost.live import RunCost
+    from scenario_pipeline.cost.measure import cluster_shape
+    from scenario_pipeline.cost.prices import load_profile
+
+    cost = RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd)
+    # --- end issue 7 ---
     logger.info("Run %s: %s with agent %s on %s records, %d cases, seed %d.", params.run_id, sc.id, params.agent, f"{params.records:,}", params.cases, params.seed)
     from scenario_pipeline.agents.loader import check_agent
 
@@ -97,27 +113,42 @@ def run_scenario(
         })
         manifest = ensure_dataset(client, spec, storage) if spec else {"name": "none", "tables": {}}
         root = dataset_root(storage, spec) if spec else storage
+        cost.record_dataset(manifest, started_at.isoformat(), *cluster_shape(client))  # issue 7
         all_cases = sc.draw_cases(spec, params.cases, params.seed)
         plan = plan_shards(len(all_cases), shard_size)
         done = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
+        cost.record_run_start(resuming, done)  # issue 7
         limits = Limits(params.case_timeout_s, params.max_answer_bytes)
         jobs = [ShardJob(params.run_id, sc.id, s, all_cases[lo:hi], params.agent, storage.url, limits) for s, lo, hi in plan if s not in done]
-        stats = fan_out(client, jobs, agent_context(params, root, manifest), len(plan), len(all_cases))
+        stats = fan_out(client, jobs, agent_context(params, root, manifest), len(plan), len(all_cases), cost=cost)
     finished = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
     results = read_results(storage, params.run_id, sorted(finished))
+    cost.record_results_read(finished)  # issue 7
     metrics, metric_rows, passed = aggregate(sc, results)
     complete = len(finished) == len(plan)
     rows = results.to_pylist()
     errors = sum(1 for r in rows if r["reason"] and (r["reason"].startswith(("agent raised", "timeout", "answer ", "malformed"))))
     run_row = {
         "run_id": params.run_id, "scenario": sc.id, "agent": params.agent, "records": params.records, "cases": params.cases,
-        "seed": params.seed, "status": "completed" if complete else "incomplete", "passed": passed and complete,
+        "seed": params.seed, "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
+        "passed": passed and complete,
         "started_at": started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
         "code_version": _code_version(), "dataset_hash": spec.spec_hash() if spec else None,
         "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
         "params_json": None,
     }
+    publish_started = time.perf_counter()  # issue 7
     warehouse_rows = publish(params.warehouse_url, run_row, results, metric_rows)
+    # --- issue 7 (cost/): publish's usage, then the estimate into the summary and the costs table ---
+    loaded = warehouse_rows + len(metric_rows) + 1 if warehouse_rows or not results.num_rows else 0  # 0: queued in the outbox
+    cost.record_publish(params.warehouse_url, loaded, results.nbytes if loaded else 0, time.perf_counter() - publish_started)
+    cost_block = cost.finish(params.warehouse_url, sc.id, stats.budget_exceeded, len(all_cases) - len(rows), stats.shards_held, logger)
+    # --- end issue 7 ---
+    # --- issue 6 (compare/): baseline comparison, alerts, HTML report; owned by compare/baseline.py ---
+    from scenario_pipeline.compare.baseline import after_publish
+
+    baseline = after_publish(params.warehouse_url, storage.url, run_row, metric_rows, results)
+    # --- end issue 6 ---
     reasons = Counter(r["reason"].split(":")[0] for r in rows if r["reason"])
     summary = {
         "run_id": params.run_id,
@@ -143,8 +174,15 @@ def run_scenario(
         "warehouse_rows": warehouse_rows,
         "timings": {"fanout_seconds": round(stats.seconds, 3), "total_seconds": round(time.perf_counter() - t0, 3)},
         "flow_run_id": run_row["flow_run_id"],
+        "baseline": baseline,  # issue 6: verdicts against the baseline, alerts, report path
+        "cost": cost_block,  # issue 7: the estimate (cost/estimate.py) and the budget
     }
     report(summary, metric_rows, [{"reason": k, "cases": v} for k, v in reasons.most_common()])
-    if not complete:
+    if stats.budget_exceeded:  # issue 7
+        logger.error("Run %s stopped at its budget: estimated $%.4f of the $%.4f allowed; %d of %d shards done. Rerun with --run-id %s "
+                     "and a higher --max-cost-usd to finish (the %d cases left would cost about $%.4f more).", params.run_id,
+                     cost_block["estimate_usd"], cost_block["max_cost_usd"], len(finished), len(plan), params.run_id,
+                     len(all_cases) - len(rows), cost_block["remaining_estimate_usd"] or 0.0)
+    elif not complete:
         logger.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", params.run_id, len(plan) - len(finished), len(plan), params.run_id)
     return summary

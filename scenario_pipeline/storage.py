@@ -4,13 +4,23 @@ Every write is atomic: a reader sees the whole object or nothing. Local files ar
 temporary name and renamed; S3 PUTs are atomic by themselves. S3 uses the standard AWS
 credential chain; ``AWS_ENDPOINT_URL_S3`` (or ``AWS_ENDPOINT_URL``) points it at MinIO,
 LocalStack or a test server.
+
+Transient S3 failures (5xx, ``SlowDown`` and other throttling, dropped connections) are retried
+with exponential backoff by this module, not silently inside botocore: every retry is one
+WARNING line on the ``scenario_pipeline.storage`` logger, e.g. ``storage: write
+s3://bucket/key failed (503 SlowDown), retry 2/7 in 0.3 s``; inside a Prefect flow or task run
+the line also goes to that run's logs (issue 9).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
+import random
+import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,10 +171,151 @@ def _filesystem(scheme: str) -> fsspec.AbstractFileSystem:
     if scheme == "s3":
         endpoint = s3_endpoint()
         kwargs: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-        # Retries with backoff for a flaky store; s3fs retries on throttling and 5xx by itself.
-        kwargs["config_kwargs"] = {"retries": {"max_attempts": 8, "mode": "adaptive"}}
-        return fsspec.filesystem("s3", skip_instance_cache=False, **kwargs)
+        # issue 9: botocore makes one attempt per call; the retries with backoff are ours (_retry_s3),
+        # so each one is logged. (s3fs still retries a SlowDown or a torn body on top, a few times.)
+        kwargs["config_kwargs"] = {"retries": {"total_max_attempts": 1, "mode": "standard"}}
+        return _s3_class()(skip_instance_cache=False, **kwargs)
     return fsspec.filesystem("file")
+
+
+# ---- issue 9: retries of transient S3 failures, with backoff, visible in the logs ----
+log = logging.getLogger("scenario_pipeline.storage")
+
+S3_RETRIES = 7  # retries after the first attempt: 8 attempts in all, as botocore's adaptive mode had
+S3_BACKOFF_BASE_S = 0.1  # the first retry waits 0.05-0.1 s, each next one twice as long ...
+S3_BACKOFF_MAX_S = 5.0  # ... up to 2.5-5 s; all 7 retries wait about 8 s at most
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_TRANSIENT_CODES = {  # botocore's standard retry mode's transient and throttling error codes
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "ServiceUnavailable",
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "EC2ThrottledException",
+}
+_VERBS = {"PutObject": "write", "CreateMultipartUpload": "write", "UploadPart": "write", "CompleteMultipartUpload": "write",
+          "AbortMultipartUpload": "write", "CopyObject": "write", "GetObject": "read", "HeadObject": "stat", "HeadBucket": "check",
+          "ListObjectsV2": "list", "ListObjects": "list", "DeleteObject": "delete", "DeleteObjects": "delete"}
+
+
+def _transient(response: Any, caught_exception: BaseException | None) -> str | None:
+    """Why an S3 attempt failed, when retrying may help ("503 SlowDown", "EndpointConnectionError"); else None."""
+    if caught_exception is not None:
+        from botocore.exceptions import ConnectionError as BotoConnectionError, HTTPClientError
+
+        if isinstance(caught_exception, (BotoConnectionError, HTTPClientError)):
+            return type(caught_exception).__name__
+        return None
+    if not response:
+        return None
+    http, parsed = response
+    status = getattr(http, "status_code", 200)
+    code = str((parsed or {}).get("Error", {}).get("Code") or "")
+    if status not in _TRANSIENT_STATUS and code not in _TRANSIENT_CODES:
+        return None
+    if not code or code == str(status):  # a HEAD answer has no body: name the status instead
+        from http import HTTPStatus
+
+        try:
+            code = HTTPStatus(status).phrase
+        except ValueError:
+            code = "error"
+    return f"{status} {code}"
+
+
+def _s3_target(request_dict: dict[str, Any] | None) -> str:
+    params = ((request_dict or {}).get("context") or {}).get("input_params") or {}
+    bucket = params.get("Bucket", "")
+    key = params.get("Key") or params.get("Prefix") or ""
+    return f"s3://{bucket}/{key}" if bucket else "s3://"
+
+
+def _retry_s3(response: Any = None, caught_exception: BaseException | None = None, attempts: int = 1, operation: Any = None,
+              request_dict: dict[str, Any] | None = None, **_: Any) -> float | None:
+    """botocore ``needs-retry`` handler: the seconds to wait before the next attempt, or None to stop.
+
+    Runs on fsspec's IO thread; context variables (hence Prefect's run context) are the caller's.
+    """
+    reason = _transient(response, caught_exception)
+    if reason is None:
+        return None
+    name = getattr(operation, "name", "request")
+    what = f"{_VERBS.get(name, name)} {_s3_target(request_dict)}"
+    if attempts > S3_RETRIES:
+        _report(logging.WARNING, "storage: %s failed (%s) after %d attempts; giving up", what, reason, attempts)
+        return None
+    delay = min(S3_BACKOFF_MAX_S, S3_BACKOFF_BASE_S * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+    _report(logging.WARNING, "storage: %s failed (%s), retry %d/%d in %.2f s", what, reason, attempts, S3_RETRIES, delay)
+    return delay
+
+
+_prefect_routed = False
+
+
+def _report(level: int, msg: str, *args: Any) -> None:
+    """Log on ``scenario_pipeline.storage``: stderr everywhere (Prefect's console handler, or Python's
+    last-resort handler in a Dask worker), and the Prefect run's logs when called inside a run."""
+    global _prefect_routed
+    if not _prefect_routed and "prefect" in sys.modules:  # never import Prefect here: Dask workers may run without it
+        _prefect_routed = True
+        try:
+            from prefect.logging.handlers import APILogHandler
+
+            chain, lg = [], log
+            while lg is not None:  # already sent by PREFECT_LOGGING_EXTRA_LOGGERS? then not twice
+                chain += lg.handlers
+                lg = lg.parent if lg.propagate else None
+            if not any(isinstance(h, APILogHandler) for h in chain):
+                handler = APILogHandler()
+                handler.addFilter(_in_prefect_run)
+                log.addHandler(handler)
+        except Exception:  # noqa: BLE001 - logging must never break storage
+            pass
+    log.log(level, msg, *args)
+
+
+def _in_prefect_run(record: logging.LogRecord) -> bool:
+    try:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _make_s3_class() -> type:
+    """s3fs.S3FileSystem whose botocore clients run ``_retry_s3`` on every failed attempt."""
+    import s3fs
+    from fsspec.asyn import sync_wrapper
+
+    class RetryingS3FileSystem(s3fs.S3FileSystem):
+        async def set_session(self, refresh: bool = False, kwargs: dict | None = None):  # noqa: ANN201
+            client = await super().set_session(refresh, kwargs or {})
+            client.meta.events.register("needs-retry.s3", _retry_s3, unique_id="scenario-pipeline-retry")  # idempotent
+            return client
+
+        _connect = set_session
+        connect = sync_wrapper(set_session)
+
+    RetryingS3FileSystem.__module__ = __name__  # picklable by name: module __getattr__ below
+    RetryingS3FileSystem.__qualname__ = "RetryingS3FileSystem"
+    return RetryingS3FileSystem
+
+
+_s3_class_lock = threading.Lock()
+
+
+def _s3_class() -> type:
+    """``RetryingS3FileSystem``, built on first use so that local-only runs never import s3fs."""
+    with _s3_class_lock:
+        if "RetryingS3FileSystem" not in globals():
+            globals()["RetryingS3FileSystem"] = _make_s3_class()
+        return globals()["RetryingS3FileSystem"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RetryingS3FileSystem":  # pickle finds the class by name
+        return _s3_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ---- end issue 9 ----
 
 
 def pyarrow_filesystem(storage: Storage):  # noqa: ANN201 - pyarrow.fs.FileSystem
@@ -180,5 +331,7 @@ def pyarrow_filesystem(storage: Storage):  # noqa: ANN201 - pyarrow.fs.FileSyste
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region:
             kwargs["region"] = region
+        # issue 9: pyarrow's own retries for transient errors (its default is 3 attempts)
+        kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=S3_RETRIES + 1)
         return pafs.S3FileSystem(**kwargs)
     return pafs.LocalFileSystem()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client, as_completed
 from prefect import get_run_logger, task
@@ -19,11 +20,15 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from scenario_pipeline import progress
-from scenario_pipeline.scenarios.base import Agent, Case
+from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.storage import Storage
 from scenario_pipeline.tasks.checkpoint import write_shard
+from scenario_pipeline.tasks.sandbox import sandbox_for
 from scenario_pipeline.tasks.score import Limits, run_case
+
+if TYPE_CHECKING:
+    from scenario_pipeline.cost.live import RunCost  # issue 7
 
 
 def default_shard_size(cases: int, threads: int) -> int:
@@ -55,37 +60,38 @@ class FanoutStats:
     cases_run: int = 0
     failed_shards: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-_AGENTS: dict[tuple[str, str], Agent] = {}
-
-
-def _agent(spec: str, scenario_id: str) -> Agent:
-    """One agent object per worker process and spec (loading may be costly)."""
-    key = (spec, scenario_id)
-    if key not in _AGENTS:
-        from scenario_pipeline.agents.loader import load_agent
-
-        _AGENTS[key] = load_agent(spec, get_scenario(scenario_id))
-    return _AGENTS[key]
+    budget_exceeded: bool = False  # issue 7: shards were held back by --max-cost-usd
+    shards_held: int = 0  # issue 7: how many
 
 
 def run_shard(job: ShardJob, context: dict[str, Any]) -> dict[str, Any]:
     """Runs in a Dask worker: every case of the shard, then one checkpoint file."""
+    from scenario_pipeline.cost.measure import ShardMeter  # issue 7: the shard's resource accounting
+
+    meter = ShardMeter()
     scenario = get_scenario(job.scenario_id)
-    agent = _agent(job.agent_spec, job.scenario_id)
-    rows = [run_case(scenario, agent, case, context, job.limits, job.run_id, job.shard) for case in job.cases]
-    write_shard(Storage.from_url(job.storage_url), job.run_id, job.shard, rows)
-    return {"shard": job.shard, "cases": len(rows), "passed": sum(r["passed"] for r in rows)}
+    dataset_url = context.get("dataset", {}).get("url", "")
+    readonly = dataset_url.removeprefix("file://") if dataset_url.startswith("file://") else ""
+    sandbox = sandbox_for(job.agent_spec, job.scenario_id, readonly)
+    rows = [run_case(scenario, sandbox, case, context, job.run_id, job.limits, job.run_id, job.shard) for case in job.cases]
+    storage = Storage.from_url(job.storage_url)
+    checkpoint = write_shard(storage, job.run_id, job.shard, rows)
+    return {"shard": job.shard, "cases": len(rows), "passed": sum(r["passed"] for r in rows),
+            "usage": meter.finish(rows, storage, checkpoint).to_dict()}  # issue 7
 
 
 @task(name="fan-out", cache_policy=NO_CACHE)
-def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shards_total: int, cases_total: int) -> FanoutStats:
+def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shards_total: int, cases_total: int,
+            cost: RunCost | None = None) -> FanoutStats:
+    """``cost`` (issue 7): accounts each shard, shows the live estimate, and holds shards back at the budget."""
     logger = get_run_logger()
     stats = FanoutStats(shards_total=shards_total, shards_resumed=shards_total - len(jobs))
     done_cases = cases_total - sum(len(j.cases) for j in jobs)
     started = time.perf_counter()
-    artifact = create_progress_artifact(done_cases / max(cases_total, 1) * 100, description=f"cases scored and checkpointed, of {cases_total}")
+    def describe() -> str:
+        return f"cases scored and checkpointed, of {cases_total}" + (f"; {cost.describe()}" if cost else "")
+
+    artifact = create_progress_artifact(done_cases / max(cases_total, 1) * 100, description=describe())
     bar = progress.listener()
     bar.start("fan-out", cases_total, "cases")
     bar.advance("fan-out", done_cases)
@@ -97,26 +103,63 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
     logger.info("Fanning out %d cases in %d shards to %d Dask workers (dashboard: %s).", sum(len(j.cases) for j in jobs), len(jobs),
                 len(client.scheduler_info(n_workers=-1)["workers"]), client.dashboard_link)
     ctx = client.scatter(context, broadcast=True, hash=False)
-    futures = client.map(run_shard, jobs, context=ctx, key=[f"shard-{j.run_id}-{j.shard}" for j in jobs], pure=False, retries=2)
-    by_key = {f.key: j for f, j in zip(futures, jobs)}
+    # --- issue 7: without a budget every shard is submitted at once; with one, a shard is submitted
+    # only while the budget guard (cost/budget.py) allows it, and the rest are held back ---
+    queue: deque[ShardJob] = deque(jobs)
+    by_key: dict[str, ShardJob] = {}
+    in_flight: dict[str, int] = {}
+    completed = as_completed(loop=client.loop)
+
+    def submit() -> None:
+        if cost is None or not cost.guard.limited:
+            batch = list(queue)
+            queue.clear()
+        else:
+            batch, cases = [], sum(in_flight.values())
+            while queue and cost.allow(cases, len(queue[0].cases)):
+                cases += len(queue[0].cases)
+                batch.append(queue.popleft())
+        if batch:
+            futures = client.map(run_shard, batch, context=ctx, key=[f"shard-{j.run_id}-{j.shard}" for j in batch], pure=False, retries=2)
+            for f, j in zip(futures, batch):
+                by_key[f.key], in_flight[f.key] = j, len(j.cases)
+            completed.update(futures)
+
+    submit()
+    # --- end issue 7 ---
     last_report = 0.0
-    for fut in as_completed(futures, loop=client.loop):
+    for fut in completed:
         job = by_key[fut.key]
+        in_flight.pop(fut.key, None)  # issue 7
         try:
             result = fut.result()
             stats.shards_run += 1
             stats.cases_run += result["cases"]
             done_cases += result["cases"]
+            if cost is not None:  # issue 7
+                cost.shard_done(job.shard, result.get("usage"), result["cases"])
         except Exception as exc:  # noqa: BLE001 - one broken shard must not lose the others
             stats.failed_shards.append({"shard": job.shard, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             logger.error("Shard %d failed after retries: %s", job.shard, exc)
+        submit()  # issue 7
         bar.advance("fan-out", done_cases)
         now = time.perf_counter()
         if now - last_report > 1.0 or done_cases == cases_total:
-            update_progress_artifact(artifact, done_cases / cases_total * 100)
-            logger.info("%d of %d cases done (%d shards run, %d failed).", done_cases, cases_total, stats.shards_run, len(stats.failed_shards))
+            update_progress_artifact(artifact, done_cases / cases_total * 100, description=describe())
+            logger.info("%d of %d cases done (%d shards run, %d failed)%s.", done_cases, cases_total, stats.shards_run, len(stats.failed_shards),
+                        f"; {cost.describe()}" if cost else "")
+            if cost is not None:  # issue 7: the ledger, so a resumed run knows what was spent
+                cost.save()
             last_report = now
-    update_progress_artifact(artifact, done_cases / cases_total * 100)
+    # --- issue 7 ---
+    if queue:
+        stats.budget_exceeded, stats.shards_held = True, len(queue)
+        logger.warning("Budget reached: %s; %d shards (%d cases) held back and not run.", cost.describe() if cost else "",
+                       len(queue), sum(len(j.cases) for j in queue))
+    if cost is not None:
+        cost.save(force=True)
+    # --- end issue 7 ---
+    update_progress_artifact(artifact, done_cases / cases_total * 100, description=describe())
     bar.finish("fan-out")
     stats.seconds = time.perf_counter() - started
     return stats

