@@ -11,14 +11,28 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scenario_pipeline.errors import UsageError
 
 MAX_RECORDS = 10**12
 # Bumped whenever the same spec would generate different values; part of both hashes, so data
 # of an older generator never passes for the current one.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: params in canonical key order (see _canonical)
+
+
+def _canonical(value: Any) -> Any:
+    """Dicts with their keys sorted, all the way down.
+
+    The spec is stored and hashed as sorted JSON, and generators walk params in iteration order
+    (a mix of labels, for one), so a spec read back from a manifest must iterate exactly like the
+    one built in code, or a process holding the reloaded spec would see other values.
+    """
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_canonical(v) for v in value)
+    return value
 
 
 class Rules(BaseModel):
@@ -42,6 +56,8 @@ class ColumnSpec(BaseModel):
     null_rate: float = Field(0.0, ge=0.0, le=1.0)
     rules: Rules | None = None  # None: the kind's default rules for these params
     params: dict[str, Any] = Field(default_factory=dict)
+
+    _canonical_params = field_validator("params")(classmethod(lambda cls, v: _canonical(v)))
 
     def effective_rules(self) -> Rules:
         if self.rules is not None:
@@ -80,6 +96,8 @@ class FeatureSpec(BaseModel):
     table: str
     column: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+
+    _canonical_params = field_validator("params")(classmethod(lambda cls, v: _canonical(v)))
 
 
 class DatasetSpec(BaseModel):

@@ -13,6 +13,8 @@ import json
 import threading
 from typing import Any
 
+from tests import oracle
+
 _CASES: dict[tuple[str, str], dict[str, Any]] = {}
 _LOCK = threading.Lock()
 DRAW = {"s01-overflow": None, "s03-warehouse": 300, "s14-query": 300, "s15-pii": None}  # None: every case there is
@@ -22,7 +24,7 @@ def _truth(scenario_id: str, case_input: dict[str, Any], context: dict[str, Any]
     from scenario_pipeline.datasets.spec import DatasetSpec
     from scenario_pipeline.scenarios.registry import get_scenario
 
-    spec_json = context["dataset"]["manifest"]["spec"]
+    spec_json = oracle.spec_json(context)
     key = (scenario_id, json.dumps(spec_json, sort_keys=True))
     with _LOCK:
         if key not in _CASES:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from scenario_pipeline.datasets.spec import DatasetSpec
+from tests import oracle
 
 
 def _spec(context: dict[str, Any]) -> DatasetSpec:
-    return DatasetSpec.model_validate(context["dataset"]["manifest"]["spec"])
+    return DatasetSpec.model_validate(oracle.spec_json(context))
 
 
 def perfect_s02(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:

@@ -107,3 +107,29 @@ def test_manifest_stats_match_the_data(data_dir: Path) -> None:
     assert (lo, hi) == (100_000, 199_999)  # partition 1 of 100,000-row partitions
     assert sidecar["stats"]["record_id"] == {"min": 100_000, "max": 199_999, "nulls": 0}
     assert sidecar["stats"]["tag"]["nulls"] == nulls
+
+
+
+def test_a_spec_read_back_from_its_manifest_plants_the_same_truth() -> None:
+    """Found by the sandboxed oracle agent: params written in another key order (the manifest
+    stores sorted JSON) drew other PII labels from the same hash. The truth of every feature
+    must not depend on where the spec came from."""
+    from scenario_pipeline.datasets.features import feature_kind
+    from scenario_pipeline.datasets.features.pii_cells import build_column
+    from scenario_pipeline.datasets.spec import FeatureSpec
+    from scenario_pipeline.scenarios.registry import get_scenario
+
+    pii = get_scenario("s15").dataset_spec(1200, 7)
+    again = DatasetSpec.model_validate(json.loads(json.dumps(json.loads(pii.model_dump_json()), sort_keys=True)))
+    assert again.spec_hash() == pii.spec_hash()
+    for a, b in zip(pii.features, again.features):
+        assert feature_kind(a.kind).truth(pii, a) == feature_kind(b.kind).truth(again, b)
+
+    mix = {"US_SSN": 0.3, "EMAIL_ADDRESS": 0.3}  # not in sorted order on purpose
+    flipped = dict(reversed(list(mix.items())))
+    forward = build_column(5, "t", {"name": "c", "style": "value", "mix": mix}, 300)
+    backward = build_column(5, "t", {"name": "c", "style": "value", "mix": flipped}, 300)
+    assert forward.labels != backward.labels  # the generator itself is order-sensitive...
+    one = FeatureSpec(kind="pii_table", table="t", params={"columns": [{"name": "c", "style": "value", "mix": mix}]})
+    two = FeatureSpec(kind="pii_table", table="t", params={"columns": [{"name": "c", "style": "value", "mix": flipped}]})
+    assert one == two and list(one.params["columns"][0]["mix"]) == ["EMAIL_ADDRESS", "US_SSN"]  # ...so specs hold one order
