@@ -8,8 +8,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime
 
-from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.manifest import MANIFEST, dataset_root, has_manifest
+from scenario_pipeline.flows.params import check_generate_params
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.storage import Storage
@@ -37,10 +37,11 @@ def generate_dataset(
     Rerunning it is cheap: a complete dataset (manifest present) is returned as is, and an
     interrupted one is finished without rewriting the partitions it already has.
     """
-    logger = get_run_logger()
     settings = load_settings()
+    # issue 9: bad input stops here, before any work (the same checks as `scenario generate`)
+    spec = check_generate_params(dataset, records, partition_rows, seed, storage_url, dask_address, settings)
+    logger = get_run_logger()
     t0 = time.perf_counter()
-    spec = build_spec(dataset, records=records, seed=settings.seed if seed is None else seed, partition_rows=partition_rows)
     storage = Storage.from_url(storage_url or settings.resolved_storage_url())
     root = dataset_root(storage, spec)
     logger.info("Dataset %s (spec %s): %s records in %d partitions of %s rows, to %s.", spec.name, spec.spec_hash(),

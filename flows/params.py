@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from scenario_pipeline.agents.loader import agent_kind
+from scenario_pipeline.datasets.spec import MAX_RECORDS
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Scenario
 from scenario_pipeline.scenarios.registry import get_scenario, short_id
@@ -15,6 +16,9 @@ from scenario_pipeline.settings import Settings
 from scenario_pipeline.storage import normalize_url
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_SEED = 2**63 - 1  # the warehouse stores seeds as BIGINT
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+WAREHOUSE_SCHEMES = "use duckdb:///path/file.duckdb or redshift://user@host:5439/db"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,185 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
+# ---- issue 9: checks shared by the CLI, the flows and their deployments; each raises one UsageError ----
+def check_run_id(run_id: object, what: str = "run id") -> str:
+    """A run id names folders (runs/{id}/) and rows: letters, digits, '.', '_' and '-' only."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise UsageError(f"{what} {run_id!r} may hold only letters, digits, '.', '_' and '-' (1-128, starting with a letter or digit)")
+    return run_id
+
+
+def check_seed(seed: object) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise UsageError(f"seed must be a whole number from 0 to 2^63-1, got {seed!r}")
+    return seed
+
+
+def check_storage_url(url: object) -> str | None:
+    """None (the settings' storage) or a file:// / s3:// URL, spelled out."""
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip():
+        raise UsageError(f"storage URL must be file:///path or s3://bucket/prefix, got {url!r}")
+    return normalize_url(url)
+
+
+def check_warehouse_url(url: object) -> str | None:
+    """None (the settings' warehouse) or a duckdb:// / redshift:// URL whose every part is usable.
+
+    A Redshift URL with a password in it is refused here, before it can become a flow run's parameter.
+    """
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip():
+        raise UsageError(f"warehouse URL must be a string; {WAREHOUSE_SCHEMES}")
+    from urllib.parse import urlparse
+
+    from scenario_pipeline.warehouse.base import redact_url
+
+    scheme = urlparse(url).scheme
+    if scheme == "duckdb":
+        from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
+
+        if not str(duckdb_path(url)).strip() or str(duckdb_path(url)) in (".", "/"):
+            raise UsageError(f"warehouse URL {url!r} names no file; use duckdb:///path/file.duckdb")
+        return url
+    if scheme == "redshift":
+        from scenario_pipeline.warehouse.redshift_backend import parse_url
+
+        parse_url(url)
+        return url
+    # issue 9: secrets - a URL of another kind may carry a password: show it without
+    raise UsageError(f"warehouse URL {redact_url(url)!r} has an unknown scheme {scheme!r}; {WAREHOUSE_SCHEMES}")
+
+
+def check_dask_address(address: object) -> str | None:
+    """None (a LocalCluster) or scheme://host:port of a scheduler; not contacted here."""
+    if address is None:
+        return None
+    from urllib.parse import urlparse
+
+    if not isinstance(address, str) or "://" not in address:
+        raise UsageError(f"Dask address {address!r} needs a scheme, e.g. tcp://host:8786")
+    url = urlparse(address)
+    if url.scheme not in DASK_SCHEMES:
+        raise UsageError(f"Dask address {address!r} has unknown scheme {url.scheme!r}; use tcp://host:8786 (or {', '.join(DASK_SCHEMES[1:])})")
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if not url.hostname or not port:
+        raise UsageError(f"Dask address {address!r} needs a host and a port, e.g. tcp://host:8786")
+    return address
+
+
+def check_dataset_scale(sc: Scenario, records: int, seed: int) -> None:
+    """The scenario's dataset at this scale can be built (each scenario has its own range)."""
+    try:
+        sc.dataset_spec(records, seed)
+    except UsageError as exc:
+        raise UsageError(_one_line(str(exc))) from None
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise UsageError(f"{sc.id} at {records:,} records: {_one_line(str(exc))}") from None
+
+
+_PYDANTIC_HEAD = re.compile(r"\d+ validation errors? for \w+\s*$")
+
+
+def _one_line(text: str) -> str:
+    """One line of a message; pydantic's several lines and link become what they say."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip() and "errors.pydantic.dev" not in ln]
+    if lines and _PYDANTIC_HEAD.search(lines[0]):
+        head = _PYDANTIC_HEAD.sub("", lines[0]).strip()
+        said = [re.sub(r"\s*\[type=.*$", "", ln).removeprefix("Value error, ") for ln in lines[1:]]
+        return " ".join(f"{head} {'; '.join(said)}".split())
+    return " ".join(" ".join(lines).split())
+
+
+def check_compare_params(run_ids: object, warehouse_url: object = None, storage_url: object = None, correction: object = "holm",
+                         alpha: object = 0.05, n_boot: object = 10_000) -> None:
+    """The compare-runs flow's parameters (and `scenario compare`'s)."""
+    from scenario_pipeline.compare.engine import CORRECTIONS
+
+    if isinstance(run_ids, str) or not isinstance(run_ids, (list, tuple)) or len(run_ids) < 2:
+        raise UsageError(f"give at least two run ids to compare (a list), got {run_ids!r}")
+    for r in run_ids:
+        check_run_id(r)
+    dupes = sorted({r for r in run_ids if list(run_ids).count(r) > 1})
+    if dupes:
+        raise UsageError(f"run(s) {dupes} given more than once; compare different runs")
+    if correction not in CORRECTIONS:
+        raise UsageError(f"correction {correction!r} is not known; use one of {sorted(CORRECTIONS)}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise UsageError(f"alpha must lie between 0 and 1 (e.g. 0.05), got {alpha!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 100 <= n_boot <= 1_000_000:
+        raise UsageError(f"n_boot (bootstrap resamples) must be a whole number from 100 to 1,000,000, got {n_boot!r}")
+    check_warehouse_url(warehouse_url)
+    check_storage_url(storage_url)
+
+
+def check_generate_params(dataset: object, records: object, partition_rows: object = None, seed: object = None,
+                          storage_url: object = None, dask_address: object = None, settings: Settings | None = None):  # noqa: ANN201 - DatasetSpec
+    """The generate-dataset flow's parameters (and `scenario generate`'s); returns the dataset's spec."""
+    from scenario_pipeline.datasets.catalog import build_spec
+    from scenario_pipeline.settings import load_settings
+
+    if not isinstance(dataset, str):
+        raise UsageError(f"dataset must be a dataset name such as 'events', got {dataset!r}")
+    for name, value in (("records", records), ("partition rows", partition_rows)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UsageError(f"{name} must be a positive whole number, got {value!r}")
+    if records is None:
+        raise UsageError("records must be a positive whole number, got None")
+    check_seed(seed)
+    check_storage_url(storage_url)
+    check_dask_address(dask_address)
+    settings = settings or load_settings()
+    try:
+        return build_spec(dataset, records=records, seed=settings.seed if seed is None else seed, partition_rows=partition_rows)
+    except UsageError as exc:
+        raise UsageError(_one_line(str(exc))) from None
+
+
+MAX_GATE_TIMEOUT_S = 30 * 86400
+
+
+def check_promote_params(run_id: object, warehouse_url: object = None, interactive: object = False, decided_by: object = None,
+                         timeout_s: object = 3600, poll_interval_s: object = 5) -> None:
+    """The promote-baseline flow's parameters (and `scenario baseline promote`'s)."""
+    check_run_id(run_id)
+    check_warehouse_url(warehouse_url)
+    if not isinstance(interactive, bool):
+        raise UsageError(f"interactive must be true or false, got {interactive!r}")
+    if decided_by is not None and (not isinstance(decided_by, str) or not 0 < len(decided_by) <= 256 or not decided_by.isprintable()):
+        raise UsageError(f"decided_by must be a name of 1 to 256 printable characters, got {decided_by!r}")
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not 0 < timeout_s <= MAX_GATE_TIMEOUT_S:
+        raise UsageError(f"timeout must be a whole number of seconds from 1 to {MAX_GATE_TIMEOUT_S:,} (30 days), got {timeout_s!r}")
+    if isinstance(poll_interval_s, bool) or not isinstance(poll_interval_s, int) or not 0 < poll_interval_s <= timeout_s:
+        raise UsageError(f"poll interval must be a whole number of seconds from 1 to the timeout ({timeout_s}), got {poll_interval_s!r}")
+
+
+def check_reconcile_params(days: object = None, warehouse_url: object = None, today: object = None):  # noqa: ANN201 - date | None
+    """The reconcile-costs flow's parameters (and `scenario reconcile-costs`'); returns ``today`` as a date."""
+    from datetime import date
+
+    from scenario_pipeline.cost.reconcile import window
+
+    if days is not None:
+        window(date.today(), days, None)  # 1 to MAX_LOOKBACK_DAYS, its message
+    if warehouse_url is not None and not str(warehouse_url).startswith("variable:"):
+        check_warehouse_url(warehouse_url)
+    if today is None:
+        return None
+    try:
+        if not isinstance(today, str):
+            raise ValueError(today)
+        return date.fromisoformat(today)
+    except ValueError:
+        raise UsageError(f"today must be a date as YYYY-MM-DD, got {today!r}") from None
+# ---- end issue 9 ----
+
+
 def new_run_id(scenario_id: str) -> str:
     return f"{short_id(scenario_id)}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
@@ -48,7 +231,7 @@ def new_run_id(scenario_id: str) -> str:
 def from_variable(value: str | None, what: str) -> str | None:
     """``variable:NAME`` stands for the value of Prefect Variable NAME (deployment parameters
     name where data lives without carrying it, and never carry secrets)."""
-    if not value or not value.startswith("variable:"):
+    if not isinstance(value, str) or not value.startswith("variable:"):  # issue 9: other types are refused later, clearly
         return value
     name = value.removeprefix("variable:")
     from prefect.variables import Variable
@@ -74,26 +257,31 @@ def resolve_params(
     max_cost_usd: float | None = None,
     price_profile: str | None = None,
 ) -> RunParams:
+    if not isinstance(scenario, str):
+        raise UsageError(f"scenario must be a scenario id such as 's12', got {scenario!r}")
     sc = get_scenario(scenario)
     storage_url = from_variable(storage_url, "storage URL")
     warehouse_url = from_variable(warehouse_url, "warehouse URL")
     dask_address = from_variable(dask_address, "Dask address")
     records = _positive("records", records if records is not None else sc.default_records)
     cases = _positive("cases", cases if cases is not None else sc.default_cases)
+    if records > MAX_RECORDS:  # issue 9: the largest dataset there is
+        raise UsageError(f"records must be at most 10^12, got {records:,}")
     if cases > sc.max_cases:
         raise UsageError(f"{sc.id} draws at most {sc.max_cases} cases, got {cases}")
     if shard_size is not None:
         _positive("shard size", shard_size)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
+    check_seed(seed)  # issue 9: also at most 2^63-1
+    if not isinstance(agent, str):
+        raise UsageError(f"agent must be 'reference', 'package.module:callable' or an http(s):// URL, got {agent!r}")
     agent_kind(agent)
-    if run_id is not None and not RUN_ID.match(run_id):
-        raise UsageError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-' (1-128, starting with a letter or digit)")
-    if dask_address is not None and "://" not in dask_address:
-        raise UsageError(f"Dask address {dask_address!r} needs a scheme, e.g. tcp://host:8786")
+    if run_id is not None:
+        check_run_id(run_id)
+    check_dask_address(dask_address)  # issue 9: scheme, host and port
+    check_storage_url(storage_url)  # issue 9: before any work, not when the flow first writes
     wh = warehouse_url or settings.resolved_warehouse_url()
-    if not wh.startswith(("duckdb://", "redshift://")):
-        raise UsageError(f"warehouse URL {wh.split('@')[-1]!r} has an unknown scheme; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")
+    check_warehouse_url(wh)  # issue 9: the whole URL, not only its scheme
+    check_dataset_scale(sc, records, settings.seed if seed is None else seed)  # issue 9: each scenario's own range of records
     # --- issue 7 (cost/): a budget in dollars, and a price profile that loads ---
     from scenario_pipeline.cost.budget import check_max_cost
     from scenario_pipeline.cost.prices import normalize_ref

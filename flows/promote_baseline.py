@@ -18,6 +18,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from scenario_pipeline.compare.gate import decision_row, evidence, evidence_markdown, who
+from scenario_pipeline.flows.params import check_promote_params
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.tasks.report import artifact_key
 from scenario_pipeline.warehouse.base import connect
@@ -34,6 +35,7 @@ class GateDecision(RunInput):
 @flow(name="promote-baseline", log_prints=True, validate_parameters=False)
 def promote_baseline(run_id: str, warehouse_url: str | None = None, interactive: bool = False, decided_by: str | None = None,
                      timeout_s: int = 3600, poll_interval_s: int = 5) -> dict[str, Any]:
+    check_promote_params(run_id, warehouse_url, interactive, decided_by, timeout_s, poll_interval_s)  # issue 9: before any work
     logger = get_run_logger()
     url = warehouse_url or load_settings().resolved_warehouse_url()
     wh = connect(url)

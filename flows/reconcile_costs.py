@@ -8,15 +8,13 @@ those days' actuals in the warehouse's ``costs`` table, and reports each run's e
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from scenario_pipeline.cost.reconcile import reconcile
-from scenario_pipeline.errors import UsageError
-from scenario_pipeline.flows.params import from_variable
+from scenario_pipeline.flows.params import check_reconcile_params, check_warehouse_url, from_variable
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.warehouse.base import redact_url
 
@@ -44,12 +42,10 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 @flow(name="reconcile-costs", log_prints=True, validate_parameters=False)
 def reconcile_costs(days: int | None = None, warehouse_url: str | None = None, today: str | None = None) -> dict[str, Any]:
     """Fill actuals for the last ``days`` days (default SCENARIO_COST_RECONCILE_DAYS, 7); ``today`` (YYYY-MM-DD) is for backfills."""
+    day = check_reconcile_params(days, warehouse_url, today)  # issue 9: bad input stops here, before any work
     logger = get_run_logger()
     warehouse_url = from_variable(warehouse_url, "warehouse URL") or load_settings().resolved_warehouse_url()
-    try:
-        day = date.fromisoformat(today) if today else None
-    except ValueError as exc:
-        raise UsageError(f"today must be a date as YYYY-MM-DD, got {today!r}") from exc
+    check_warehouse_url(warehouse_url)
     result = reconcile(warehouse_url, days, day)
     w = result["window"]
     logger.info("Cost Explorer %s..%s: %d page(s), %d throttled retries, %d lines for %d run(s) into %s.", w["start"], w["end"],

@@ -14,6 +14,27 @@ from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short
 from scenario_pipeline.tasks.report import artifact_key
 
 
+def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, seed: Any, run_id: Any, storage_url: Any,
+                       warehouse_url: Any, dask_address: Any) -> tuple[list[str], str]:
+    """issue 9: every scenario's parameters checked before the first starts (`scenario run all` and the nightly
+    deployment); returns the scenario ids and the suite id."""
+    from scenario_pipeline.errors import UsageError
+    from scenario_pipeline.flows.params import check_run_id, resolve_params
+    from scenario_pipeline.settings import load_settings
+
+    if scenarios is not None and (isinstance(scenarios, str) or not isinstance(scenarios, (list, tuple))
+                                  or not all(isinstance(s, str) for s in scenarios)):
+        raise UsageError(f"scenarios must be a list of scenario ids such as ['s12', 's14'], got {scenarios!r}")
+    ids = [resolve_id(s) for s in scenarios] if scenarios else scenario_ids()
+    if run_id is not None:
+        check_run_id(run_id, "suite run id")
+    suite_id = run_id or f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    settings = load_settings()
+    for sid in ids:
+        resolve_params(settings, sid, records, cases, agent, seed, f"{suite_id}-{short_id(sid)}", storage_url, warehouse_url, dask_address, None)
+    return ids, suite_id
+
+
 def suite_row(sid: str, summary: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
     if summary is None:
         return {"scenario": sid, "run_id": "", "status": "error", "passed": False, "cases": 0, "pass_rate": None,
@@ -39,9 +60,8 @@ def run_suite(
     dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster."""
+    ids, suite_id = check_suite_params(scenarios, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address)  # issue 9
     logger = get_run_logger()
-    ids = [resolve_id(s) for s in scenarios] if scenarios else scenario_ids()
-    suite_id = run_id or f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     rows, summaries = [], {}
     with dask_client(dask_address) as client:
         address = client.scheduler.address

@@ -17,8 +17,8 @@ class UnknownScenarioError(UsageError):
     pass
 
 
-class AgentError(ScenarioError):
-    """An agent spec that does not import, is not callable, or does not answer."""
+class AgentError(UsageError):
+    """An agent spec that does not import, is not callable, or does not answer (bad input: issue 9)."""
 
 
 class StorageError(ScenarioError):

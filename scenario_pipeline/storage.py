@@ -14,6 +14,7 @@ the line also goes to that run's logs (issue 9).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -138,7 +139,10 @@ class Storage:
     def ensure_writable(self) -> None:
         """Fail early, with a clear message, on a root we cannot write."""
         probe = f".write-probe-{uuid.uuid4().hex}"
-        self.write_bytes(probe, b"ok")
+        try:
+            self.write_bytes(probe, b"ok")
+        except DiskFullError as exc:  # issue 9: name the folder, not the probe file
+            raise DiskFullError(str(exc).replace(self.uri(probe), self.url)) from exc
         self.delete(probe)
 
     def _call(self, what: str, rel: str, fn):  # noqa: ANN001 - small internal helper
@@ -152,9 +156,49 @@ class Storage:
         except PermissionError as exc:
             raise StorageError(f"cannot {what} {self.scheme}://{full}: permission denied; choose a writable --data-dir or storage URL") from exc
         except OSError as exc:
-            raise StorageError(f"cannot {what} {self.scheme}://{full}: {exc.strerror or exc}") from exc
+            raise os_error(what, f"{self.scheme}://{full}", exc) from exc  # issue 9: a full disk says so
         except Exception as exc:  # botocore / aiohttp errors carry no common base
             raise StorageError(f"cannot {what} {self.scheme}://{full}: {type(exc).__name__}: {_safe(exc)}") from exc
+
+
+# ---- issue 9: a full disk gets one clear message, wherever it is hit ----
+class DiskFullError(StorageError):
+    """No space left on the device (ENOSPC) or the disk quota used up (EDQUOT) under a local path.
+    Retrying does not help: whoever catches it stops the work and lets the message through."""
+
+
+_DISK_FULL = {errno.ENOSPC: "No space left on device, ENOSPC", errno.EDQUOT: "Disk quota exceeded, EDQUOT"}
+
+
+def disk_full_reason(exc: BaseException | None) -> str | None:
+    """"No space left on device, ENOSPC" when ``exc`` (or an exception it wraps) is a full disk, else None.
+
+    pyarrow and DuckDB report it as text ("... [errno 28] No space left on device"), so the text counts too.
+    """
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return _DISK_FULL[exc.errno]
+        text = str(exc)
+        for code, reason in _DISK_FULL.items():
+            if os.strerror(code) in text:
+                return reason
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def disk_full_error(what: str, where: str, reason: str) -> DiskFullError:
+    return DiskFullError(f"the disk is full: cannot {what} {where} ({reason}); free space on that disk, "
+                         "or choose another --data-dir (or --storage) with room, then rerun the same command")
+
+
+def os_error(what: str, where: str, exc: OSError) -> StorageError:
+    """The StorageError for an OSError while doing ``what`` to ``where``."""
+    reason = disk_full_reason(exc)
+    if reason:
+        return disk_full_error(what, where, reason)
+    return StorageError(f"cannot {what} {where}: {exc.strerror or exc}")
+# ---- end issue 9 ----
 
 
 def _safe(exc: BaseException) -> str:
@@ -225,6 +269,9 @@ def _s3_target(request_dict: dict[str, Any] | None) -> str:
     params = ((request_dict or {}).get("context") or {}).get("input_params") or {}
     bucket = params.get("Bucket", "")
     key = params.get("Key") or params.get("Prefix") or ""
+    objects = (params.get("Delete") or {}).get("Objects") or []  # DeleteObjects: many keys at once
+    if not key and objects:
+        key = objects[0].get("Key", "") + (f" (and {len(objects) - 1} more)" if len(objects) > 1 else "")
     return f"s3://{bucket}/{key}" if bucket else "s3://"
 
 

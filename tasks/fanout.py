@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from scenario_pipeline import progress
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.registry import get_scenario
-from scenario_pipeline.storage import Storage
+from scenario_pipeline.storage import DiskFullError, Storage  # issue 9: DiskFullError
 from scenario_pipeline.tasks.checkpoint import write_shard
 from scenario_pipeline.tasks.sandbox import sandbox_for
 from scenario_pipeline.tasks.score import Limits, run_case
@@ -75,9 +75,32 @@ def run_shard(job: ShardJob, context: dict[str, Any]) -> dict[str, Any]:
     sandbox = sandbox_for(job.agent_spec, job.scenario_id, readonly)
     rows = [run_case(scenario, sandbox, case, context, job.run_id, job.limits, job.run_id, job.shard) for case in job.cases]
     storage = Storage.from_url(job.storage_url)
-    checkpoint = write_shard(storage, job.run_id, job.shard, rows)
+    try:
+        checkpoint = write_shard(storage, job.run_id, job.shard, rows)
+    except DiskFullError as exc:  # issue 9: returned, not raised: Dask's retries would not help; fan_out stops the run
+        return exc
     return {"shard": job.shard, "cases": len(rows), "passed": sum(r["passed"] for r in rows),
             "usage": meter.finish(rows, storage, checkpoint).to_dict()}  # issue 7
+
+
+_NO_ARTIFACT = "no-artifact"  # issue 9
+
+
+def _progress_artifact(artifact: Any, percent: float, description: str, logger: Any) -> Any:
+    """issue 9: create or update the progress artifact. The Prefect API being away for longer than its client
+    retries costs the progress display for the rest of the fan-out (no more calls that would each wait out
+    the retries and stall the loop), never the run: logs and the CLI's bar still show progress."""
+    if artifact == _NO_ARTIFACT:
+        return artifact
+    try:
+        if artifact is None:
+            return create_progress_artifact(percent, description=description)
+        update_progress_artifact(artifact, percent, description=description)
+    except Exception as exc:  # noqa: BLE001 - httpx errors, Prefect API errors
+        logger.warning("Could not update the progress artifact (Prefect API: %s: %s); the fan-out goes on without it.",
+                       type(exc).__name__, exc)
+        return _NO_ARTIFACT
+    return artifact
 
 
 @task(name="fan-out", cache_policy=NO_CACHE)
@@ -91,7 +114,7 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
     def describe() -> str:
         return f"cases scored and checkpointed, of {cases_total}" + (f"; {cost.describe()}" if cost else "")
 
-    artifact = create_progress_artifact(done_cases / max(cases_total, 1) * 100, description=describe())
+    artifact = _progress_artifact(None, done_cases / max(cases_total, 1) * 100, describe(), logger)  # issue 9
     bar = progress.listener()
     bar.start("fan-out", cases_total, "cases")
     bar.advance("fan-out", done_cases)
@@ -128,11 +151,18 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
     submit()
     # --- end issue 7 ---
     last_report = 0.0
+    disk_full: DiskFullError | None = None  # issue 9
     for fut in completed:
         job = by_key[fut.key]
         in_flight.pop(fut.key, None)  # issue 7
         try:
             result = fut.result()
+            if isinstance(result, DiskFullError):  # issue 9: no checkpoint can be written: stop, keep what is checkpointed
+                disk_full = result
+                queue.clear()
+                client.cancel(list(completed.futures))
+                completed.clear()
+                break
             stats.shards_run += 1
             stats.cases_run += result["cases"]
             done_cases += result["cases"]
@@ -145,12 +175,17 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
         bar.advance("fan-out", done_cases)
         now = time.perf_counter()
         if now - last_report > 1.0 or done_cases == cases_total:
-            update_progress_artifact(artifact, done_cases / cases_total * 100, description=describe())
+            artifact = _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
             logger.info("%d of %d cases done (%d shards run, %d failed)%s.", done_cases, cases_total, stats.shards_run, len(stats.failed_shards),
                         f"; {cost.describe()}" if cost else "")
             if cost is not None:  # issue 7: the ledger, so a resumed run knows what was spent
                 cost.save()
             last_report = now
+    if disk_full is not None:  # issue 9: the run stops with one clear error; rerun with the same --run-id to resume
+        logger.warning("Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
+                       "to resume from the checkpointed shards.", stats.shards_resumed + stats.shards_run, shards_total)
+        bar.finish("fan-out")
+        raise disk_full
     # --- issue 7 ---
     if queue:
         stats.budget_exceeded, stats.shards_held = True, len(queue)
@@ -159,7 +194,7 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
     if cost is not None:
         cost.save(force=True)
     # --- end issue 7 ---
-    update_progress_artifact(artifact, done_cases / cases_total * 100, description=describe())
+    _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
     bar.finish("fan-out")
     stats.seconds = time.perf_counter() - started
     return stats

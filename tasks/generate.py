@@ -23,7 +23,7 @@ from scenario_pipeline.datasets.jobs import verify_job, write_job
 from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import DatasetError, ValidationFailed
-from scenario_pipeline.storage import Storage
+from scenario_pipeline.storage import DiskFullError, Storage  # issue 9: DiskFullError
 
 STALE_TEMP_S = 300  # temporary files older than this belong to a dead writer
 VERIFY_BATCH = 64  # partitions verified per Dask task
@@ -124,16 +124,21 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
         return client.submit(write_job, spec, root.url, table, p, pure=False, retries=2)
 
     queue = as_completed([submit(p) for _, p in zip(range(window), pending)], loop=client.loop)
+    disk_full: DiskFullError | None = None  # issue 9
     for fut in queue:
         result = fut.result()  # storage errors (after Dask's retries) end the run here
-        if isinstance(result, str):
+        if isinstance(result, DiskFullError):  # issue 9: submit no more, let the writes in flight end, then raise it
+            disk_full = disk_full or result
+        elif isinstance(result, str):
             failures.append(result)
         else:
             into.append(result)
         tick()
-        nxt = None if failures else next(pending, None)  # a broken rule breaks them all: stop early
+        nxt = None if failures or disk_full else next(pending, None)  # a broken rule breaks them all: stop early
         if nxt is not None:
             queue.add(submit(nxt))
+    if disk_full is not None:  # issue 9
+        raise disk_full
     return failures
 
 

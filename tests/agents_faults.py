@@ -63,3 +63,9 @@ def sleeps_0_to_50ms_by_case(case: dict[str, Any], context: dict[str, Any]) -> d
     seed = hashlib.sha256(json.dumps(case, sort_keys=True, default=str).encode()).digest()
     time.sleep(random.Random(seed).random() * 0.05)
     return {"record_ids": []}
+
+
+def sleeps_100_to_300ms(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Issue 9, infrastructure faults: a fan-out slow enough to break a server or a disk in the middle of it."""
+    time.sleep(0.1 + random.random() * 0.2)
+    return {"record_ids": []}

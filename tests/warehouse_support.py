@@ -89,9 +89,14 @@ class WarehouseDown:
         self.kind, self.url, self.pg, self.proc = kind, url, pg, None
 
     def __enter__(self) -> "WarehouseDown":
+        import os
         import subprocess
         import sys
 
+        # A locked DuckDB file is waited on for SCENARIO_DUCKDB_LOCK_WAIT_S (120 s by default);
+        # these tests are about what happens after the wait, so keep it short while down.
+        self.saved_wait = os.environ.get("SCENARIO_DUCKDB_LOCK_WAIT_S")
+        os.environ["SCENARIO_DUCKDB_LOCK_WAIT_S"] = "2"
         if self.kind == "duckdb":
             from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
 
@@ -103,6 +108,12 @@ class WarehouseDown:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import os
+
+        if self.saved_wait is None:
+            os.environ.pop("SCENARIO_DUCKDB_LOCK_WAIT_S", None)
+        else:
+            os.environ["SCENARIO_DUCKDB_LOCK_WAIT_S"] = self.saved_wait
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=30)

@@ -55,33 +55,62 @@ def _flag(value: str) -> bool:
     raise UsageError(f"warehouse URL option must be true or false, got {value!r}")
 
 
-def connect_kwargs(url: str, settings: RedshiftSettings | None = None) -> dict[str, Any]:
-    """redshift_connector.connect arguments for a URL plus the environment; checks the URL first."""
-    settings = settings or RedshiftSettings()
+def parse_url(url: str) -> dict[str, Any]:
+    """redshift_connector.connect arguments from the URL alone (no secret); every problem is a UsageError.
+
+    Checked before any work (flows/params.py), so a bad URL never becomes a flow run's parameter.
+    """
     p = urlparse(url)
-    if p.password is not None:
+    if p.password is not None:  # issue 9: secrets - name the problem, never echo the value
         raise UsageError("the Redshift URL carries a password; remove it and set SCENARIO_REDSHIFT_PASSWORD "
                          "(or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), or add ?iam=true")
+    try:
+        port = p.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise UsageError("the Redshift URL's port must be a number from 1 to 65535, as in redshift://user@host:5439/db")
     if not p.hostname or not p.username or not p.path.strip("/"):
         raise UsageError(f"Redshift URL {p.scheme}://{p.hostname or ''}{p.path} needs a user, a host and a database: redshift://user@host:5439/db")
     query = {k: v[-1] for k, v in parse_qs(p.query, keep_blank_values=True).items()}
     unknown = sorted(set(query) - URL_OPTIONS)
     if unknown:
         raise UsageError(f"Redshift URL option(s) {unknown} are not known; allowed: {sorted(URL_OPTIONS)} (secrets go in the environment)")
-    kw: dict[str, Any] = {"host": p.hostname, "port": p.port or 5439, "database": unquote(p.path.strip("/")), "user": unquote(p.username),
+    kw: dict[str, Any] = {"host": p.hostname, "port": port or 5439, "database": unquote(p.path.strip("/")), "user": unquote(p.username),
                           "application_name": "scenario-pipeline", "timeout": 30}
     for key, value in query.items():
         if key in ("ssl", "iam", "is_serverless"):
             kw[key] = _flag(value)
         elif key == "timeout":
+            if not value.isdigit() or int(value) <= 0:
+                raise UsageError(f"Redshift URL option timeout must be a positive whole number of seconds, got {value!r}")
             kw[key] = int(value)
         else:
             kw[key] = value
     if kw.get("iam"):
         kw["db_user"] = kw.get("db_user", kw["user"])
+    return kw
+
+
+def has_credential(url: str, settings: RedshiftSettings | None = None) -> bool:
+    """A password, a Secret block or IAM is configured for this URL (none of them read here)."""
+    settings = settings or RedshiftSettings()
+    return bool(parse_url(url).get("iam") or settings.password is not None or settings.password_block)
+
+
+def connect_kwargs(url: str, settings: RedshiftSettings | None = None) -> dict[str, Any]:
+    """redshift_connector.connect arguments for a URL plus the environment; checks the URL first."""
+    settings = settings or RedshiftSettings()
+    kw = parse_url(url)
+    if kw.get("iam"):
         return kw
     kw["password"] = _password(settings)
     return kw
+
+
+def probe(url: str, settings: RedshiftSettings | None = None) -> None:
+    """Connect and disconnect (no migration, nothing written); a WarehouseError says why not."""
+    RedshiftWarehouse(url, settings, migrate=False).close()
 
 
 def _password(settings: RedshiftSettings) -> str:
@@ -101,7 +130,7 @@ def _password(settings: RedshiftSettings) -> str:
 class RedshiftWarehouse(SqlWarehouse):
     dialect = "redshift"
 
-    def __init__(self, url: str, settings: RedshiftSettings | None = None) -> None:
+    def __init__(self, url: str, settings: RedshiftSettings | None = None, migrate: bool = True) -> None:
         import redshift_connector
 
         self.url = url
@@ -119,6 +148,8 @@ class RedshiftWarehouse(SqlWarehouse):
         self.con.autocommit = False
         self.cur = self.con.cursor()
         self.cur.paramstyle = "qmark"  # the same `?` SQL as DuckDB
+        if not migrate:
+            return
         try:
             self.migrate()
         except BaseException:
@@ -126,6 +157,10 @@ class RedshiftWarehouse(SqlWarehouse):
             raise
 
     def _clean(self, exc: BaseException) -> str:
+        """The driver error's text without the password; the error itself (kept as the WarehouseError's
+        cause, so in every traceback Prefect logs) is scrubbed too."""
+        if self._secret:
+            _scrub(exc, self._secret)  # issue 9: secrets
         text = f"{type(exc).__name__}: {exc}"
         if self._secret:
             text = text.replace(self._secret, "***")
@@ -195,3 +230,36 @@ class RedshiftWarehouse(SqlWarehouse):
             self.con.close()
         except self._driver_errors:
             pass
+
+
+def _scrub(exc: BaseException, secret: str) -> None:
+    """issue 9: secrets - replace ``secret`` in the args of ``exc`` and of every exception it chains to or
+    holds, so that neither its text, its repr nor a traceback of the chain can show it."""
+    def clean(v: Any, depth: int = 0) -> Any:
+        if isinstance(v, str):
+            return v.replace(secret, "***")
+        if isinstance(v, bytes):
+            return v.replace(secret.encode(), b"***")
+        if isinstance(v, (tuple, list)) and depth < 4:
+            return type(v)(clean(x, depth + 1) for x in v)
+        if isinstance(v, dict) and depth < 4:  # the driver's server errors are dicts of fields
+            return {k: clean(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, BaseException) and depth < 4:
+            seen_exc(v)
+        return v
+
+    seen: set[int] = set()
+
+    def seen_exc(e: BaseException) -> None:
+        if id(e) in seen:
+            return
+        seen.add(id(e))
+        try:
+            e.args = tuple(clean(a) for a in e.args)
+        except (AttributeError, TypeError):
+            pass
+        for nxt in (e.__cause__, e.__context__):
+            if nxt is not None:
+                seen_exc(nxt)
+
+    seen_exc(exc)

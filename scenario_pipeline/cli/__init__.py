@@ -6,6 +6,7 @@ Each module of this package adds its commands to ``app``; adding a command group
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
 
@@ -21,8 +22,20 @@ def _load_commands() -> None:
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
+class _NoTracebackForOurErrors(logging.Filter):  # issue 9
+    """Prefect logs a failed task or flow run with its traceback. For our own errors (a ScenarioError says
+    what went wrong and what to do) the CLI prints that message as its last line; the traceback would bury it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ScenarioError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def main() -> None:
     _load_commands()
+    for name in ("prefect.flow_runs", "prefect.task_runs"):  # issue 9: kept when Prefect configures its logging later
+        logging.getLogger(name).addFilter(_NoTracebackForOurErrors())
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -36,8 +49,12 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # Typer's (vendored click) usage errors arrive here in standalone_mode=False
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            hint = getattr(getattr(exc, "ctx", None), "command_path", None)
-            err.print(f"[bold red]error:[/] {exc.format_message()}" + (f" (see `{hint} --help`)" if hint else ""), highlight=False, soft_wrap=True)
+            ctx = getattr(exc, "ctx", None)
+            hint = getattr(ctx, "command_path", None)
+            message = exc.format_message()
+            if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # issue 9: a group given no command
+                message = f"give a command: {hint} {' | '.join(ctx.command.list_commands(ctx))}"
+            err.print(f"[bold red]error:[/] {message}" + (f" (see `{hint} --help`)" if hint else ""), highlight=False, soft_wrap=True)
             sys.exit(2)
         raise
 

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from scenario_pipeline.cli.common import _data_dir, app, err, out
+from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, err, out, require_runs
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines: the run each scenario+scale is compared with.")
 app.add_typer(baseline_app, name="baseline")
@@ -43,8 +43,15 @@ def promote(
     if timeout <= 0 or poll_interval <= 0:
         raise UsageError("--timeout and --poll-interval must be positive")
     _data_dir(data_dir)
-    st = ensure_api()
     mode = interactive or (not non_interactive and _person_present())
+    # issue 9: the flow's own checks, and the run in the warehouse, before a server is needed
+    from scenario_pipeline.flows.params import check_promote_params
+    from scenario_pipeline.settings import load_settings
+
+    check_promote_params(run_id, warehouse, mode, decided_by, timeout, poll_interval)
+    url = check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
+    require_runs(url, [run_id])
+    st = ensure_api()
     if mode and not as_json:
         err.print(f"The gate waits for your decision in the Prefect UI: {st.ui_url}/runs (the paused promote-baseline run)", highlight=False)
     from scenario_pipeline.flows.promote_baseline import promote_baseline
@@ -72,7 +79,7 @@ def show(
     from scenario_pipeline.warehouse.base import connect
 
     _data_dir(data_dir)
-    wh = connect(warehouse or load_settings().resolved_warehouse_url())
+    wh = connect(check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True))  # issue 9: a look creates nothing
     try:
         rows = wh.baselines()
         decisions = {d["decision_id"]: d for d in wh.decisions()}

@@ -61,6 +61,10 @@ def count(value: str | int) -> int:
     try:
         if "^" in text or "**" in text:
             base, _, exp = text.replace("**", "^").partition("^")
+            if int(exp) < 0:
+                raise ValueError
+            if int(exp) > 64 or len(base.strip("+-")) > 20:  # issue 9: 10^99999999 would take minutes to compute
+                raise typer.BadParameter(f"{value!r} is far too large a number")
             number = int(base) ** int(exp)
         elif "e" in text.lower():
             as_float = float(text)
@@ -72,3 +76,83 @@ def count(value: str | int) -> int:
     except (ValueError, OverflowError):
         raise typer.BadParameter(f"{value!r} is not a whole number (write 1000000, 1_000_000, 1e6 or 10^6)") from None
     return number
+
+
+# ---- issue 9: checks every command makes before it needs a server or writes anything ----
+def check_writable(root: Any) -> None:
+    """Storage that cannot be written (a file in the way, no permission, bad S3 credentials) stops here."""
+    from scenario_pipeline.errors import StorageError
+
+    try:
+        root.ensure_writable()
+    except StorageError as exc:
+        if root.scheme != "s3":
+            if "--data-dir" in str(exc) or "choose a writable" in str(exc):  # it says what to do already
+                raise
+            raise StorageError(f"{exc}; choose a writable folder for --data-dir (or --storage)") from exc
+        raise StorageError(f"{exc} (for s3:// check the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE), "
+                           "that the bucket exists, and that they may write to it)") from exc
+
+
+def check_warehouse(url: str, must_exist: bool) -> str:
+    """The warehouse URL, checked whole; then, without writing anything:
+
+    - ``must_exist`` (commands that read): a DuckDB file that is not there is refused, since opening it
+      would create an empty warehouse;
+    - Redshift with no password, Secret block or IAM configured: one connection is tried, so that a
+      missing credential is told now rather than after the work (a trust-authenticated server passes).
+    """
+    from urllib.parse import urlparse
+
+    from scenario_pipeline.errors import UsageError, WarehouseError
+    from scenario_pipeline.flows.params import check_warehouse_url
+
+    check_warehouse_url(url)
+    if urlparse(url).scheme == "duckdb":
+        from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
+
+        path = duckdb_path(url)
+        if must_exist and not path.is_file():
+            raise UsageError(f"there is no warehouse at {path} (no run has published there); check --warehouse, or --data-dir / SCENARIO_DATA_DIR")
+        return url
+    from scenario_pipeline.warehouse.redshift_backend import has_credential, parse_url, probe
+
+    if not has_credential(url):
+        try:
+            probe(url)
+        except WarehouseError as exc:
+            kw = parse_url(url)
+            raise UsageError(f"no credential is set for the Redshift warehouse at {kw['host']}:{kw['port']}/{kw['database']}: set "
+                             "SCENARIO_REDSHIFT_PASSWORD (or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), "
+                             f"or add ?iam=true to the URL (without one: {str(exc).split(': ', 1)[-1].split(' (no password set')[0]})") from None
+    return url
+
+
+def require_runs(url: str, run_ids: list[str]) -> None:
+    """Each run is in the warehouse (read only)."""
+    from scenario_pipeline.errors import UsageError
+    from scenario_pipeline.warehouse.base import connect, redact_url
+
+    wh = connect(url)
+    try:
+        missing = [r for r in run_ids if wh.get_run(r) is None]
+    finally:
+        wh.close()
+    if missing:
+        raise UsageError(f"run(s) {', '.join(map(repr, missing))} not in the warehouse {redact_url(url)}; check the run id and "
+                         "--warehouse / --data-dir (a run waiting in the outbox is delivered by `scenario publish RUN_ID`)")
+
+
+def check_aws_credentials(what: str) -> None:
+    """The standard AWS credential chain finds some credentials (not checked against AWS here)."""
+    import boto3
+
+    from scenario_pipeline.errors import UsageError
+
+    try:
+        found = boto3.Session().get_credentials()
+    except Exception as exc:  # noqa: BLE001 - a broken profile or config file, told plainly
+        raise UsageError(f"{what} needs AWS credentials, and reading them failed: {type(exc).__name__}; check AWS_PROFILE and ~/.aws/config") from None
+    if found is None:
+        raise UsageError(f"{what} needs AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+# ---- end issue 9 ----

@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from scenario_pipeline.cli.common import _data_dir, app, err, out
+from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, check_writable, err, out, require_runs
 
 VERDICT_STYLE = {"improved": "green", "degraded": "red", "unchanged": "white", "inconclusive": "yellow"}
 
@@ -42,7 +42,20 @@ def compare(
         raise UsageError(f"format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
     if as_json and fmt not in (None, "json") and output is None:
         raise UsageError("--json prints JSON; drop --format, or write the other format with --output")
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):  # issue 9: before the comparison is computed and stored
+        raise UsageError(f"cannot write {output}: " + ("it is a folder" if output.is_dir() else f"there is no folder {output.parent}"))
     _data_dir(data_dir)
+    # issue 9: the flow's own checks, then the warehouse holds the runs and the report's folder is writable,
+    # all before a server is needed or anything is written
+    from scenario_pipeline.flows.params import check_compare_params
+    from scenario_pipeline.settings import load_settings
+    from scenario_pipeline.storage import Storage
+
+    check_compare_params(run_ids, warehouse, storage, correction, alpha)
+    settings = load_settings()
+    url = check_warehouse(warehouse or settings.resolved_warehouse_url(), must_exist=True)
+    require_runs(url, run_ids)
+    check_writable(Storage.from_url(storage or settings.resolved_storage_url()))
     ensure_api()
     from scenario_pipeline.flows.compare_runs import compare_runs
 

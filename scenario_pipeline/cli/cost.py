@@ -9,18 +9,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from scenario_pipeline.cli.common import _data_dir, app, err, out
+from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, err, out
 
 
 def _warehouse_url(warehouse: Optional[str]) -> str:
+    """issue 9: the whole URL, a credential, and a warehouse that exists (a look must not create one)."""
     from scenario_pipeline.settings import load_settings
 
-    url = warehouse or load_settings().resolved_warehouse_url()
-    if not url.startswith(("duckdb://", "redshift://")):
-        from scenario_pipeline.errors import UsageError
-
-        raise UsageError(f"warehouse URL {url.split('@')[-1]!r} has an unknown scheme; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")
-    return url
+    return check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
 
 
 @app.command("costs")
@@ -33,8 +29,10 @@ def costs(
 ) -> None:
     """A run's estimated cost (per stage and item), its actual cost from Cost Explorer, and the error."""
     from scenario_pipeline.cost.summary import run_costs
+    from scenario_pipeline.flows.params import check_run_id
     from scenario_pipeline.warehouse.base import connect
 
+    check_run_id(run_id)  # issue 9
     _data_dir(data_dir)
     wh = connect(_warehouse_url(warehouse))
     try:
@@ -84,11 +82,11 @@ def reconcile_costs_cmd(
     """Fetch actual cost per run from AWS Cost Explorer (tag scenario-run-id) into the warehouse, next to the estimates."""
     from datetime import date
 
+    from scenario_pipeline.cli.common import check_aws_credentials
     from scenario_pipeline.cost.reconcile import window
     from scenario_pipeline.errors import UsageError
 
     _data_dir(data_dir)
-    url = _warehouse_url(warehouse)
     if days is not None:
         window(date.today(), days, None)  # checks days before any work
     if today is not None:
@@ -96,6 +94,8 @@ def reconcile_costs_cmd(
             date.fromisoformat(today)
         except ValueError as exc:
             raise UsageError(f"--today must be a date as YYYY-MM-DD, got {today!r}") from exc
+    url = _warehouse_url(warehouse)
+    check_aws_credentials("reconcile-costs asks AWS Cost Explorer, so it")  # issue 9: a missing credential, before the flow
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()

@@ -10,19 +10,16 @@ import typer
 from rich.table import Table
 
 from scenario_pipeline import progress
-from scenario_pipeline.cli.common import RichListener, _data_dir, app, count, err, out
+from scenario_pipeline.cli.common import RichListener, _data_dir, app, check_writable, count, err, out
 
 DEFAULT_RECORDS = 10_000_000
+MAX_PLAN_WORKERS = 1_000_000  # issue 9: a plan for more is a typo
 
 
 def _spec(dataset: str, records: int, partition_rows: Optional[int], seed: Optional[int]) -> Any:
-    from scenario_pipeline.datasets.catalog import build_spec
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.settings import load_settings
+    from scenario_pipeline.flows.params import check_generate_params
 
-    if seed is not None and seed < 0:
-        raise UsageError(f"seed must be a whole number >= 0, got {seed}")
-    return build_spec(dataset, records=records, seed=load_settings().seed if seed is None else seed, partition_rows=partition_rows)
+    return check_generate_params(dataset, records, partition_rows, seed)  # issue 9: the generate flow's own checks
 
 
 @app.command()
@@ -40,16 +37,19 @@ def generate(
 
     Rerun the same command to finish an interrupted run: partitions already written are kept.
     """
-    from scenario_pipeline.errors import UsageError
+    from scenario_pipeline.flows.params import check_dask_address
     from scenario_pipeline.settings import load_settings
     from scenario_pipeline.storage import Storage, normalize_url
 
     _data_dir(data_dir)
-    spec = _spec(dataset, records, partition_rows, seed)  # bad numbers and names stop here
-    if dask_address is not None and "://" not in dask_address:
-        raise UsageError(f"Dask address {dask_address!r} needs a scheme, e.g. tcp://host:8786")
+    check_dask_address(dask_address)  # issue 9: scheme, host and port, before anything is written
     url = normalize_url(storage or load_settings().resolved_storage_url())
-    _check_writable(Storage.from_url(url))  # unwritable folders and bad credentials stop here
+    spec = _spec(dataset, records, partition_rows, seed)  # bad numbers and names stop here
+    if dask_address is not None:
+        from scenario_pipeline.infra.dask_cluster import check_address
+
+        check_address(dask_address)  # issue 9: an unreachable scheduler, as `scenario run` tells it
+    check_writable(Storage.from_url(url))  # unwritable folders and bad credentials stop here
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()
@@ -77,18 +77,6 @@ def generate(
     out.print(f"Manifest: {summary['manifest_url']}")
 
 
-def _check_writable(root: Any) -> None:
-    from scenario_pipeline.errors import StorageError
-
-    try:
-        root.ensure_writable()
-    except StorageError as exc:
-        if root.scheme != "s3":
-            raise
-        raise StorageError(f"{exc} (for s3:// check the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE), "
-                           "that the bucket exists, and that they may write to it)") from exc
-
-
 @app.command()
 def plan(
     records: int = typer.Option(..., parser=count, help="records in the dataset's main table (up to 10^12; 1e12 and 10^12 work)"),
@@ -109,7 +97,13 @@ def plan(
     _data_dir(data_dir)
     if workers <= 0:
         raise UsageError(f"workers must be a positive number, got {workers}")
+    if workers > MAX_PLAN_WORKERS:  # issue 9
+        raise UsageError(f"workers must be at most {MAX_PLAN_WORKERS:,}, got {workers:,}")
     spec = _spec(dataset, records, partition_rows, seed)
+    if profile is not None:  # issue 9: a bad --profile stops before the calibration is measured and kept
+        from scenario_pipeline.cost.prices import normalize_ref
+
+        normalize_ref(profile)
     cal = cached_calibration(spec, load_settings().resolved_data_dir() / "calibration.json", refresh=recalibrate)
     est = estimate(spec, workers, cal)
     from scenario_pipeline.cli.cost import add_priced_plan, show_priced_plan  # issue 7: the plan priced (cost/plan.py)

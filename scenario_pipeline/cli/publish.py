@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from scenario_pipeline.cli.common import _data_dir, app, out
+from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, out
 
 
 @app.command("publish")
@@ -30,6 +30,12 @@ def publish(
 
     if (run_id is None) == (not all_pending):
         raise UsageError("give one RUN_ID or --all")
+    from scenario_pipeline.flows.params import check_run_id
+
+    if run_id is not None:
+        check_run_id(run_id)  # issue 9: the id names a folder in storage
+    if warehouse is not None:
+        check_warehouse(warehouse, must_exist=False)  # issue 9: the whole URL and a credential, before the outbox is touched
     _data_dir(data_dir)
     settings = load_settings()
     st = Storage.from_url(storage or settings.resolved_storage_url())

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from scenario_pipeline import progress
-from scenario_pipeline.cli.common import RichListener, _data_dir, app, count, err, out
+from scenario_pipeline.cli.common import RichListener, _data_dir, app, check_warehouse, check_writable, count, err, out
 
 @app.command("list")
 def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
@@ -65,6 +65,7 @@ def run(
         from scenario_pipeline.infra.dask_cluster import check_address
 
         check_address(params.dask_address)
+    _check_targets(params.warehouse_url, params.storage_url)  # issue 9
     summary = _run_flow(params, as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -78,13 +79,21 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
              storage: Optional[str], warehouse: Optional[str], dask_address: Optional[str], as_json: bool) -> None:
     """``scenario run all``: every scenario as a sub-flow of one suite flow run."""
     from scenario_pipeline.agents.loader import check_agent
-    from scenario_pipeline.flows.params import resolve_params
-    from scenario_pipeline.scenarios.registry import scenario_ids
+    from scenario_pipeline.flows.params import check_run_id, resolve_params
+    from scenario_pipeline.scenarios.registry import scenario_ids, short_id
 
-    checked = [resolve_params(settings, sid, records, cases, agent, seed, f"{run_id}-x" if run_id else None, storage, warehouse, dask_address, None)
+    if run_id is not None:
+        check_run_id(run_id)  # issue 9: the id as given, not the per-scenario ids made from it
+    checked = [resolve_params(settings, sid, records, cases, agent, seed, f"{run_id}-{short_id(sid)}" if run_id else None, storage, warehouse,
+                              dask_address, None)
                for sid in scenario_ids()]  # validates every scenario's parameters before any work
     for params in checked:
         check_agent(params.agent, params.scenario)
+    if checked[0].dask_address:  # issue 9: as `scenario run` does
+        from scenario_pipeline.infra.dask_cluster import check_address
+
+        check_address(checked[0].dask_address)
+    _check_targets(checked[0].warehouse_url, checked[0].storage_url)  # issue 9
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()
@@ -105,6 +114,15 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
         out.print(table)
     if any(r["status"] != "completed" for r in result["scenarios"]):
         raise typer.Exit(1)
+
+
+def _check_targets(warehouse_url: str, storage_url: str) -> None:
+    """issue 9: a warehouse without a credential and storage that cannot be written stop the run here, before
+    a flow run exists. (A warehouse that is merely down does not: its rows wait in the outbox.)"""
+    from scenario_pipeline.storage import Storage
+
+    check_warehouse(warehouse_url, must_exist=False)
+    check_writable(Storage.from_url(storage_url))
 
 
 def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
@@ -129,6 +147,19 @@ def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
                 dask_address=params.dask_address, shard_size=params.shard_size,
                 max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,  # issue 7
             )
+    except Exception as exc:  # issue 9: the Prefect API lost for longer than its client's retries: say so, and how to resume
+        import httpx
+
+        from scenario_pipeline.errors import ScenarioError, ServerError
+
+        lost, seen = exc, 0
+        while lost is not None and not isinstance(lost, httpx.HTTPError) and seen < 10:  # Prefect may wrap it
+            lost, seen = lost.__cause__ or lost.__context__, seen + 1
+        if isinstance(exc, ScenarioError) or not isinstance(lost, httpx.HTTPError):
+            raise
+        why = f"{type(lost).__name__}: {lost}".replace("[", "(").replace("]", ")")  # no rich markup in the message
+        raise ServerError(f"lost the Prefect API at {st.api_url} during run {params.run_id} ({why}); its checkpointed shards are kept: "
+                          f"when the server answers again, rerun with --run-id {params.run_id} to resume") from exc
     finally:
         if listener:
             listener.close()
