@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import socket
 from typing import Any
 from urllib.parse import urlparse
@@ -17,11 +18,19 @@ import httpx
 from scenario_pipeline.errors import AgentError
 from scenario_pipeline.scenarios.base import Agent, Scenario
 
+AUTH_ENV = "SCENARIO_AGENT_AUTHORIZATION"  # sent as the Authorization header to HTTP agents
+
 
 def agent_kind(spec: str) -> str:
     if spec == "reference" or spec.startswith("reference:"):
         return "reference"
     if spec.startswith(("http://", "https://")):
+        url = urlparse(spec)
+        if url.username or url.password:
+            # The agent spec is logged, stored with the run and shown in the UI: no secrets in it,
+            # and not in this message either.
+            raise AgentError(f"the agent URL for {url.hostname} carries credentials; remove them and put the "
+                             f"Authorization header value in {AUTH_ENV} instead")
         return "http"
     if ":" in spec:
         return "python"
@@ -90,7 +99,8 @@ class HttpAgent:
 
     def __call__(self, case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout_s)
+            auth = os.environ.get(AUTH_ENV)
+            self._client = httpx.Client(timeout=self.timeout_s, headers={"Authorization": auth} if auth else None)
         # The manifest can be megabytes; HTTP agents fetch it from manifest_url when they need it.
         slim = {**context, "dataset": {k: v for k, v in context.get("dataset", {}).items() if k != "manifest"}}
         resp = self._client.post(self.url, json={"case": case, "context": slim})

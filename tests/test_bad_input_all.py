@@ -87,6 +87,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("run all", ["run", "all", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
     ("run all", ["run", "all", "--dask-address", "localhost:8786"], "needs a scheme"),
     ("run all", ["run", "all", "--agent", "gpt"], "is not 'reference', 'package.module:callable' or an http(s):// URL"),
+    ("run all", ["run", "all", "--agent", "https://bob:hunter2-in-url@agent.example/"], "carries credentials"),
     ("run all", ["run", "all", "--max-cost-usd", "5"], "--max-cost-usd applies to one scenario's run"),
     # -- scenario list --
     ("list", ["list", "--bogus"], "No such option: --bogus"),
@@ -321,6 +322,7 @@ RUN_SCENARIO_CASES: list[tuple[dict[str, Any], str]] = [
     ({"cases": 1001}, "s12-search draws at most 1000 cases, got 1001"),
     ({"agent": 42}, "agent must be 'reference', 'package.module:callable' or an http(s):// URL, got 42"),
     ({"agent": "gpt"}, "is not 'reference', 'package.module:callable' or an http(s):// URL"),
+    ({"agent": f"http://bob:{SECRET_IN_URL}@127.0.0.1:9/"}, "carries credentials; remove them and put the Authorization header value in SCENARIO_AGENT_AUTHORIZATION"),
     ({"seed": -1}, "seed must be a whole number from 0 to 2^63-1, got -1"),
     ({"seed": 2**63}, "seed must be a whole number from 0 to 2^63-1"),
     ({"seed": "7"}, "seed must be a whole number from 0 to 2^63-1, got '7'"),

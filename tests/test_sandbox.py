@@ -77,3 +77,39 @@ def test_the_dataset_is_read_only_to_the_agent(dataset) -> None:  # noqa: ANN001
     assert r.error is not None and "dataset is read-only: OSError, OSError" in r.error, r.error
     assert hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest() == before
     assert not (root / "events" / "evil.parquet").exists()
+
+
+def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypatch) -> None:  # noqa: ANN001
+    """A real HTTP server sees the header; the URL never holds the credential."""
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from scenario_pipeline.agents.loader import AUTH_ENV, HttpAgent
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization"))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = _json.dumps({"ok": True}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setenv(AUTH_ENV, "Bearer tok-123")
+        assert HttpAgent(url)({"q": 1}, {"dataset": {}}) == {"ok": True}
+        monkeypatch.delenv(AUTH_ENV)
+        assert HttpAgent(url)({"q": 2}, {"dataset": {}}) == {"ok": True}
+    finally:
+        server.shutdown()
+    assert seen == ["Bearer tok-123", None]
