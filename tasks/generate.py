@@ -102,7 +102,13 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
         stage = f"generate {table}"
         bar.start(stage, total, "partitions")
         bar.advance(stage, len(present))
-        failures = _run_window(client, spec, root, table, missing, parts[table], lambda: bar.advance(stage, len(parts[table])))
+        report = _progress_log(log, f"{spec.name}.{table}", len(present), total)
+
+        def tick(table: str = table, stage: str = stage, report: Any = report) -> None:
+            bar.advance(stage, len(parts[table]))
+            report(len(parts[table]))
+
+        failures = _run_window(client, spec, root, table, missing, parts[table], tick)
         written += len(missing) - len(failures)
         bar.finish(stage)
         if failures:
@@ -112,6 +118,36 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
     manifest["generation"] = {"seconds": round(time.perf_counter() - started, 3), "partitions_written": written, "partitions_reused": reused}
     write_manifest(root, manifest)
     return manifest
+
+
+PROGRESS_LOG_EVERY_S = 30.0  # a flow run's log tells how far a long generation is, twice a minute
+
+
+def _progress_log(log: Any, what: str, present: int, total: int) -> Any:
+    """A callback that logs done/total, rate and time left at most every PROGRESS_LOG_EVERY_S."""
+    started = last = time.monotonic()
+
+    def report(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if log is None or done >= total or now - last < PROGRESS_LOG_EVERY_S:
+            return
+        last = now
+        rate = (done - present) / (now - started)
+        left = (total - done) / rate if rate > 0 else float("inf")
+        log.info("Generating %s: %d of %d partitions (%.0f%%), %.2f partitions/s, about %s left.",
+                 what, done, total, 100.0 * done / total, rate, _duration(left))
+
+    return report
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown time"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, missing: list[int], into: list[PartitionInfo], tick: Any) -> list[str]:
