@@ -56,3 +56,27 @@ def test_deploy_worker_and_deployment_run_complete_a_scenario(prefect_server: st
     n, passed = con.execute("SELECT COUNT(*), SUM(CASE WHEN passed THEN 1 ELSE 0 END) FROM case_results WHERE run_id = 'deploy-1'").fetchone()
     assert (n, passed) == (6, 6)
     assert con.execute("SELECT flow_run_id FROM runs WHERE run_id = 'deploy-1'").fetchone()[0] == flow_run_id
+
+
+@pytest.mark.slow
+def test_deploy_all_registers_every_deployment_the_issue_names(prefect_server: str) -> None:
+    """A deployment per scenario, the nightly suite, compare-runs, reconcile-costs (daily),
+    promote-baseline and dataset generation, each on the process pool."""
+    import httpx
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_CLI_PROMPT": "false"}
+    _prefect(["work-pool", "create", "scenario-local", "--type", "process", "--overwrite"], env)
+    _prefect(["--no-prompt", "deploy", "--all"], env)
+    deps = httpx.post(f"{prefect_server}/deployments/filter", json={"limit": 100}, timeout=30).json()
+    by_name = {d["name"]: d for d in deps}
+    scenarios = ["s01-overflow", "s02-conflicts", "s03-warehouse", "s11-evolution", "s12-search",
+                 "s13-insights", "s14-query", "s15-pii", "s16-zombies"]
+    expected = [*scenarios, "nightly", "compare-runs", "reconcile-costs", "promote-baseline", "generate-dataset"]
+    assert sorted(expected) == sorted(n for n in by_name if n in expected)
+    for s in scenarios:
+        assert by_name[s]["parameters"] == {"scenario": s, "agent": "reference"}
+    assert [x["schedule"]["cron"] for x in by_name["nightly"]["schedules"]] == ["0 2 * * *"]
+    assert by_name["compare-runs"]["entrypoint"] == "flows/compare_runs.py:compare_runs"
+    assert by_name["generate-dataset"]["parameters"] == {"dataset": "events", "records": 10000000}
+    assert by_name["promote-baseline"]["parameters"] == {"interactive": True}
+    assert {d["work_pool_name"] for d in by_name.values() if d["name"] in expected} == {"scenario-local"}
