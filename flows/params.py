@@ -46,6 +46,23 @@ def _positive(name: str, value: object) -> int:
 
 
 # ---- issue 9: checks shared by the CLI, the flows and their deployments; each raises one UsageError ----
+MAX_CASE_TIMEOUT_S = 86_400.0  # a day: longer is a stuck agent, not a slow one
+MAX_ANSWER_BYTES_LIMIT = 1 << 30  # answers cross a pipe and land in memory on a worker
+
+
+def check_case_timeout(value: object) -> float:
+    """The per-case time limit: a number of seconds above 0 and at most a day."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= MAX_CASE_TIMEOUT_S):
+        raise UsageError(f"case timeout must be a number of seconds above 0 and at most {MAX_CASE_TIMEOUT_S:,.0f}, got {value!r}")
+    return float(value)
+
+
+def check_max_answer_bytes(value: object) -> int:
+    """The largest answer accepted: a whole number of bytes from 1 to 1 GiB."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 < value <= MAX_ANSWER_BYTES_LIMIT):
+        raise UsageError(f"max answer bytes must be a whole number from 1 to {MAX_ANSWER_BYTES_LIMIT:,}, got {value!r}")
+    return value
+
 def check_run_id(run_id: object, what: str = "run id") -> str:
     """A run id names folders (runs/{id}/) and rows: letters, digits, '.', '_' and '-' only."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
@@ -256,6 +273,8 @@ def resolve_params(
     shard_size: int | None,
     max_cost_usd: float | None = None,
     price_profile: str | None = None,
+    case_timeout_s: float | None = None,
+    max_answer_bytes: int | None = None,
 ) -> RunParams:
     if not isinstance(scenario, str):
         raise UsageError(f"scenario must be a scenario id such as 's12', got {scenario!r}")
@@ -300,8 +319,8 @@ def resolve_params(
         warehouse_url=wh,
         dask_address=dask_address or settings.dask.address,
         shard_size=shard_size or settings.fanout.shard_size,
-        case_timeout_s=settings.fanout.case_timeout_s,
-        max_answer_bytes=settings.fanout.max_answer_bytes,
+        case_timeout_s=check_case_timeout(settings.fanout.case_timeout_s if case_timeout_s is None else case_timeout_s),
+        max_answer_bytes=check_max_answer_bytes(settings.fanout.max_answer_bytes if max_answer_bytes is None else max_answer_bytes),
         max_cost_usd=max_cost_usd,
         price_profile=price_profile,
     )

@@ -77,18 +77,23 @@ def run_scenario(
     shard_size: int | None = None,
     max_cost_usd: float | None = None,
     price_profile: str | None = None,
+    case_timeout_s: float | None = None,
+    max_answer_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Run one scenario against one agent; resumable by ``run_id``; returns the run summary.
 
     ``max_cost_usd`` stops the fan-out before the run's estimated cost would cross it (status
     ``budget_exceeded``; rerun with the same run id and a higher budget to finish); ``price_profile``
-    names the unit prices of the estimate (cost/profiles/, docs/costs.md).
+    names the unit prices of the estimate (cost/profiles/, docs/costs.md). ``case_timeout_s`` and
+    ``max_answer_bytes`` limit each agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S, 60 s, and
+    SCENARIO_FANOUT_MAX_ANSWER_BYTES, 1,000,000); a case over either fails with the reason.
     """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     params = resolve_params(load_settings(), scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
-                            max_cost_usd=max_cost_usd, price_profile=price_profile)
+                            max_cost_usd=max_cost_usd, price_profile=price_profile,
+                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes)
     sc = params.scenario
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()

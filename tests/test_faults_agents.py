@@ -26,9 +26,9 @@ def _rows(data_dir: Path, run_id: str) -> list[tuple]:
         con.close()
 
 
-def _run(prefect_server: str, data_dir: Path, agent: str, run_id: str, cases: int = 4, env: dict | None = None) -> dict:
+def _run(prefect_server: str, data_dir: Path, agent: str, run_id: str, cases: int = 4, env: dict | None = None, extra: tuple = ()) -> dict:
     proc = run_cli(["run", "s12", "--records", "1000000", "--cases", str(cases), "--agent", agent, "--run-id", run_id,
-                    "--data-dir", str(data_dir), "--json"], {"PREFECT_API_URL": prefect_server, **(env or {})})
+                    "--data-dir", str(data_dir), "--json", *extra], {"PREFECT_API_URL": prefect_server, **(env or {})})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -47,8 +47,9 @@ AGENTS = [
 @pytest.mark.parametrize("agent,fault,reason", AGENTS, ids=[a for a, _, _ in AGENTS])
 def test_broken_agent_fails_its_cases_and_the_run_completes(agent: str, fault: str, reason: str, prefect_server: str, data_dir: Path) -> None:
     started = time.monotonic()
+    # The limits are run parameters (--case-timeout-s, --max-answer-bytes) over settings (SCENARIO_FANOUT_*).
     s = _run(prefect_server, data_dir, f"tests.agents_faults:{agent}", f"fault-{agent.replace('_', '-')}",
-             env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "2" if agent == "hangs" else "60"})
+             env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "60"}, extra=("--case-timeout-s", "2") if agent == "hangs" else ())
     rows = _rows(data_dir, s["run_id"])
     assert s["status"] == "completed" and len(rows) == 4 and len({r[0] for r in rows}) == 4
     assert all(not r[1] and r[2].startswith(reason) for r in rows), rows

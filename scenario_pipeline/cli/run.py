@@ -43,6 +43,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout and nothing else there"),
     max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", help="stop before the run's estimated cost would cross this many US dollars; rerun with the same --run-id and a higher budget to finish"),
     price_profile: Optional[str] = typer.Option(None, "--price-profile", help="unit prices of the estimate: a built-in name (scenario price-profiles) or a .toml file"),
+    case_timeout_s: Optional[float] = typer.Option(None, "--case-timeout-s", help="wall-clock limit of one agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S or 60)"),
+    max_answer_bytes: Optional[int] = typer.Option(None, "--max-answer-bytes", parser=count, help="largest answer accepted, in bytes (default: SCENARIO_FANOUT_MAX_ANSWER_BYTES or 1000000)"),
 ) -> None:
     """Run one scenario end to end: generate, fan out, score, checkpoint, publish."""
     from scenario_pipeline.agents.loader import check_agent
@@ -59,7 +61,8 @@ def run(
         _run_all(settings, records, cases, agent, seed, run_id, storage, warehouse, dask_address, as_json)
         return
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size,
-                            max_cost_usd=max_cost_usd, price_profile=price_profile)
+                            max_cost_usd=max_cost_usd, price_profile=price_profile,
+                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes)
     check_agent(params.agent, params.scenario)
     if params.dask_address:
         from scenario_pipeline.infra.dask_cluster import check_address
@@ -146,6 +149,7 @@ def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
                 run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
                 dask_address=params.dask_address, shard_size=params.shard_size,
                 max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,  # issue 7
+                case_timeout_s=params.case_timeout_s, max_answer_bytes=params.max_answer_bytes,
             )
     except Exception as exc:  # issue 9: the Prefect API lost for longer than its client's retries: say so, and how to resume
         import httpx
