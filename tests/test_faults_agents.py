@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from tests.fault_table import record
-from tests.helpers import free_port, run_cli
+from tests.helpers import free_port, run_cli, send_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -74,11 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.2)
         else:
-            body = b"this is not json"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, 200, b"this is not json")
 
     def log_message(self, *args: object) -> None:
         pass

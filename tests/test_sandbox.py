@@ -86,6 +86,7 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from scenario_pipeline.agents.loader import AUTH_ENV, HttpAgent
+    from tests.helpers import send_body
 
     seen: list[str | None] = []
 
@@ -93,11 +94,7 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             seen.append(self.headers.get("Authorization"))
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = _json.dumps({"ok": True}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, 200, _json.dumps({"ok": True}).encode())
 
         def log_message(self, *args: object) -> None:
             pass
