@@ -69,3 +69,20 @@ def sleeps_100_to_300ms(case: dict[str, Any], context: dict[str, Any]) -> dict[s
     """Issue 9, infrastructure faults: a fan-out slow enough to break a server or a disk in the middle of it."""
     time.sleep(0.1 + random.random() * 0.2)
     return {"record_ids": []}
+
+
+# One run, every fault: each case gets one misbehaviour, a pure function of the case's content, so
+# the test can tell from the redrawn cases which reason each case must fail with.
+FAULTS = ("raises", "hangs", "huge", "crashes", "wrong_types", "not_json", "writes_dataset")
+
+
+def pick(case: dict[str, Any], choices: tuple[str, ...]) -> str:
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(case, sort_keys=True, default=str).encode()).digest()
+    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
+
+
+def every_fault(case: dict[str, Any], context: dict[str, Any]) -> Any:
+    return globals()[pick(case, FAULTS)](case, context)

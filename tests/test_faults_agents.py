@@ -44,28 +44,50 @@ AGENTS = [
 ]
 
 
-@pytest.mark.parametrize("agent,fault,reason", AGENTS, ids=[a for a, _, _ in AGENTS])
-def test_broken_agent_fails_its_cases_and_the_run_completes(agent: str, fault: str, reason: str, prefect_server: str, data_dir: Path) -> None:
+def _fault_of_each_case(summary: dict, choices: tuple[str, ...]) -> dict[str, str]:
+    """case id -> the misbehaviour tests.agents_faults.pick gave it, from the cases redrawn by seed."""
+    from scenario_pipeline.scenarios.registry import get_scenario
+    from tests.agents_faults import pick
+
+    sc = get_scenario("s12")
+    cases = sc.draw_cases(sc.dataset_spec(summary["records"], summary["seed"]), summary["counts"]["expected_cases"], summary["seed"])
+    return {c.case_id: pick(json.loads(json.dumps(c.input)), choices) for c in cases}
+
+
+def _check_and_record(rows: list[tuple], fault_of: dict[str, str], table: list[tuple[str, str, str]]) -> None:
+    assert len(rows) == len(fault_of) and len({r[0] for r in rows}) == len(rows)  # every case once
+    for key, fault, reason in table:
+        mine = [r for r in rows if fault_of[r[0]] == key]
+        assert mine, f"no case drew {key}; draw more cases"
+        assert all(not r[1] and r[2].startswith(reason) for r in mine), (key, mine)
+        record(fault, f"each case failed with '{reason}...'; run completed", len(mine), len(mine), 0)
+
+
+def test_broken_agents_fail_their_cases_and_the_run_completes(prefect_server: str, data_dir: Path) -> None:
+    """One run in which each case meets one of seven broken behaviours (tests.agents_faults.every_fault)."""
+    from tests.agents_faults import FAULTS
+
     started = time.monotonic()
     # The limits are run parameters (--case-timeout-s, --max-answer-bytes) over settings (SCENARIO_FANOUT_*).
-    s = _run(prefect_server, data_dir, f"tests.agents_faults:{agent}", f"fault-{agent.replace('_', '-')}",
-             env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "60"}, extra=("--case-timeout-s", "2") if agent == "hangs" else ())
-    rows = _rows(data_dir, s["run_id"])
-    assert s["status"] == "completed" and len(rows) == 4 and len({r[0] for r in rows}) == 4
-    assert all(not r[1] and r[2].startswith(reason) for r in rows), rows
-    if agent == "hangs":
-        assert time.monotonic() - started < 120  # 4 cases x 2 s on 4 threads, not an hour
-    record(fault, f"each case failed with '{reason}...'; run completed", 4, len(rows), len(rows) - len({r[0] for r in rows}))
+    s = _run(prefect_server, data_dir, "tests.agents_faults:every_fault", "fault-agents", cases=35,
+             env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "60"}, extra=("--case-timeout-s", "2"))
+    assert s["status"] == "completed" and s["counts"]["cases"] == 35 and s["counts"]["passed"] == 0
+    assert time.monotonic() - started < 240  # hung cases cost 2 s each, not an hour
+    assert {a for a, _, _ in AGENTS} == set(FAULTS)
+    _check_and_record(_rows(data_dir, s["run_id"]), _fault_of_each_case(s, FAULTS), AGENTS)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One endpoint, three misbehaviours, chosen per case like tests.agents_faults.every_fault."""
+
     def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/500":
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"internal error")
-        elif self.path == "/slow":
+        from tests.agents_faults import pick
+
+        case = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["case"]
+        fault = pick(case, tuple(p for p, _, _ in HTTP))
+        if fault == "/500":
+            send_body(self, 500, b"internal error")
+        elif fault == "/slow":
             self.send_response(200)
             self.send_header("Content-Length", "100")
             self.end_headers()
@@ -90,12 +112,8 @@ def test_misbehaving_http_agents(prefect_server: str, data_dir: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        for path, fault, reason in HTTP:
-            s = _run(prefect_server, data_dir, f"http://127.0.0.1:{port}{path}", f"fault-http{path.replace('/', '-')}",
-                     env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "2"})
-            rows = _rows(data_dir, s["run_id"])
-            assert s["status"] == "completed" and len(rows) == 4
-            assert all(not r[1] and r[2].startswith(reason) for r in rows), rows
-            record(fault, f"each case failed with '{reason}...'; run completed", 4, len(rows), len(rows) - len({r[0] for r in rows}))
+        s = _run(prefect_server, data_dir, f"http://127.0.0.1:{port}/", "fault-http", cases=12, extra=("--case-timeout-s", "2"))
+        assert s["status"] == "completed" and s["counts"]["cases"] == 12
+        _check_and_record(_rows(data_dir, s["run_id"]), _fault_of_each_case(s, tuple(p for p, _, _ in HTTP)), HTTP)
     finally:
         server.shutdown()
