@@ -11,7 +11,7 @@ memory does not grow with the partition count.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from distributed import Client, as_completed
 from prefect import get_run_logger, task
@@ -123,13 +123,13 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
 PROGRESS_LOG_EVERY_S = 30.0  # a flow run's log tells how far a long generation is, twice a minute
 
 
-def _progress_log(log: Any, what: str, present: int, total: int) -> Any:
+def _progress_log(log: Any, what: str, present: int, total: int, clock: Callable[[], float] = time.monotonic) -> Any:
     """A callback that logs done/total, rate and time left at most every PROGRESS_LOG_EVERY_S."""
-    started = last = time.monotonic()
+    started = last = clock()
 
     def report(done: int) -> None:
         nonlocal last
-        now = time.monotonic()
+        now = clock()
         if log is None or done >= total or now - last < PROGRESS_LOG_EVERY_S:
             return
         last = now

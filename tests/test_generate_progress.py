@@ -18,14 +18,13 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def test_progress_lines_give_count_share_rate_and_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_lines_give_count_share_rate_and_time_left() -> None:
     log = logging.getLogger("test-generate-progress")
     handler = _Lines()
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    clock = iter([100.0, 110.0, 115.0, 140.0, 150.0])  # started, then one reading per call
-    monkeypatch.setattr(generate.time, "monotonic", lambda: next(clock))
-    report = generate._progress_log(log, "events.events", present=200, total=1000)
+    readings = iter([100.0, 110.0, 115.0, 140.0, 150.0])  # started, then one reading per call
+    report = generate._progress_log(log, "events.events", present=200, total=1000, clock=lambda: next(readings))
     report(400)   # t=110: 10 s since the start, under the 30 s interval: silent
     report(450)   # t=115: silent
     report(800)   # t=140: 40 s, 600 partitions since the start -> 15/s, 200 left -> 13 s
