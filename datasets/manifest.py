@@ -11,14 +11,46 @@ from scenario_pipeline.errors import DatasetError
 from scenario_pipeline.storage import Storage
 
 MANIFEST = "_manifest.json"
+TRUTH = "spec.json"
+# What the manifest leaves out of the spec: the seed fixes every value, and the features say what
+# was planted where. Together they are the answer key, so they live apart from the dataset, in
+# {storage}/truth/{name}/{spec_hash}/spec.json, where agents are not given access (docs/datasets.md).
+PRIVATE_FIELDS = ("seed", "features")
 
 
 def dataset_root(storage: Storage, spec: DatasetSpec) -> Storage:
     return storage.child("datasets", spec.name, spec.spec_hash())
 
 
+def truth_root(storage: Storage, spec: DatasetSpec) -> Storage:
+    """Where the full spec (with its seed and planted features) is kept: outside the dataset's folder."""
+    return storage.child("truth", spec.name, spec.spec_hash())
+
+
+def public_spec(spec: DatasetSpec) -> dict[str, Any]:
+    """The spec as readers of the dataset may see it: tables, columns, rules and sizes."""
+    return {k: v for k, v in spec.model_dump(mode="json").items() if k not in PRIVATE_FIELDS}
+
+
+def write_truth(storage: Storage, spec: DatasetSpec) -> None:
+    """The full spec, for audits and for rebuilding the oracle without the code that made the run."""
+    root = truth_root(storage, spec)
+    if not root.exists(TRUTH):
+        root.write_json(TRUTH, spec.model_dump(mode="json"))
+
+
+def read_truth(storage: Storage, name: str, spec_hash: str) -> DatasetSpec:
+    root = storage.child("truth", name, spec_hash)
+    if not root.exists(TRUTH):
+        raise DatasetError(f"no full spec for dataset {name}/{spec_hash} under {root.url}; it was generated elsewhere or removed")
+    spec = DatasetSpec.model_validate(root.read_json(TRUTH))
+    if spec.spec_hash() != spec_hash:
+        raise DatasetError(f"{root.uri(TRUTH)} holds spec {spec.spec_hash()}, not {spec_hash}")
+    return spec
+
+
 def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> dict[str, Any]:
-    """The spec and every partition of every table (rows, bytes, checksum, per-column stats)."""
+    """The public spec and every partition of every table (rows, bytes, checksum, per-column stats)."""
     tables = {}
     for table, infos in parts.items():
         infos = sorted(infos, key=lambda i: i.index)
@@ -38,7 +70,7 @@ def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> 
         "generator_version": GENERATOR_VERSION,
         "checksum": CHECKSUM,
         "created_at": datetime.now(timezone.utc).isoformat(),
-        "spec": spec.model_dump(mode="json"),
+        "spec": public_spec(spec),  # without seed and features: see PRIVATE_FIELDS
         "tables": tables,
     }
 

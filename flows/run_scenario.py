@@ -49,12 +49,13 @@ def agent_context(params: RunParams, root: Storage, manifest: dict[str, Any]) ->
     return {
         "scenario": params.scenario.id,
         "run_id": params.run_id,
+        "records": params.records,  # the run's scale, as given to `scenario run --records`
         "dataset": {
             "name": manifest["name"],
             "url": root.url,
             "manifest_url": root.uri("_manifest.json"),
-            # The spec names the planted features and their seed: the truth, by another name.
-            "manifest": {k: v for k, v in manifest.items() if k != "spec"},
+            # Its spec is the public part (no seed, no planted features: datasets/manifest.py).
+            "manifest": manifest,
             "rows": sum(t["rows"] for t in manifest["tables"].values()),
             "bytes": sum(t["bytes"] for t in manifest["tables"].values()),
             "tables": {t: root.uri(t) for t in manifest["tables"]},

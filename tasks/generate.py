@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from scenario_pipeline import progress
-from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, has_manifest, read_manifest, write_manifest
+from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, has_manifest, read_manifest, write_manifest, write_truth
 from scenario_pipeline.datasets.jobs import verify_job, write_job
 from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
@@ -85,6 +85,7 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
             raise DatasetError(f"dataset at {root.url} has a manifest for spec {manifest.get('spec_hash')}, not {spec.spec_hash()}; delete the folder and generate again")
         return manifest
     root.ensure_writable()
+    write_truth(storage, spec)  # first: a dataset whose answer key is lost could not be scored again
     remove_stale_temps(root, [t.name for t in spec.tables])
     bar = progress.listener()
     parts: dict[str, list[PartitionInfo]] = {}

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 _LIBC = None
@@ -58,7 +59,21 @@ def readonly_view(path: str) -> bool:
     p = path.encode()
     if libc.mount(p, p, None, ms_bind | ms_rec, None) != 0:
         return False
-    return libc.mount(p, p, None, ms_remount | ms_bind | ms_rdonly, None) == 0
+    if libc.mount(p, p, None, ms_remount | ms_bind | ms_rdonly, None) != 0:
+        return False
+    return hide_truth(libc, path)
+
+
+def hide_truth(libc: Any, dataset_path: str) -> bool:
+    """Cover {storage}/truth (the specs with their seeds) with an empty read-only tmpfs in this namespace."""
+    root = Path(dataset_path).resolve()
+    if len(root.parents) < 3 or root.parents[1].name != "datasets":
+        return True  # not under a storage root laid out by this project: nothing to hide
+    truth = root.parents[2] / "truth"
+    if not truth.is_dir():
+        return True
+    t = str(truth).encode()
+    return libc.mount(b"tmpfs", t, b"tmpfs", 1, b"size=4k") == 0  # MS_RDONLY
 
 
 def _reply_error(conn: Any, message: str) -> None:

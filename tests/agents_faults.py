@@ -86,3 +86,12 @@ def pick(case: dict[str, Any], choices: tuple[str, ...]) -> str:
 
 def every_fault(case: dict[str, Any], context: dict[str, Any]) -> Any:
     return globals()[pick(case, FAULTS)](case, context)
+
+
+def reads_truth(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Looks for the answer key next to the dataset: {storage}/truth/... (hidden in the sandbox)."""
+    storage = context["dataset"]["url"].removeprefix("file://").split("/datasets/")[0]
+    found = []
+    for folder, _, files in os.walk(os.path.join(storage, "truth")):
+        found += [os.path.join(folder, f) for f in files]
+    return {"found": sorted(found)}

@@ -27,7 +27,7 @@ def materialize_dataset(dask_address: str, spec: DatasetSpec, data_dir: Path) ->
     with Client(dask_address, set_as_default=False) as client:
         manifest = materialize(client, spec, storage)
     root = dataset_root(storage, spec)
-    return context_for(root, manifest)
+    return {**context_for(root, manifest), "oracle_spec": spec.model_dump(mode="json")}
 
 
 def context_for(root: Storage, manifest: dict[str, Any], scenario: str = "test") -> dict[str, Any]:

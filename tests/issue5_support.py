@@ -24,6 +24,7 @@ def materialize_local(spec: DatasetSpec, data_dir: Path) -> dict[str, Any]:
     return {
         "scenario": "test",
         "run_id": "test-run",
+        "oracle_spec": spec.model_dump(mode="json"),  # for the tests' oracle agents (tests/oracle.py)
         "dataset": {
             "name": manifest["name"],
             "url": root.url,

@@ -110,3 +110,37 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
     finally:
         server.shutdown()
     assert seen == ["Bearer tok-123", None]
+
+
+def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> None:
+    """The manifest an agent reads has no seed and no planted features; the full spec is under
+    {storage}/truth, which the sandboxed agent finds empty while this process reads it."""
+    from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, read_truth, truth_root, write_manifest, write_truth
+    from scenario_pipeline.datasets.partition import write_partition
+    from scenario_pipeline.scenarios.registry import get_scenario
+    from scenario_pipeline.storage import Storage
+
+    storage = Storage.from_url(str(tmp_path / "data"))
+    spec = get_scenario("s12").dataset_spec(300_000, 918_273_645)
+    root = dataset_root(storage, spec)
+    write_truth(storage, spec)
+    parts = {t.name: [write_partition(spec, root, t.name, p, gx=False) for p in range(spec.partitions_of(t.name))] for t in spec.tables}
+    manifest = build_manifest(spec, parts)
+    write_manifest(root, manifest)
+    on_disk = json.loads(Path(root.path("_manifest.json")).read_text())
+    assert "seed" not in on_disk["spec"] and "features" not in on_disk["spec"] and on_disk["spec"]["records"] == 300_000
+    assert "918273645" not in json.dumps(on_disk)  # nothing else carries the seed either
+    assert read_truth(storage, spec.name, spec.spec_hash()) == spec  # the key, whole, where it is kept
+    key_file = Path(truth_root(storage, spec).path("spec.json"))
+    assert key_file.exists()
+
+    ctx = {"dataset": {"url": root.url, "manifest": manifest}}
+    box = Sandbox("tests.agents_faults:reads_truth", SCENARIO, root.path(""))
+    try:
+        r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1_000_000)
+    finally:
+        box.kill()
+    assert r.error is None and json.loads(r.answer) == {"found": []}
+    from tests.agents_faults import reads_truth
+
+    assert reads_truth({}, ctx) == {"found": [str(key_file)]}  # outside the sandbox it is there

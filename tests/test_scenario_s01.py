@@ -163,8 +163,9 @@ def test_perfect_empty_malformed_and_reference_agents(small: tuple) -> None:
     assert [c.input for c in cases] == [c.input for c in sc.draw_cases(spec, 2, seed=11)]  # deterministic
     # The perfect agent redraws with the default budget; give it this instance's cases instead.
     import tests.agents_issue4 as mod
+    from tests import oracle
 
-    mod._CASES[("s01-overflow", json.dumps(context["dataset"]["manifest"]["spec"], sort_keys=True))] = {
+    mod._CASES[("s01-overflow", json.dumps(oracle.spec_json(context), sort_keys=True))] = {
         json.dumps(c.input, sort_keys=True): c.truth for c in cases}
     perfect = sc.aggregate(run_cases(sc, agents.perfect_s01, cases, context))
     assert perfect["value_retained"] == 1.0 and perfect["budget_compliance"] == 1.0

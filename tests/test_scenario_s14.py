@@ -12,11 +12,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from scenario_pipeline.datasets.manifest import read_truth
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.query_templates import build_question
 from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.scenarios.s14_query import NaturalLanguageQuery
 from scenario_pipeline.scenarios.sql_sandbox import database_for, normalize_value
+from scenario_pipeline.storage import Storage
 from tests import agents_issue4 as agents
 from tests.helpers import run_cli
 from tests.issue4_support import materialize_dataset, run_cases
@@ -166,8 +168,6 @@ def test_reference_agent_meets_targets_at_default_scale(dask_local: str, tmp_pat
 def test_cli_run_with_drop_delete_malformed_and_gold_answers(prefect_server: str, tmp_path) -> None:
     """DROP / DELETE answers fail with the reason and change nothing; the gold answers of the same
     run, scored on the same data, all pass; a malformed answer fails; the run completes."""
-    from scenario_pipeline.datasets.spec import DatasetSpec
-
     res = run_cli(["run", "s14", "--records", "5000", "--cases", "24", "--json", "--data-dir", str(tmp_path),
                    "--agent", "tests.agents_issue4:mixed_s14"], env_extra={"PREFECT_API_URL": prefect_server})
     assert res.returncode == 0, res.stderr[-3000:]
@@ -177,7 +177,8 @@ def test_cli_run_with_drop_delete_malformed_and_gold_answers(prefect_server: str
     sc = NaturalLanguageQuery()
     root = Path(summary["paths"]["dataset"][7:])
     manifest = json.loads((root / "_manifest.json").read_text())
-    cases = sc.draw_cases(DatasetSpec.model_validate(manifest["spec"]), 24, summary["seed"])
+    spec = read_truth(Storage.from_url(str(tmp_path)), manifest["name"], manifest["spec_hash"])  # the answer key, kept apart
+    cases = sc.draw_cases(spec, 24, summary["seed"])
     kinds = [sum(map(ord, c.input["question"])) % 4 for c in cases]
     assert {0, 1, 2, 3} <= set(kinds)
     assert summary["counts"]["passed"] == kinds.count(3)  # every gold answer passes, nothing else does
