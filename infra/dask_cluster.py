@@ -58,7 +58,10 @@ def dask_client(address: str | None, settings: DaskSettings | None = None) -> It
         processes=True,
         memory_limit=settings.memory_limit,
         dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
+        # The workers print into the user's terminal. At ERROR they print tracebacks of shutdown
+        # races (a heartbeat to a scheduler that has just closed after a failed run) under the one
+        # clear error line; task failures reach the flow through their futures anyway.
+        silence_logs=logging.CRITICAL,
     )
     client = Client(cluster, set_as_default=False)
     try:
