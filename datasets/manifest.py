@@ -11,6 +11,8 @@ from scenario_pipeline.errors import DatasetError
 from scenario_pipeline.storage import Storage
 
 MANIFEST = "_manifest.json"
+DATASETS = "datasets"  # {storage}/datasets/{name}/{spec_hash}/: what agents may read
+TRUTH_DIR = "truth"  # {storage}/truth/{name}/{spec_hash}/spec.json: what they may not
 TRUTH = "spec.json"
 # What the manifest leaves out of the spec: the seed fixes every value, and the features say what
 # was planted where. Together they are the answer key, so they live apart from the dataset, in
@@ -19,12 +21,12 @@ PRIVATE_FIELDS = ("seed", "features")
 
 
 def dataset_root(storage: Storage, spec: DatasetSpec) -> Storage:
-    return storage.child("datasets", spec.name, spec.spec_hash())
+    return storage.child(DATASETS, spec.name, spec.spec_hash())
 
 
-def truth_root(storage: Storage, spec: DatasetSpec) -> Storage:
+def truth_root(storage: Storage, name: str, spec_hash: str) -> Storage:
     """Where the full spec (with its seed and planted features) is kept: outside the dataset's folder."""
-    return storage.child("truth", spec.name, spec.spec_hash())
+    return storage.child(TRUTH_DIR, name, spec_hash)
 
 
 def public_spec(spec: DatasetSpec) -> dict[str, Any]:
@@ -34,13 +36,13 @@ def public_spec(spec: DatasetSpec) -> dict[str, Any]:
 
 def write_truth(storage: Storage, spec: DatasetSpec) -> None:
     """The full spec, for audits and for rebuilding the oracle without the code that made the run."""
-    root = truth_root(storage, spec)
+    root = truth_root(storage, spec.name, spec.spec_hash())
     if not root.exists(TRUTH):
         root.write_json(TRUTH, spec.model_dump(mode="json"))
 
 
 def read_truth(storage: Storage, name: str, spec_hash: str) -> DatasetSpec:
-    root = storage.child("truth", name, spec_hash)
+    root = truth_root(storage, name, spec_hash)
     if not root.exists(TRUTH):
         raise DatasetError(f"no full spec for dataset {name}/{spec_hash} under {root.url}; it was generated elsewhere or removed")
     spec = DatasetSpec.model_validate(root.read_json(TRUTH))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from scenario_pipeline.errors import UsageError
 
@@ -35,6 +35,9 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+Params = Annotated[dict[str, Any], AfterValidator(_canonical)]  # a kind's parameters, in canonical order
+
+
 class Rules(BaseModel):
     """Business rules a column obeys; they become the Great Expectations suite."""
 
@@ -55,9 +58,7 @@ class ColumnSpec(BaseModel):
     kind: str
     null_rate: float = Field(0.0, ge=0.0, le=1.0)
     rules: Rules | None = None  # None: the kind's default rules for these params
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    _canonical_params = field_validator("params")(classmethod(lambda cls, v: _canonical(v)))
+    params: Params = Field(default_factory=dict)
 
     def effective_rules(self) -> Rules:
         if self.rules is not None:
@@ -95,9 +96,7 @@ class FeatureSpec(BaseModel):
     kind: str
     table: str
     column: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    _canonical_params = field_validator("params")(classmethod(lambda cls, v: _canonical(v)))
+    params: Params = Field(default_factory=dict)
 
 
 class DatasetSpec(BaseModel):

@@ -63,6 +63,7 @@ def check_max_answer_bytes(value: object) -> int:
         raise UsageError(f"max answer bytes must be a whole number from 1 to {MAX_ANSWER_BYTES_LIMIT:,}, got {value!r}")
     return value
 
+
 def check_run_id(run_id: object, what: str = "run id") -> str:
     """A run id names folders (runs/{id}/) and rows: letters, digits, '.', '_' and '-' only."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):

@@ -105,7 +105,7 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
         bar.advance(stage, len(present))
         report = _progress_log(log, f"{spec.name}.{table}", len(present), total)
 
-        def tick(table: str = table, stage: str = stage, report: Any = report) -> None:
+        def tick() -> None:  # called within this iteration only, so the loop variables are current
             bar.advance(stage, len(parts[table]))
             report(len(parts[table]))
 

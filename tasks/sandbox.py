@@ -66,10 +66,12 @@ def readonly_view(path: str) -> bool:
 
 def hide_truth(libc: Any, dataset_path: str) -> bool:
     """Cover {storage}/truth (the specs with their seeds) with an empty read-only tmpfs in this namespace."""
-    root = Path(dataset_path).resolve()
-    if len(root.parents) < 3 or root.parents[1].name != "datasets":
+    from scenario_pipeline.datasets.manifest import DATASETS, TRUTH_DIR
+
+    root = Path(dataset_path).resolve()  # {storage}/datasets/{name}/{spec_hash}
+    if len(root.parents) < 3 or root.parents[1].name != DATASETS:
         return True  # not under a storage root laid out by this project: nothing to hide
-    truth = root.parents[2] / "truth"
+    truth = root.parents[2] / TRUTH_DIR
     if not truth.is_dir():
         return True
     t = str(truth).encode()

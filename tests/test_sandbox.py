@@ -131,7 +131,7 @@ def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> 
     assert "seed" not in on_disk["spec"] and "features" not in on_disk["spec"] and on_disk["spec"]["records"] == 300_000
     assert "918273645" not in json.dumps(on_disk)  # nothing else carries the seed either
     assert read_truth(storage, spec.name, spec.spec_hash()) == spec  # the key, whole, where it is kept
-    key_file = Path(truth_root(storage, spec).path("spec.json"))
+    key_file = Path(truth_root(storage, spec.name, spec.spec_hash()).path("spec.json"))
     assert key_file.exists()
 
     ctx = {"dataset": {"url": root.url, "manifest": manifest}}
