@@ -1,4 +1,4 @@
-"""Helpers for tests: run the CLI as a user would, find free ports."""
+"""Helpers for tests: run the CLI as a user would, find free ports, start moto's AWS server."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -17,6 +18,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# moto accepts any credentials; these are the ones the tests' own boto3 clients use.
+TEST_AWS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+
+
+@contextmanager
+def moto_server(*buckets: str, verbose: bool = True) -> Iterator[str]:
+    """moto's AWS server (S3, IAM, Cost Explorer, ...) on a free loopback port, with these S3
+    buckets created; yields its endpoint URL and stops it afterwards."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=verbose)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, **TEST_AWS)
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 def run_cli(args: list[str], env_extra: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:

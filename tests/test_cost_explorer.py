@@ -11,7 +11,6 @@ from typing import Iterator
 
 import duckdb
 import pytest
-from moto.server import ThreadedMotoServer
 
 from scenario_pipeline.cost.accounting import Ledger, Usage
 from scenario_pipeline.cost.explorer import CostExplorerError, ce_client
@@ -22,7 +21,7 @@ from scenario_pipeline.cost.warehouse_rows import write_estimate
 from scenario_pipeline.tasks.checkpoint import CASE_SCHEMA
 from scenario_pipeline.warehouse.base import connect
 from tests.cost_support import ThrottlingProxy, day, group, pages, reset, seed
-from tests.helpers import free_port, run_cli
+from tests.helpers import moto_server, run_cli
 
 FAST = CostSettings(ce_backoff_s=0.01, ce_backoff_cap_s=0.05, ce_max_attempts=6)
 S3, ECS, FARGATE, EC2 = "Amazon Simple Storage Service", "Amazon Elastic Container Service", "AWS Fargate", "Amazon Elastic Compute Cloud - Compute"
@@ -31,13 +30,8 @@ BEDROCK = "Claude Sonnet 4.5 (Amazon Bedrock Edition)"
 
 @pytest.fixture(scope="module")
 def moto_ce() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server(verbose=False) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

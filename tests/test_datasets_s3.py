@@ -16,27 +16,16 @@ import pytest
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.settings import DEFAULT_SEED
-from tests.helpers import free_port, run_cli
+from tests.helpers import moto_server, run_cli
 
 BUCKET = "scenario-datasets-test"
 
 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[dict[str, str]]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    try:
-        yield {**env, "port": str(port)}
-    finally:
-        server.stop()
+    with moto_server(BUCKET) as endpoint:
+        yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL_S3": endpoint, "port": endpoint.rsplit(":", 1)[1]}
 
 
 def _keys(env: dict[str, str], prefix: str) -> list[str]:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.fault_table import record
-from tests.helpers import REPO, VENV_BIN, free_port, run_cli
+from tests.helpers import REPO, VENV_BIN, free_port, moto_server, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -133,18 +133,8 @@ class FlakyS3Proxy:
 @pytest.fixture
 def moto_s3() -> Iterator[int]:
     """moto's S3 on loopback with an empty bucket; yields its port."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        yield port
-    finally:
-        server.stop()
+    with moto_server(BUCKET) as endpoint:
+        yield int(endpoint.rsplit(":", 1)[1])
 
 
 def _flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:

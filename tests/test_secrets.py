@@ -36,7 +36,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.helpers import free_port, run_cli
+from tests.helpers import TEST_AWS, moto_server, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -53,23 +53,13 @@ PG_USER = "secretprobe"
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, str]]:
     """moto's S3 (and IAM) on loopback; an IAM user with a real access key, for the 'wrong secret' case."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    kw = {"endpoint_url": endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
-    boto3.client("s3", **kw).create_bucket(Bucket=BUCKET)
-    iam = boto3.client("iam", **kw)
-    iam.create_user(UserName="scenario-probe")
-    iam.put_user_policy(UserName="scenario-probe", PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="scenario-probe")["AccessKey"]["AccessKeyId"]
-    try:
+    with moto_server(BUCKET) as endpoint:
+        iam = boto3.client("iam", endpoint_url=endpoint, **TEST_AWS)
+        iam.create_user(UserName="scenario-probe")
+        iam.put_user_policy(UserName="scenario-probe", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="scenario-probe")["AccessKey"]["AccessKeyId"]
         yield {"endpoint": endpoint, "iam_key_id": key}
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
