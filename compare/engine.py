@@ -84,8 +84,8 @@ def _compare_pair(a: RunData, b: RunData, specs: dict[str, MetricSpec], n_boot: 
             test = mcnemar_exact(before[valid] > 0.5, after[valid] > 0.5)
         else:
             test = wilcoxon_signed_rank(diff[valid])
-        spec = specs.get(name) or MetricSpec(name, True, 0.0, False)
-        rows.append({"metric": name, "kind": "quality" if (kind == "quality" or spec.declared) else "operations", "test": test.test,
+        spec = specs.get(name) or MetricSpec(name, True, 0.0, False, quality=False)
+        rows.append({"metric": name, "kind": "quality" if spec.quality else "operations", "test": test.test,
                      "n": int(valid.sum()), "test_n": test.n, "before_value": _mean(np.where(valid, before, np.nan)),
                      "after_value": _mean(np.where(valid, after, np.nan)), "diff": _mean(diff), "p_value": test.p_value,
                      "min_effect": spec.min_effect, "higher_is_better": spec.higher_is_better, "declared": spec.declared})
@@ -124,8 +124,7 @@ def compare_runs(runs: list[RunData], correction: str = "holm", alpha: float = 0
     ref = runs[0]
     scenario = ref.run["scenario"]
     names = {PASS} | {k for r in runs for c in r.cases for k in c["metrics"]} | set(OPERATIONS)
-    declared = dict(runs[-1].metrics)
-    specs = {n: metric_spec(n, declared, scenario) for n in names}
+    specs = {n: metric_spec(n, scenario) for n in names}
     pairs = [_compare_pair(ref, other, specs, n_boot) for other in runs[1:]]
     # One family for the multiplicity correction: every quality metric of every pair.
     family = [row for p in pairs for row in p["rows"] if row["kind"] == "quality"]

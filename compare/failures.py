@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scenario_pipeline.compare.verdict import default_direction
+from scenario_pipeline.compare.verdict import higher_is_better
 
 if TYPE_CHECKING:
     from scenario_pipeline.compare.data import RunData
@@ -51,16 +51,18 @@ def _labels(cases: list[dict[str, Any]], key: str) -> list[str]:
     return ["missing" if v is None else str(v) for v in values]
 
 
-def _rate_metrics(cases: list[dict[str, Any]]) -> list[str]:
-    """pass_rate plus the per-case metrics whose values lie in [0, 1] (gaps in them read as shares)."""
+def _rate_metrics(cases: list[dict[str, Any]], scenario_id: str) -> dict[str, bool]:
+    """pass_rate plus the declared per-case metrics whose values lie in [0, 1] (gaps in them read
+    as shares), each with its declared direction (True: higher is better)."""
     names = sorted({k for c in cases for k in c["metrics"]})
-    keep = []
+    keep = {"pass_rate": True}
     for n in names:
+        up = higher_is_better(scenario_id, n)
         vals = [c["metrics"].get(n) for c in cases]
         vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if vals and min(vals) >= 0.0 and max(vals) <= 1.0:
-            keep.append(n)
-    return ["pass_rate", *keep]
+        if up is not None and vals and min(vals) >= 0.0 and max(vals) <= 1.0:
+            keep[n] = up
+    return keep
 
 
 def _value(case: dict[str, Any], metric: str) -> float | None:
@@ -98,7 +100,7 @@ def analyze_run(r: "RunData") -> dict[str, Any]:
     reasons: dict[str, list[str]] = defaultdict(list)
     for c in failed:
         reasons[reason_family(c.get("reason"))].append(c["case_id"])
-    metrics = _rate_metrics(cases)
+    metrics = _rate_metrics(cases, r.run["scenario"])
     by_attribute, findings = [], []
     for key, groups in _groups(cases).items():
         for label, idx in groups.items():
@@ -110,9 +112,9 @@ def analyze_run(r: "RunData") -> dict[str, Any]:
                 g, o = _mean(members, m), _mean(rest, m)
                 if g is None or o is None:
                     continue
-                bad = (o - g) if default_direction(m) else (g - o)
+                bad = (o - g) if metrics[m] else (g - o)
                 if bad >= MIN_GAP:
-                    verb = "drops to" if default_direction(m) else "rises to"
+                    verb = "drops to" if metrics[m] else "rises to"
                     findings.append((bad * len(members), f"{m} {verb} {_fmt(g)} on cases with {key} = {label} "
                                                          f"({len(members)} cases; {_fmt(o)} on the other {len(rest)})"))
     findings.sort(key=lambda f: -f[0])
@@ -132,7 +134,7 @@ def analyze_pair(a: "RunData", b: "RunData") -> dict[str, Any]:
     fixes = [{"case_id": x["case_id"], "reason_before": x.get("reason"), "attributes": x["attributes"]} for x, y in pairs if not x["passed"] and y["passed"]]
     before = [x for x, _ in pairs]
     after = [y for _, y in pairs]
-    metrics = _rate_metrics(before + after)
+    metrics = _rate_metrics(before + after, a.run["scenario"])
     moved, findings = [], []
     for key, groups in _groups(before).items():
         for label, idx in groups.items():
@@ -146,10 +148,10 @@ def analyze_pair(a: "RunData", b: "RunData") -> dict[str, Any]:
                 entry["metrics"][m] = {"before": gb, "after": ga}
                 if None in (gb, ga):
                     continue
-                change = (gb - ga) if default_direction(m) else (ga - gb)  # > 0: worse
-                rest_change = 0.0 if None in (ob, oa) else ((ob - oa) if default_direction(m) else (oa - ob))
+                change = (gb - ga) if metrics[m] else (ga - gb)  # > 0: worse
+                rest_change = 0.0 if None in (ob, oa) else ((ob - oa) if metrics[m] else (oa - ob))
                 if change >= MIN_GAP and change - rest_change >= MIN_GAP:  # worse here, and worse than elsewhere
-                    verb = "fell" if default_direction(m) else "rose"
+                    verb = "fell" if metrics[m] else "rose"
                     findings.append((change * len(idx), f"{m} {verb} from {_fmt(gb)} to {_fmt(ga)} on cases with {key} = {label} "
                                                         f"({len(idx)} cases); elsewhere {_fmt(ob)} -> {_fmt(oa)}"))
             moved.append(entry)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from scenario_pipeline.scenarios.base import Metric
+from scenario_pipeline.scenarios.declared import find
 
 EPS = 1e-12
-# Direction for per-case metrics a scenario declares no threshold for: these names are costs.
-LOWER_IS_BETTER = ("latency", "cost", "tokens", "bytes", "partitions", "error", "time", "seconds", "_ms")
 
 
 @dataclass(frozen=True)
@@ -26,39 +26,34 @@ class MetricSpec:
     name: str
     higher_is_better: bool
     min_effect: float
-    declared: bool  # the scenario declares a Threshold (direction and min_effect are its, not defaults)
+    declared: bool  # the scenario declares the metric (scenarios/base.py Metric)
+    quality: bool = True  # gets a verdict; claimed, diagnostic and operations metrics are shown without one
 
 
-def default_direction(name: str) -> bool:
-    return not any(k in name.lower() for k in LOWER_IS_BETTER)
-
-
-def metric_spec(name: str, declared_rows: dict[str, dict[str, Any]], scenario_id: str) -> MetricSpec:
-    """From the run's scenario_metrics row when it declares a threshold, else the scenario registry, else defaults."""
-    row = declared_rows.get(name)
-    if row and row.get("higher_is_better") is not None:
-        me = row.get("min_effect")
-        if me is None:
-            me = _registry_min_effect(scenario_id, name)
-        return MetricSpec(name, bool(row["higher_is_better"]), float(me or 0.0), True)
-    th = _registry_threshold(scenario_id, name)
-    if th is not None:
-        return MetricSpec(name, th.higher_is_better, th.min_effect, True)
-    return MetricSpec(name, default_direction(name), 0.0, False)
-
-
-def _registry_threshold(scenario_id: str, name: str):  # noqa: ANN202 - Threshold | None
+def declaration(scenario_id: str, name: str) -> Metric | None:
+    """A per-case key's (or pass_rate's) declaration in the scenario's metric list, if any."""
     try:
         from scenario_pipeline.scenarios.registry import get_scenario
 
-        return get_scenario(scenario_id).thresholds.get(name)
+        metrics = get_scenario(scenario_id).metrics
     except Exception:  # noqa: BLE001 - a scenario not registered here (renamed, another code version)
         return None
+    return find(metrics, name, "case") or find(metrics, name, "run")
 
 
-def _registry_min_effect(scenario_id: str, name: str) -> float | None:
-    th = _registry_threshold(scenario_id, name)
-    return th.min_effect if th is not None else None
+def metric_spec(name: str, scenario_id: str) -> MetricSpec:
+    """Direction, minimum effect and whether it gets a verdict, from the declaration alone. A
+    metric no scenario declares (data from other code) is shown without a verdict: its direction
+    is never guessed from its name."""
+    decl = declaration(scenario_id, name)
+    if decl is None:
+        return MetricSpec(name, True, 0.0, False, quality=False)
+    return MetricSpec(name, decl.higher_is_better, decl.min_effect, True, quality=decl.quality)
+
+
+def higher_is_better(scenario_id: str, name: str) -> bool | None:
+    decl = declaration(scenario_id, name)
+    return None if decl is None else decl.higher_is_better
 
 
 def verdict(n: int, diff: float, ci: tuple[float, float], p_adjusted: float, spec: MetricSpec, alpha: float = 0.05) -> str:

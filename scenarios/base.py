@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
 
 from scenario_pipeline.datasets.spec import DatasetSpec
 
@@ -47,6 +47,44 @@ class Threshold:
         return value >= self.target if self.higher_is_better else value <= self.target
 
 
+Level = Literal["run", "case", "both"]
+Source = Literal["scored", "measured", "claimed", "diagnostic", "operations"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric, declared once by its scenario; compare, gates, alerts and reports read it.
+
+    ``level``: "case" (a key the scorer writes per case), "run" (a run value only), or "both" (the
+    run value is the mean of the same-named case value, or of ``of``). ``compute`` replaces the
+    mean for pooled or weighted run values. ``on_error``: the value an errored or timed-out case
+    takes for this case key; None keeps what scoring an empty answer gives (a miss, by each
+    scorer's rules). ``source``: "scored" (the harness scored the answer), "measured" (the harness
+    measured the agent's resource use), "claimed" (the agent said so: shown, never thresholded),
+    "diagnostic" / "operations" (shown, no verdict).
+    """
+
+    name: str
+    higher_is_better: bool = True
+    level: Level = "both"
+    of: str | None = None
+    compute: Callable[[list[dict[str, Any]]], float] | None = None
+    on_error: float | None = None
+    threshold: float | None = None
+    min_effect: float = 0.0
+    source: Source = "scored"
+
+    @property
+    def quality(self) -> bool:
+        """Whether comparisons give this metric a verdict (improved/degraded)."""
+        return self.source in ("scored", "measured")
+
+    def as_threshold(self) -> Threshold | None:
+        if self.threshold is None:
+            return None
+        return Threshold(self.threshold, self.higher_is_better, self.min_effect)
+
+
 @runtime_checkable
 class Scenario(Protocol):
     """The interface of a scenario module's registered class."""
@@ -57,7 +95,9 @@ class Scenario(Protocol):
     default_records: ClassVar[int]
     default_cases: ClassVar[int]
     max_cases: ClassVar[int]
+    metrics: ClassVar[tuple[Metric, ...]]
     thresholds: ClassVar[dict[str, Threshold]]
+    empty_answer: ClassVar[dict[str, Any]]
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec | None: ...
 

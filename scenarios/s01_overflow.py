@@ -15,20 +15,31 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import dataset, default_partition_rows
 from scenario_pipeline.datasets.columns import generate_column
-from scenario_pipeline.datasets.features.key_accounts import ENTERPRISE, MAX_ACCOUNT_ID, KeyAccounts
+from scenario_pipeline.datasets.features.key_accounts import (
+    ENTERPRISE,
+    MAX_ACCOUNT_ID,
+    KeyAccounts,
+)
 from scenario_pipeline.datasets.hashing import mix64, stream_key
-from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, Rules, TableSpec, column
-from scenario_pipeline.errors import UsageError
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
+from scenario_pipeline.datasets.spec import (
+    DatasetSpec,
+    FeatureSpec,
+    Rules,
+    TableSpec,
+    column,
+)
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.budget import compression_ratio, judge_context
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.knapsack import best_value
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean
 from scenario_pipeline.scenarios.registry import register
-from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER, count_tokens
+from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER
+from scenario_pipeline.scenarios.tokenizer import count_tokens
+
+from scenario_pipeline.errors import UsageError
 
 TABLE = "sales"
 REGIONS = ("alpine", "baltic", "central", "coastal", "delta", "eastern", "frontier", "gulf", "harbor", "highland",
@@ -92,18 +103,21 @@ def overflow_sales(records: int, seed: int, partition_rows: int | None = None) -
 
 
 @register
-class ContextOverflow:
+class ContextOverflow(DeclaredMetrics):
     id: ClassVar[str] = "s01-overflow"
     title: ClassVar[str] = "Context overflow under a token budget"
     purpose: ClassVar[str] = "hand a model the most valuable context that fits its token budget"
     default_records: ClassVar[int] = 2_000_000
     default_cases: ClassVar[int] = 50
     max_cases: ClassVar[int] = MAX_CELLS
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "budget_compliance": Threshold(1.0, min_effect=0.01),
-        "compression_ratio": Threshold(8.0, min_effect=0.5),
-        "value_retained": Threshold(0.95, min_effect=0.01),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01),
+        Metric("compression_ratio", threshold=8.0, min_effect=0.5),
+        Metric("value_retained", threshold=0.95, min_effect=0.01),
+        Metric("context_tokens_mean", higher_is_better=False, of="context_tokens", source="diagnostic"),
+        Metric("items_credited", level="case", source="diagnostic"),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"context": ""}
 
     def __init__(self, budget_tokens: int = 6000) -> None:
         self.budget_tokens = budget_tokens
@@ -181,18 +195,6 @@ class ContextOverflow:
         if ratio < self.thresholds["compression_ratio"].target:
             problems.append(f"compression ratio {ratio:.2f} below {self.thresholds['compression_ratio'].target}")
         return CaseScore(not problems, metrics, "; ".join(problems) or None)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {
-            "budget_compliance": mean(x.get("budget_compliant", 0.0) for x in m),
-            "value_retained": mean(x.get("value_retained", 0.0) for x in m),
-            "compression_ratio": mean(x.get("compression_ratio", 0.0) for x in m),
-            "context_tokens_mean": mean(x.get("context_tokens") for x in m),
-            "pass_rate": mean(1.0 if r["passed"] else 0.0 for r in rows),
-        }
-        out.update(latency_metrics(rows))
-        return out
 
 
 def relevant_rows_csv(spec: DatasetSpec, planted: KeyAccounts, c: int) -> str:

@@ -13,16 +13,34 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets.catalog import build_spec, dataset, default_partition_rows
+from scenario_pipeline.datasets.catalog import (
+    build_spec,
+    dataset,
+    default_partition_rows,
+)
 from scenario_pipeline.datasets.features.s02_conflicts import (
-    FIELD_COLUMNS, KEY_COLUMN, SOURCES, TRUST, UPDATED_COLUMN, Conflicts, normalize,
+    FIELD_COLUMNS,
+    KEY_COLUMN,
+    SOURCES,
+    TRUST,
+    UPDATED_COLUMN,
+    Conflicts,
+    normalize,
 )
 from scenario_pipeline.datasets.hashing import mix64, stream_key
-from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, Rules, TableSpec, column
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.datasets.spec import (
+    DatasetSpec,
+    FeatureSpec,
+    Rules,
+    TableSpec,
+    column,
+)
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
+from scenario_pipeline.scenarios.metrics import (
+    precision_recall_f1,
+)
 from scenario_pipeline.scenarios.registry import register
 
 BATCH = 40
@@ -89,18 +107,21 @@ def _ranked(values: np.ndarray, key: int) -> np.ndarray:
 
 
 @register
-class MultiSourceConflicts:
+class MultiSourceConflicts(DeclaredMetrics):
     id: ClassVar[str] = "s02-conflicts"
     title: ClassVar[str] = "Multi-source conflicts"
     purpose: ClassVar[str] = "find where sources disagree about an entity and resolve it by a stated rule"
     default_records: ClassVar[int] = 20_000
     default_cases: ClassVar[int] = 100
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "precision": Threshold(0.95, min_effect=0.02),
-        "recall": Threshold(0.95, min_effect=0.02),
-        "resolution_accuracy": Threshold(0.95, min_effect=0.02),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("precision", threshold=0.95, min_effect=0.02),
+        Metric("recall", threshold=0.95, min_effect=0.02),
+        Metric("f1"),
+        # Scored over the conflicts a case found; an errored case found none and counts as 0.
+        Metric("resolution_accuracy", threshold=0.95, min_effect=0.02, on_error=0.0),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"conflicts": []}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return build_spec("s02_sources", records=records, seed=seed)
@@ -157,19 +178,6 @@ class MultiSourceConflicts:
         reason = None if passed else (f"found {len(hits)} of {len(truth)} conflicts with {len(claimed) - len(hits)} false ones; "
                                       f"resolved {right} of {len(hits)} found correctly")
         return CaseScore(passed, metrics, reason)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {
-            "precision": mean(x.get("precision") for x in m),
-            # A case with no metrics (the agent raised or timed out) found nothing.
-            "recall": mean(x.get("recall", 0.0) for x in m),
-            "f1": mean(x.get("f1", 0.0) for x in m),
-            "resolution_accuracy": mean(x.get("resolution_accuracy") for x in m),
-            "pass_rate": mean(1.0 if r["passed"] else 0.0 for r in rows),
-        }
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _clean_ids(records: int, k: int, exclude: set[int], key: int) -> list[int]:

@@ -16,16 +16,29 @@ from typing import Any, ClassVar
 
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import dataset
-from scenario_pipeline.datasets.features.warehouse_catalog import MAX_SUBJECTS, Catalog, build_catalog, part_rows
+from scenario_pipeline.datasets.features.warehouse_catalog import (
+    MAX_SUBJECTS,
+    Catalog,
+    build_catalog,
+    part_rows,
+)
 from scenario_pipeline.datasets.kinds_planted import planted_column
-from scenario_pipeline.datasets.spec import ColumnSpec, DatasetSpec, FeatureSpec, TableSpec, column
-from scenario_pipeline.errors import UsageError
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
+from scenario_pipeline.datasets.spec import (
+    ColumnSpec,
+    DatasetSpec,
+    FeatureSpec,
+    TableSpec,
+    column,
+)
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.budget import compression_ratio, judge_context
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.registry import register
-from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER, count_tokens
+from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER
+from scenario_pipeline.scenarios.tokenizer import count_tokens
 from scenario_pipeline.scenarios.warehouse_questions import QuestionDrawer
+
+from scenario_pipeline.errors import UsageError
 
 PARTS = {"tables": "wh_tables", "columns": "wh_columns", "lineage": "wh_lineage"}
 TABLE_NAME = re.compile(r"(?<![\w.])(?:raw|staging|mart)\.[a-z0-9_]+")
@@ -76,19 +89,22 @@ def _catalog_tokens(seed: int, subjects: int, keys: int) -> int:
 
 
 @register
-class WarehouseContext:
+class WarehouseContext(DeclaredMetrics):
     id: ClassVar[str] = "s03-warehouse"
     title: ClassVar[str] = "Warehouse context"
     purpose: ClassVar[str] = "describe the tables and join keys a question needs, within a token budget"
     default_records: ClassVar[int] = 3000
     default_cases: ClassVar[int] = 100
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "table_recall": Threshold(0.95, min_effect=0.01),
-        "join_key_recall": Threshold(0.9, min_effect=0.01),
-        "budget_compliance": Threshold(1.0, min_effect=0.01),
-        "compression_ratio": Threshold(8.0, min_effect=0.5),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("table_recall", threshold=0.95, min_effect=0.01),
+        Metric("join_key_recall", threshold=0.9, min_effect=0.01),
+        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01),
+        Metric("compression_ratio", threshold=8.0, min_effect=0.5),
+        Metric("table_precision"),
+        Metric("context_tokens_mean", higher_is_better=False, of="context_tokens", source="diagnostic"),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"context": ""}
 
     def __init__(self, budget_tokens: int = 2000) -> None:
         self.budget_tokens = budget_tokens
@@ -149,12 +165,3 @@ class WarehouseContext:
         if not judged.compliant:
             problems.append(f"context has {judged.tokens} tokens, over the {budget}-token budget")
         return CaseScore(not problems, metrics, "; ".join(problems) or None)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {name: mean(x.get(name, 0.0) for x in m) for name in ("table_recall", "join_key_recall", "compression_ratio", "table_precision")}
-        out["budget_compliance"] = mean(x.get("budget_compliant", 0.0) for x in m)
-        out["context_tokens_mean"] = mean(x.get("context_tokens") for x in m)
-        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
-        out.update(latency_metrics(rows))
-        return out

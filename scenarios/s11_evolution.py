@@ -14,16 +14,35 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets.catalog import build_spec, dataset, default_partition_rows
+from scenario_pipeline.datasets.catalog import (
+    build_spec,
+    dataset,
+    default_partition_rows,
+)
 from scenario_pipeline.datasets.features.s11_evolution import (
-    CHANNELS, NULL_SHARE, REGIONS, TABLE, Evolution, epoch_table, evaluate,
+    CHANNELS,
+    NULL_SHARE,
+    REGIONS,
+    TABLE,
+    Evolution,
+    epoch_table,
+    evaluate,
 )
 from scenario_pipeline.datasets.hashing import mix64, stream_key
-from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, Rules, TableSpec, column
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.datasets.spec import (
+    DatasetSpec,
+    FeatureSpec,
+    Rules,
+    TableSpec,
+    column,
+)
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
+from scenario_pipeline.scenarios.metrics import (
+    mean,
+    precision_recall_f1,
+)
 from scenario_pipeline.scenarios.registry import register
 
 EPOCHS = 8
@@ -169,19 +188,52 @@ def case_truth(spec: DatasetSpec, case_input: dict[str, Any]) -> dict[str, Any]:
     return {"value": evaluate(evo, case_input["query"])}
 
 
+def _is_query(r: dict[str, Any]) -> bool:
+    return json.loads(r.get("attributes_json") or "{}").get("kind") == "query" or "query_correct" in r["metrics"]
+
+
+def _pooled(rows: list[dict[str, Any]], kind: str | None = None) -> tuple[float, float]:
+    """Precision and recall of change labels pooled over the change cases (of one kind, or all)."""
+    tp = fp = fn = 0.0
+    for r in rows:
+        if _is_query(r):
+            continue
+        attrs, m = json.loads(r.get("attributes_json") or "{}"), r["metrics"]
+        for k in (kind,) if kind else KINDS:
+            tp += m.get(f"tp_{k}", 0.0)
+            fp += m.get(f"fp_{k}", 0.0)
+            fn += m.get(f"fn_{k}", attrs.get(f"n_{k}", 0))
+    nan = float("nan")
+    return (tp / (tp + fp) if tp + fp else nan), (tp / (tp + fn) if tp + fn else nan)
+
+
+def _query_accuracy(rows: list[dict[str, Any]]) -> float:
+    return mean(r["metrics"].get("query_correct", 0.0) for r in rows if _is_query(r))
+
+
 @register
-class SchemaEvolution:
+class SchemaEvolution(DeclaredMetrics):
     id: ClassVar[str] = "s11-evolution"
     title: ClassVar[str] = "Schema evolution"
     purpose: ClassVar[str] = "track a table's schema changes over time and query across all of its schemas"
     default_records: ClassVar[int] = 400_000
     default_cases: ClassVar[int] = 100
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "change_precision": Threshold(0.95, min_effect=0.02),
-        "change_recall": Threshold(0.95, min_effect=0.02),
-        "query_accuracy": Threshold(0.95, min_effect=0.02),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        # Pooled over every change case's (kind, column) labels.
+        Metric("change_precision", threshold=0.95, min_effect=0.02, compute=lambda rows: _pooled(rows)[0]),
+        Metric("change_recall", threshold=0.95, min_effect=0.02, compute=lambda rows: _pooled(rows)[1]),
+        Metric("query_accuracy", threshold=0.95, min_effect=0.02, level="run", compute=_query_accuracy),
+        Metric("query_correct", level="case"),
+        *(m for k in KINDS for m in (
+            Metric(f"precision_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[0]),
+            Metric(f"recall_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[1]),
+            Metric(f"tp_{k}", level="case"),
+            Metric(f"fp_{k}", higher_is_better=False, level="case"),
+            Metric(f"fn_{k}", higher_is_better=False, level="case"),
+        )),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return build_spec("s11_orders", records=records, seed=seed)
@@ -226,31 +278,6 @@ class SchemaEvolution:
         if case.input["kind"] == "query":
             return _score_query(case, answer)
         return _score_changes(case, answer)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        tp = {k: 0.0 for k in KINDS}
-        fp, fn = dict(tp), dict(tp)
-        query = []
-        for r in rows:
-            attrs, m = json.loads(r.get("attributes_json") or "{}"), r["metrics"]
-            if attrs.get("kind") == "query" or "query_correct" in m:
-                query.append(m.get("query_correct", 0.0))  # no answer: wrong
-                continue
-            for k in KINDS:
-                tp[k] += m.get(f"tp_{k}", 0.0)
-                fp[k] += m.get(f"fp_{k}", 0.0)
-                fn[k] += m.get(f"fn_{k}", attrs.get(f"n_{k}", 0))  # no answer: every change missed
-        out: dict[str, float] = {}
-        for k in KINDS:
-            out[f"precision_{k}"] = tp[k] / (tp[k] + fp[k]) if tp[k] + fp[k] else float("nan")
-            out[f"recall_{k}"] = tp[k] / (tp[k] + fn[k]) if tp[k] + fn[k] else float("nan")
-        t, p, n = sum(tp.values()), sum(fp.values()), sum(fn.values())
-        out["change_precision"] = t / (t + p) if t + p else float("nan")
-        out["change_recall"] = t / (t + n) if t + n else float("nan")
-        out["query_accuracy"] = mean(query)
-        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _score_changes(case: Case, answer: Answer) -> CaseScore:

@@ -11,29 +11,36 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.spec import DatasetSpec
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
+from scenario_pipeline.scenarios.metrics import precision_recall_f1
 from scenario_pipeline.scenarios.registry import register
 
 
 @register
-class NeedleSearch:
+class NeedleSearch(DeclaredMetrics):
     id: ClassVar[str] = "s12-search"
     title: ClassVar[str] = "Needle search at trillion-record scale"
     purpose: ClassVar[str] = "find every planted needle record without scanning the table"
     default_records: ClassVar[int] = 10_000_000
     default_cases: ClassVar[int] = 100
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "recall": Threshold(1.0, min_effect=0.01),
-        "precision": Threshold(1.0, min_effect=0.01),
-        "bytes_read_share": Threshold(0.01, higher_is_better=False, min_effect=0.001),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("recall", threshold=1.0, min_effect=0.01),
+        Metric("precision", threshold=1.0, min_effect=0.01),
+        Metric("f1"),
+        # Bytes the agent's processes read, measured by the harness from outside the sandbox
+        # (tasks/sandbox.py), over the dataset's bytes. An errored case counts as a full scan.
+        Metric("bytes_read_share", higher_is_better=False, threshold=0.01, min_effect=0.001, source="measured", on_error=1.0),
+        # What the agent says it read: shown beside the measurement, never thresholded.
+        Metric("claimed_bytes_read_share", higher_is_better=False, source="claimed"),
+        Metric("partitions_opened", higher_is_better=False, source="claimed"),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"record_ids": []}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return build_spec("events", records=records, seed=seed)
@@ -71,27 +78,25 @@ class NeedleSearch:
         return NeedleSearchAgent(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:
+        dataset_bytes = context["dataset"]["bytes"]
+        measured = context.get("measured", {}).get("read_bytes")
+        metrics: dict[str, float] = {}
+        if measured is not None and dataset_bytes:
+            metrics["bytes_read_share"] = measured / dataset_bytes
         ids = answer.get("record_ids")
         if not isinstance(ids, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ids):
-            return CaseScore(False, {"precision": 0.0, "recall": 0.0, "f1": 0.0}, "answer.record_ids must be a list of integers")
+            metrics.update({"precision": 0.0, "recall": 0.0, "f1": 0.0})
+            return CaseScore(False, metrics, "answer.record_ids must be a list of integers")
         truth = set(case.truth["record_ids"])
         precision, recall, f1 = precision_recall_f1(set(ids), truth)
-        metrics = {"precision": precision, "recall": recall, "f1": f1}
-        dataset_bytes = context["dataset"]["bytes"]
-        for key, name in (("bytes_read", "bytes_read_share"), ("partitions_opened", "partitions_opened")):
+        metrics.update({"precision": precision, "recall": recall, "f1": f1})
+        for key, name in (("bytes_read", "claimed_bytes_read_share"), ("partitions_opened", "partitions_opened")):
             value = answer.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
                 metrics[name] = value / dataset_bytes if key == "bytes_read" else float(value)
         passed = recall == 1.0 and precision == 1.0
         reason = None if passed else f"found {len(set(ids) & truth)} of {len(truth)} needles with {len(set(ids) - truth)} false hits"
         return CaseScore(passed, metrics, reason)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {name: mean(x.get(name) for x in m) for name in ("precision", "recall", "f1", "bytes_read_share", "partitions_opened")}
-        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _position_bucket(ids: list[int], spec: DatasetSpec) -> str:

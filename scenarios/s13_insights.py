@@ -13,14 +13,20 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets.catalog import build_spec, dataset, default_partition_rows
+from scenario_pipeline.datasets.catalog import (
+    build_spec,
+    dataset,
+    default_partition_rows,
+)
 from scenario_pipeline.datasets.features.s13_insights import Relationships
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
+from scenario_pipeline.scenarios.metrics import (
+    precision_recall_f1,
+)
 from scenario_pipeline.scenarios.registry import register
 
 ASSETS: dict[str, list[str]] = {
@@ -106,19 +112,25 @@ def case_input(measure: str, scope: list[str], q: float) -> dict[str, Any]:
 
 
 @register
-class CrossAssetInsights:
+class CrossAssetInsights(DeclaredMetrics):
     id: ClassVar[str] = "s13-insights"
     title: ClassVar[str] = "Cross-asset insights"
     purpose: ClassVar[str] = "report the real relationships between assets with the false discovery rate under control"
     default_records: ClassVar[int] = 3000
     default_cases: ClassVar[int] = 120
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "recall": Threshold(0.9, min_effect=0.02),
-        "precision": Threshold(0.85, min_effect=0.02),
-        "fdp_excess": Threshold(0.0, higher_is_better=False, min_effect=0.01),
-        "effect_size_error": Threshold(0.05, higher_is_better=False, min_effect=0.01),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("recall", threshold=0.9, min_effect=0.02),
+        Metric("precision", threshold=0.85, min_effect=0.02),
+        Metric("f1"),
+        # An errored case made no discoveries, which would look like FDP 0: it counts as all false.
+        Metric("fdp", higher_is_better=False, on_error=1.0),
+        Metric("fdp_excess", higher_is_better=False, threshold=0.0, min_effect=0.01, on_error=1.0),
+        # Over the relationships a case found; an errored case counts as an error of 1.0 (20x the bar).
+        Metric("effect_size_error", higher_is_better=False, threshold=0.05, min_effect=0.01, on_error=1.0),
+        Metric("q", source="diagnostic"),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"relationships": []}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return build_spec("s13_assets", records=records, seed=seed)
@@ -173,15 +185,6 @@ class CrossAssetInsights:
         passed = recall == 1.0 and fdp <= q
         reason = None if passed else f"found {len(hits)} of {len(truth)} relationships with {false} false ones (FDP {fdp:.3f}, q {q})"
         return CaseScore(passed, metrics, reason)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {name: mean(x.get(name) for x in m) for name in ("precision", "fdp", "q", "fdp_excess", "effect_size_error")}
-        out["recall"] = mean(x.get("recall", 0.0) for x in m)  # no metrics: the agent found nothing
-        out["f1"] = mean(x.get("f1", 0.0) for x in m)
-        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _item_problem(item: Any) -> str | None:

@@ -17,12 +17,17 @@ from scenario_pipeline.datasets import kinds_query  # noqa: F401 - registers the
 from scenario_pipeline.datasets.catalog import dataset, default_partition_rows
 from scenario_pipeline.datasets.hashing import mix_scalar, stream_key
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec, column
-from scenario_pipeline.errors import UsageError
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.query_templates import TEMPLATES, build_question
 from scenario_pipeline.scenarios.registry import register
-from scenario_pipeline.scenarios.sql_sandbox import QueryResult, database_for, normalize_rows
+from scenario_pipeline.scenarios.sql_sandbox import (
+    QueryResult,
+    database_for,
+    normalize_rows,
+)
+
+from scenario_pipeline.errors import UsageError
 
 REGIONS = ("central", "east", "north", "south", "west")
 CITIES = ("Avonport", "Brightwater", "Cedar Falls", "Dunmore", "Eastbrook", "Fairhaven", "Glenwood", "Harborview",
@@ -82,17 +87,19 @@ _GOLD_LOCK = threading.Lock()
 
 
 @register
-class NaturalLanguageQuery:
+class NaturalLanguageQuery(DeclaredMetrics):
     id: ClassVar[str] = "s14-query"
     title: ClassVar[str] = "Natural-language questions"
     purpose: ClassVar[str] = "answer English questions over a star schema with SQL that returns the right rows"
     default_records: ClassVar[int] = 200_000
     default_cases: ClassVar[int] = 100
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "execution_accuracy": Threshold(0.9, min_effect=0.02),
-        "sql_error_rate": Threshold(0.05, higher_is_better=False, min_effect=0.02),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("execution_accuracy", threshold=0.9, min_effect=0.02),
+        # An errored case gave no SQL that runs: it counts as an SQL error.
+        Metric("sql_error_rate", higher_is_better=False, of="sql_error", threshold=0.05, min_effect=0.02, on_error=1.0),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"sql": ""}
 
     def __init__(self, query_timeout_s: float = 10.0) -> None:
         self.query_timeout_s = query_timeout_s
@@ -158,13 +165,3 @@ class NaturalLanguageQuery:
         how = "in the asked order " if case.truth["ordered"] else ""
         return CaseScore(False, {"execution_accuracy": 0.0, "sql_error": 0.0},
                          f"result differs {how}from the gold result: {len(got_rows)} rows against {len(want_rows)}, e.g. {got_rows[:2]} vs {want_rows[:2]}")
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        out = {
-            "execution_accuracy": mean(x.get("execution_accuracy", 0.0) for x in m),
-            "sql_error_rate": mean(x.get("sql_error", 1.0) for x in m),
-            "pass_rate": mean(1.0 if r["passed"] else 0.0 for r in rows),
-        }
-        out.update(latency_metrics(rows))
-        return out

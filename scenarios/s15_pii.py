@@ -15,7 +15,6 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import dataset
 from scenario_pipeline.datasets.features.pii_cells import PiiTable
@@ -23,10 +22,11 @@ from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.kinds_pii import ENTITIES
 from scenario_pipeline.datasets.kinds_planted import planted_column
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
-from scenario_pipeline.errors import UsageError
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.registry import register
+
+from scenario_pipeline.errors import UsageError
 
 ROWS = 400  # rows per table
 MAX_TABLES = 1000
@@ -118,19 +118,48 @@ def _read_answer(answer: Answer) -> tuple[set[tuple[str, str]], set[tuple[str, i
     return {(c, e) for c, es in cols.items() for e in es}, unit_cells
 
 
+def _pooled(rows: list[dict[str, Any]], level: str, entity: str | None = None) -> tuple[float, float, float]:
+    """Precision, recall and F2 of one level's labels pooled over all cases (of one entity type, or all)."""
+    tp = fp = fn = 0.0
+    for r in rows:
+        m = r["metrics"]
+        for e in (entity,) if entity else ENTITIES + ("OTHER",):
+            tp += m.get(f"{level}_tp.{e}", 0.0)
+            fp += m.get(f"{level}_fp.{e}", 0.0)
+            fn += m.get(f"{level}_fn.{e}", 0.0)
+    return prf(tp, fp, fn)
+
+
 @register
-class PiiDetection:
+class PiiDetection(DeclaredMetrics):
     id: ClassVar[str] = "s15-pii"
     title: ClassVar[str] = "PII detection and compliance"
     purpose: ClassVar[str] = "find PII columns and cells, tell them from look-alikes, and never echo a PII value"
     default_records: ClassVar[int] = 20_000
     default_cases: ClassVar[int] = 50
     max_cases: ClassVar[int] = MAX_TABLES
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "cell_f2": Threshold(0.9, min_effect=0.01),
-        "column_f2": Threshold(0.95, min_effect=0.01),
-        "pii_echo_rate": Threshold(0.0, higher_is_better=False, min_effect=0.01),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        # Pooled over every case's (column, entity) and (column, row, entity) labels; an errored
+        # case scores as an empty answer, so every label it should have found counts as missed.
+        Metric("cell_f2", threshold=0.9, min_effect=0.01, compute=lambda rows: _pooled(rows, "cell")[2]),
+        Metric("column_f2", threshold=0.95, min_effect=0.01, compute=lambda rows: _pooled(rows, "col")[2]),
+        Metric("cell_precision", compute=lambda rows: _pooled(rows, "cell")[0]),
+        Metric("cell_recall", compute=lambda rows: _pooled(rows, "cell")[1]),
+        Metric("column_precision", compute=lambda rows: _pooled(rows, "col")[0]),
+        Metric("column_recall", compute=lambda rows: _pooled(rows, "col")[1]),
+        Metric("pii_echo_rate", higher_is_better=False, of="echoed_pii", threshold=0.0, min_effect=0.01),
+        *(m for level, name in (("col", "column"), ("cell", "cell")) for e in ENTITIES for m in (
+            Metric(f"{name}_precision.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[0]),
+            Metric(f"{name}_recall.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[1]),
+            Metric(f"{name}_f2.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[2]),
+        )),
+        *(m for level in ("col", "cell") for e in ENTITIES + ("OTHER",) for m in (
+            Metric(f"{level}_tp.{e}", level="case"),
+            Metric(f"{level}_fp.{e}", higher_is_better=False, level="case"),
+            Metric(f"{level}_fn.{e}", higher_is_better=False, level="case"),
+        )),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"columns": {}, "cells": {}}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return pii_tables(records=records, seed=seed)
@@ -192,25 +221,6 @@ class PiiDetection:
         if metrics["cell_f2"] < self.thresholds["cell_f2"].target:
             problems.append(f"cell F2 {metrics['cell_f2']:.3f} (precision {metrics['cell_precision']:.3f}, recall {metrics['cell_recall']:.3f})")
         return CaseScore(not problems, metrics, "; ".join(problems) or None)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        total = lambda key: sum(x.get(key, 0.0) for x in m)  # noqa: E731
-        out: dict[str, float] = {}
-        for level, name in (("col", "column"), ("cell", "cell")):
-            sums = {"tp": 0.0, "fp": 0.0, "fn": 0.0}
-            for e in ENTITIES + ("OTHER",):
-                tp, fp, fn = total(f"{level}_tp.{e}"), total(f"{level}_fp.{e}"), total(f"{level}_fn.{e}")
-                sums["tp"] += tp
-                sums["fp"] += fp
-                sums["fn"] += fn
-                if e != "OTHER":
-                    out[f"{name}_precision.{e}"], out[f"{name}_recall.{e}"], out[f"{name}_f2.{e}"] = prf(tp, fp, fn)
-            out[f"{name}_precision"], out[f"{name}_recall"], out[f"{name}_f2"] = prf(sums["tp"], sums["fp"], sums["fn"])
-        out["pii_echo_rate"] = mean(x.get("echoed_pii", 0.0) for x in m)
-        out["pass_rate"] = mean(1.0 if r["passed"] else 0.0 for r in rows)
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _digits(s: str) -> str:

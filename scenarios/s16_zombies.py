@@ -15,15 +15,33 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import numpy as np
-
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets.catalog import build_spec, dataset, default_partition_rows
-from scenario_pipeline.datasets.features.s16_catalog_plan import PROFILES, catalog_plan, plan_params, schema_names, to_us
+from scenario_pipeline.datasets.catalog import (
+    build_spec,
+    dataset,
+    default_partition_rows,
+)
+from scenario_pipeline.datasets.features.s16_catalog_plan import (
+    PROFILES,
+    catalog_plan,
+    plan_params,
+    schema_names,
+    to_us,
+)
 from scenario_pipeline.datasets.features.s16_zombies import OPS, ZombieTruth
 from scenario_pipeline.datasets.hashing import mix64, stream_key
-from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, Rules, TableSpec, column
-from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Threshold
-from scenario_pipeline.scenarios.metrics import latency_metrics, mean, precision_recall_f1
+from scenario_pipeline.datasets.spec import (
+    DatasetSpec,
+    FeatureSpec,
+    Rules,
+    TableSpec,
+    column,
+)
+from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
+from scenario_pipeline.scenarios.declared import DeclaredMetrics
+from scenario_pipeline.scenarios.metrics import (
+    precision_recall_f1,
+)
 from scenario_pipeline.scenarios.registry import register
 
 AS_OF = ("2027-01-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00", "2026-11-01T00:00:00+00:00")
@@ -91,19 +109,34 @@ def _iso(us: int | None) -> str | None:
     return None if us is None else datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
 
 
+def _storage_recall(rows: list[dict[str, Any]]) -> float:
+    zombie_bytes = sum(_zombie_bytes(r) for r in rows)
+    return sum(r["metrics"].get("saved_bytes", 0.0) for r in rows) / zombie_bytes if zombie_bytes else float("nan")
+
+
 @register
-class ZombieTables:
+class ZombieTables(DeclaredMetrics):
     id: ClassVar[str] = "s16-zombies"
     title: ClassVar[str] = "Zombie tables"
     purpose: ClassVar[str] = "find unused tables from access history and lineage without falling for look-alikes"
     default_records: ClassVar[int] = 240_000
     default_cases: ClassVar[int] = 60
     max_cases: ClassVar[int] = 1000
-    thresholds: ClassVar[dict[str, Threshold]] = {
-        "precision": Threshold(0.95, min_effect=0.02),
-        "recall": Threshold(0.95, min_effect=0.02),
-        "storage_recall": Threshold(0.95, min_effect=0.02),
-    }
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("precision", threshold=0.95, min_effect=0.02),
+        Metric("recall", threshold=0.95, min_effect=0.02),
+        Metric("f1"),
+        # Bytes-weighted over the run: the share of the zombies' storage the agent would free.
+        Metric("storage_recall", threshold=0.95, min_effect=0.02, compute=_storage_recall),
+        Metric("saved_bytes", level="case"),
+        Metric("wrong_bytes", higher_is_better=False, level="case", on_error=0.0),  # flagged nothing
+        Metric("zombie_bytes", level="case", source="diagnostic"),
+        Metric("saved_bytes_per_case", of="saved_bytes", level="run"),
+        Metric("wrong_bytes_per_case", higher_is_better=False, of="wrong_bytes", level="run"),
+        # Over the zombies a case found; an errored case found none and counts as 0.
+        Metric("last_access_accuracy", on_error=0.0),
+    )
+    empty_answer: ClassVar[dict[str, Any]] = {"zombies": []}
 
     def dataset_spec(self, records: int, seed: int) -> DatasetSpec:
         return build_spec("s16_catalog", records=records, seed=seed)
@@ -161,23 +194,6 @@ class ZombieTables:
         passed = precision == 1.0 and recall == 1.0
         reason = None if passed else f"found {len(hits)} of {len(truth)} zombies with {len(claimed) - len(hits)} live tables flagged"
         return CaseScore(passed, metrics, reason)
-
-    def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        m = [r["metrics"] for r in rows]
-        zombie_bytes = sum(_zombie_bytes(r) for r in rows)
-        out = {
-            "precision": mean(x.get("precision") for x in m),
-            "recall": mean(x.get("recall", 0.0) for x in m),  # no metrics: the agent found nothing
-            "f1": mean(x.get("f1", 0.0) for x in m),
-            # bytes-weighted over the run: the share of the zombies' storage the agent would free
-            "storage_recall": sum(x.get("saved_bytes", 0.0) for x in m) / zombie_bytes if zombie_bytes else float("nan"),
-            "saved_bytes_per_case": mean(x.get("saved_bytes", 0.0) for x in m),
-            "wrong_bytes_per_case": mean(x.get("wrong_bytes", 0.0) for x in m),
-            "last_access_accuracy": mean(x.get("last_access_accuracy") for x in m),
-            "pass_rate": mean(1.0 if r["passed"] else 0.0 for r in rows),
-        }
-        out.update(latency_metrics(rows))
-        return out
 
 
 def _zombie_bytes(row: dict[str, Any]) -> float:

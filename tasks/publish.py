@@ -33,21 +33,29 @@ def clean(value: Any) -> Any:
 
 
 def aggregate(scenario: Scenario, cases: pa.Table) -> tuple[dict[str, float | None], list[dict[str, Any]], bool]:
-    """Run metrics, one row per metric with its threshold, and whether every threshold is met."""
+    """Run metrics (scenarios/declared.py), one row per metric with its declaration and threshold,
+    and whether every threshold is met. A thresholded metric the harness could not measure (None)
+    is reported with ``passed`` None and ``unmeasured`` True: shown, never counted as met."""
+    from scenario_pipeline.scenarios.declared import find
+
     rows = cases.to_pylist()
     for r in rows:
         r["metrics"] = json.loads(r["metrics_json"] or "{}")
     metrics = {k: clean(v) for k, v in scenario.aggregate(rows).items()} if rows else {}
     metric_rows = []
     for name, value in sorted(metrics.items()):
+        decl = find(scenario.metrics, name, "run")
         th = scenario.thresholds.get(name)
+        unmeasured = th is not None and value is None and decl is not None and decl.source == "measured"
         metric_rows.append({
             "metric": name,
             "value": value,
             "target": th.target if th else None,
-            "higher_is_better": th.higher_is_better if th else None,
-            "passed": th.met(value) if th else None,
-            "min_effect": th.min_effect if th else None,
+            "higher_is_better": decl.higher_is_better if decl else None,
+            "passed": None if unmeasured else (th.met(value) if th else None),
+            "min_effect": decl.min_effect if decl else None,
+            "source": decl.source if decl else None,
+            "unmeasured": unmeasured,
         })
     passed = bool(rows) and all(m["passed"] for m in metric_rows if m["passed"] is not None)
     return metrics, metric_rows, passed

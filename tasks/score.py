@@ -12,10 +12,42 @@ import json
 import os
 import socket
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from scenario_pipeline.scenarios.base import Case, CaseScore, Scenario
-from scenario_pipeline.tasks.sandbox import Sandbox
+from scenario_pipeline.scenarios.declared import error_metrics
+from scenario_pipeline.tasks.sandbox import CallResult, Sandbox
+
+
+class CaseError(str, Enum):
+    """Why a case has no scorable answer: a typed reason, stored with the case (``error_kind``)."""
+
+    LOAD = "load"  # the agent did not import or start
+    RAISED = "raised"  # the agent raised
+    TIMEOUT = "timeout"  # no answer within the case time limit
+    CRASHED = "crashed"  # the agent's process died
+    MEMORY = "memory"  # over the sandbox's memory limit
+    TOO_LARGE = "too_large"  # answer over --max-answer-bytes
+    NOT_JSON = "not_json"  # answer not JSON-serializable
+    NOT_OBJECT = "not_object"  # answer not a JSON object
+    MALFORMED = "malformed"  # the scorer could not read the answer
+
+
+_PREFIXES = (("agent failed to load", CaseError.LOAD), ("agent raised", CaseError.RAISED), ("timeout", CaseError.TIMEOUT),
+             ("agent crashed", CaseError.CRASHED), ("agent exceeded the sandbox memory", CaseError.MEMORY),
+             ("answer too large", CaseError.TOO_LARGE), ("answer is not JSON", CaseError.NOT_JSON))
+
+
+def error_kind(result: CallResult) -> CaseError:
+    """The typed reason of a failed call: the sandbox's own kind when it gives one."""
+    kind = getattr(result, "error_kind", None)
+    if kind:
+        return CaseError(kind)
+    for prefix, k in _PREFIXES:
+        if (result.error or "").startswith(prefix):
+            return k
+    return CaseError.CRASHED
 
 
 @dataclass(frozen=True)
@@ -25,7 +57,9 @@ class Limits:
 
 
 def _usage(answer: dict[str, Any]) -> tuple[int | None, int | None, float | None]:
-    usage = answer.pop("usage", None)
+    """What the agent claims it used (the reserved ``usage`` key): kept as claimed, never scored.
+    The key stays in the answer, so every check of the answer (PII echo, size) sees it too."""
+    usage = answer.get("usage")
     if not isinstance(usage, dict):
         return None, None, None
 
@@ -38,27 +72,35 @@ def _usage(answer: dict[str, Any]) -> tuple[int | None, int | None, float | None
 
 def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str, Any], context_key: str,
              limits: Limits, run_id: str, shard: int) -> dict[str, Any]:
-    """Call the agent in its sandbox under the limits, then score the answer; never raises."""
+    """Call the agent in its sandbox under the limits, then score the answer; never raises.
+
+    A case without a scorable answer (the agent raised, timed out, crashed, answered junk) keeps
+    its typed reason and scores as the declared miss (scenarios/declared.py ``error_metrics``), so
+    it counts against every quality metric.
+    """
     result = sandbox.call(dict(case.input), context, context_key, limits.timeout_s, limits.max_answer_bytes)
     latency_ms = result.latency_ms
+    read_bytes = getattr(result, "read_bytes", None)
+    scoring_context = {**context, "measured": {"read_bytes": read_bytes}}
     tokens_in = tokens_out = cost = None
     digest = hashlib.sha256(result.answer).hexdigest() if result.answer is not None else None
     size = len(result.answer) if result.answer is not None else None
     error = result.error
+    kind: CaseError | None = error_kind(result) if error is not None else None
     answer: Any = None
     if error is None:
         answer = json.loads(result.answer)
         if not isinstance(answer, dict):
-            error = f"answer must be a JSON object, got {type(answer).__name__}"
+            error, kind = f"answer must be a JSON object, got {type(answer).__name__}", CaseError.NOT_OBJECT
     score: CaseScore
     if error is None:
         tokens_in, tokens_out, cost = _usage(answer)
         try:
-            score = scenario.score(case, answer, context)
+            score = scenario.score(case, answer, scoring_context)
         except Exception as exc:  # noqa: BLE001 - a malformed answer the scorer could not read
-            score = CaseScore(False, {}, f"malformed answer: {type(exc).__name__}: {str(exc)[:200]}")
-    else:
-        score = CaseScore(False, {}, error)
+            error, kind = f"malformed answer: {type(exc).__name__}: {str(exc)[:200]}", CaseError.MALFORMED
+    if error is not None:
+        score = CaseScore(False, error_metrics(scenario, case, scoring_context), error)
     return {
         "run_id": run_id,
         "scenario": scenario.id,
@@ -76,4 +118,6 @@ def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str
         "cost_usd": cost,
         "attributes_json": json.dumps(case.attributes, sort_keys=True),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "error_kind": kind.value if kind is not None else None,
+        "read_bytes": read_bytes,
     }

@@ -13,6 +13,7 @@ import pytest
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
+from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.scenarios.registry import get_scenario
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
@@ -69,12 +70,15 @@ def test_aggregate_by_hand() -> None:
     rows = [
         {"passed": True, "latency_ms": 10.0, "metrics": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "resolution_accuracy": 1.0}},
         {"passed": False, "latency_ms": 20.0, "metrics": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "resolution_accuracy": 0.5}},
-        {"passed": False, "latency_ms": 30.0, "metrics": {}},  # the agent timed out: it found nothing
     ]
+    # the agent timed out on a case with one conflict: it counts as a miss on every quality metric
+    timed_out = error_metrics(S02, Case("c", 0, {}, {"conflicts": [{"entity_id": 1, "field": "email", "resolved": "a@b.c"}]}), {})
+    assert timed_out == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "resolution_accuracy": 0.0}
+    rows.append({"passed": False, "latency_ms": 30.0, "metrics": timed_out})
     m = S02.aggregate(rows)
-    assert m["precision"] == pytest.approx(0.75)  # (1 + 0.5) / 2: no claims, no precision
+    assert m["precision"] == pytest.approx(0.5)  # (1 + 0.5 + 0) / 3
     assert m["recall"] == pytest.approx(0.5)  # (1 + 0.5 + 0) / 3
-    assert m["resolution_accuracy"] == pytest.approx(0.75)
+    assert m["resolution_accuracy"] == pytest.approx(0.5)  # (1 + 0.5 + 0) / 3
     assert m["pass_rate"] == pytest.approx(1 / 3)
 
 

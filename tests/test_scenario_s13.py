@@ -15,6 +15,7 @@ from scenario_pipeline.agents.reference.s13_insights import benjamini_hochberg
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
+from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.scenarios.registry import get_scenario
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
@@ -74,13 +75,17 @@ def test_aggregate_by_hand() -> None:
     rows = [
         {"passed": True, "latency_ms": 1.0, "metrics": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "fdp": 0.0, "q": 0.1, "fdp_excess": -0.1, "effect_size_error": 0.02}},
         {"passed": False, "latency_ms": 1.0, "metrics": {"precision": 0.75, "recall": 1.0, "f1": 6 / 7, "fdp": 0.25, "q": 0.2, "fdp_excess": 0.05, "effect_size_error": 0.04}},
-        {"passed": False, "latency_ms": 1.0, "metrics": {}},  # the agent failed: no claims, nothing found
     ]
+    # the agent failed: nothing found, and the declared worst for FDP and effect-size error (not the FDP 0 of no claims)
+    failed = error_metrics(S13, Case("c", 0, {"q": 0.1}, {"relationships": [{"with": "a.x", "effect_size": 0.3}]}), {})
+    assert failed == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "fdp": 1.0, "q": 0.1, "fdp_excess": 1.0, "effect_size_error": 1.0}
+    rows.append({"passed": False, "latency_ms": 1.0, "metrics": failed})
     m = S13.aggregate(rows)
-    assert m["fdp"] == pytest.approx(0.125) and m["q"] == pytest.approx(0.15)  # (0 + 0.25) / 2, (0.1 + 0.2) / 2
-    assert m["fdp_excess"] == pytest.approx(-0.025)  # (-0.1 + 0.05) / 2
+    assert m["fdp"] == pytest.approx(1.25 / 3) and m["q"] == pytest.approx(0.4 / 3)  # (0 + 0.25 + 1) / 3, (0.1 + 0.2 + 0.1) / 3
+    assert m["fdp_excess"] == pytest.approx(0.95 / 3)  # (-0.1 + 0.05 + 1) / 3
     assert m["recall"] == pytest.approx(2 / 3)  # (1 + 1 + 0) / 3
-    assert m["effect_size_error"] == pytest.approx(0.03)
+    assert m["precision"] == pytest.approx(1.75 / 3)  # (1 + 0.75 + 0) / 3
+    assert m["effect_size_error"] == pytest.approx(1.06 / 3)  # (0.02 + 0.04 + 1) / 3
 
 
 @pytest.fixture(scope="module")

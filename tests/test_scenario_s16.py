@@ -14,6 +14,7 @@ from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.features.s16_catalog_plan import schema_names
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
+from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.scenarios.registry import get_scenario
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
@@ -60,11 +61,16 @@ def test_aggregate_by_hand() -> None:
     rows = [
         {"passed": False, "latency_ms": 1.0, "attributes_json": json.dumps({"zombie_bytes": 400}),
          "metrics": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "saved_bytes": 100.0, "zombie_bytes": 400.0, "wrong_bytes": 50.0}},
-        {"passed": False, "latency_ms": 3.0, "attributes_json": json.dumps({"zombie_bytes": 600}), "metrics": {}},  # timed out
     ]
+    # timed out on a case with 600 bytes of zombies: a miss everywhere, and no wrong bytes (it flagged nothing)
+    truth = {"zombies": [{"table": "t_old", "bytes": 600, "last_access": None}], "sizes": {"t_old": 600}}
+    timed_out = error_metrics(S16, Case("c", 0, {}, truth), {})
+    assert timed_out == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "storage_recall": 0.0, "zombie_bytes": 600.0, "saved_bytes": 0.0,
+                         "wrong_bytes": 0.0, "last_access_accuracy": 0.0}
+    rows.append({"passed": False, "latency_ms": 3.0, "attributes_json": json.dumps({"zombie_bytes": 600}), "metrics": timed_out})
     m = S16.aggregate(rows)
     assert m["recall"] == pytest.approx(0.25)  # (0.5 + 0) / 2
-    assert m["precision"] == pytest.approx(0.5)  # the timed-out case claimed nothing
+    assert m["precision"] == pytest.approx(0.25)  # (0.5 + 0) / 2: an errored case counts against precision too
     assert m["storage_recall"] == pytest.approx(0.1)  # 100 saved of 400 + 600 bytes of zombies
     assert m["saved_bytes_per_case"] == pytest.approx(50.0) and m["wrong_bytes_per_case"] == pytest.approx(25.0)
 

@@ -128,6 +128,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             recorded_at TIMESTAMP NOT NULL
         )""",
     ]),
+    (3, "typed case errors, harness-measured reads, metric sources, sandbox and seed commitment of a run", [
+        "ALTER TABLE case_results ADD COLUMN error_kind VARCHAR(32)",
+        "ALTER TABLE case_results ADD COLUMN read_bytes BIGINT",
+        # scored | measured | claimed | diagnostic | operations (scenarios/base.py Metric.source)
+        "ALTER TABLE scenario_metrics ADD COLUMN source VARCHAR(16)",
+        "ALTER TABLE runs ADD COLUMN sandbox VARCHAR(512)",
+        # HMAC of a private seed under the harness key; the seed column then holds -1
+        "ALTER TABLE runs ADD COLUMN seed_commitment VARCHAR(64)",
+    ]),
     # --- issue 7 (cost/): version 100 belongs to cost/ (the warehouse's own migrations use 2..99);
     # its rows are written by cost/warehouse_rows.py ---
     (100, "cost lines by stage and shard, Cost Explorer days, estimate reconciliations", [
@@ -154,10 +163,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 # case_results must keep exactly CASE_SCHEMA's columns in its order (tasks/checkpoint.py): Redshift's
 # COPY ... FORMAT AS PARQUET maps the checkpoint files' columns to the table's by position.
 CASE_COLUMNS = ["run_id", "scenario", "case_id", "case_index", "shard", "passed", "reason", "metrics_json", "answer_digest",
-                "answer_bytes", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "attributes_json", "worker"]
+                "answer_bytes", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "attributes_json", "worker", "error_kind",
+                "read_bytes"]
 RUN_COLUMNS = ["run_id", "scenario", "agent", "records", "cases", "seed", "status", "passed", "started_at", "finished_at",
-               "code_version", "dataset_hash", "flow_run_id", "triggered_by", "params_json"]
-METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed", "min_effect"]
+               "code_version", "dataset_hash", "flow_run_id", "triggered_by", "params_json", "sandbox", "seed_commitment"]
+METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed", "min_effect", "source"]
 COMPARISON_COLUMNS = ["comparison_id", "created_at", "scenario", "records", "seed", "run_a", "run_b", "metric", "kind", "test", "n",
                       "before_value", "after_value", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "min_effect",
                       "higher_is_better", "verdict"]

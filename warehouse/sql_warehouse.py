@@ -198,6 +198,9 @@ class SqlWarehouse:
                     copy_manifest: str | None = None) -> None:
         """Replace everything a run publishes, in one transaction: publishing twice leaves one copy."""
         run_id = run["run_id"]
+        for name, typ in (("error_kind", pa.string()), ("read_bytes", pa.int64())):  # absent from checkpoints before schema 3
+            if name not in cases.column_names:
+                cases = cases.append_column(name, pa.nulls(cases.num_rows, typ))
         missing = [c for c in CASE_COLUMNS if c not in cases.column_names]
         if missing:
             raise WarehouseError(f"run {run_id!r}: case table lacks columns {missing}")
