@@ -54,6 +54,8 @@ def check_comparable(runs: list[RunData]) -> None:
     ref = runs[0].run
     for r in runs[1:]:
         diffs = [f"{k}: {ref[k]!r} vs {r.run[k]!r}" for k in ("scenario", "records", "seed") if ref[k] != r.run[k]]
+        if ref.get("seed_commitment") != r.run.get("seed_commitment"):  # private seeds: equal commitments, equal seeds
+            diffs.append("private seed: the two runs' seed commitments differ")
         if ref.get("dataset_hash") and r.run.get("dataset_hash") and ref["dataset_hash"] != r.run["dataset_hash"]:
             diffs.append(f"dataset_hash: {ref['dataset_hash']!r} vs {r.run['dataset_hash']!r} (the dataset generator changed)")
         if diffs:

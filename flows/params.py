@@ -22,6 +22,90 @@ WAREHOUSE_SCHEMES = "use duckdb:///path/file.duckdb or redshift://user@host:5439
 
 
 @dataclass(frozen=True)
+class SandboxParams:
+    """How untrusted agents run (tasks/sandbox.py SandboxPolicy); defaults from SCENARIO_SANDBOX_*."""
+
+    trust_agent: bool = False  # run without the sandbox: only for agents you wrote
+    memory_mb: int = 4096
+    max_processes: int = 64
+    network: str = "none"  # none | outbound
+    agent_env: tuple[str, ...] = ()  # names of environment variables passed to the agent (SCENARIO_AGENT_ENV)
+
+
+NETWORKS = ("none", "outbound")
+PRIVATE_SEED_ENV = "SCENARIO_PRIVATE_SEED"
+MIN_PRIVATE_SEED = 2**32  # smaller seeds are found by trying them all against a dataset's spec hash
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_sandbox(settings: Settings, trust_agent: object = None, memory_mb: object = None, max_processes: object = None,
+                  network: object = None, agent_env: object = None) -> SandboxParams:
+    """The agent sandbox's parameters, each checked; None takes the setting."""
+    sb = settings.sandbox
+    memory_mb = sb.memory_mb if memory_mb is None else memory_mb
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or not 64 <= memory_mb <= 1 << 20:
+        raise UsageError(f"agent memory limit must be a whole number of MB from 64 to 1048576, got {memory_mb!r}")
+    max_processes = sb.max_processes if max_processes is None else max_processes
+    if isinstance(max_processes, bool) or not isinstance(max_processes, int) or not 1 <= max_processes <= 4096:
+        raise UsageError(f"agent process limit must be a whole number from 1 to 4096, got {max_processes!r}")
+    network = sb.network if network is None else network
+    if network not in NETWORKS:
+        raise UsageError(f"agent network must be one of {', '.join(NETWORKS)}, got {network!r}")
+    names = sb.agent_env if agent_env is None else agent_env
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and ENV_NAME.match(n) for n in names):
+        raise UsageError(f"agent environment must be a comma-separated list of variable names, got {agent_env!r}")
+    trust = sb.trust_agent if trust_agent is None else trust_agent
+    if not isinstance(trust, bool):
+        raise UsageError(f"trust agent must be true or false, got {trust_agent!r}")
+    return SandboxParams(trust, memory_mb, max_processes, network, tuple(names))
+
+
+def private_seed(seed_secret: object = None) -> int:
+    """A private seed, from the Prefect Secret block ``seed_secret`` or else SCENARIO_PRIVATE_SEED;
+    never from a command line or a flow parameter, where agents and logs could read it."""
+    import os
+
+    if seed_secret is not None:
+        if not isinstance(seed_secret, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,127}$", seed_secret):
+            raise UsageError(f"seed secret must name a Prefect Secret block (lower-case letters, digits, '-'), got {seed_secret!r}")
+        from prefect.blocks.system import Secret
+
+        try:
+            raw = str(Secret.load(seed_secret).get())
+        except Exception as exc:  # noqa: BLE001 - missing block, API down: one line
+            raise UsageError(f"cannot read the Prefect Secret block {seed_secret!r} ({type(exc).__name__}); create it with "
+                             f"Secret(value='<a large random whole number>').save({seed_secret!r})") from None
+        where = f"Secret block {seed_secret!r}"
+    else:
+        raw = os.environ.get(PRIVATE_SEED_ENV, "")
+        where = PRIVATE_SEED_ENV
+        if not raw.strip():
+            raise UsageError(f"a private seed needs {PRIVATE_SEED_ENV} set (or --seed-secret BLOCK); make one with "
+                             "python -c 'import secrets; print(secrets.randbits(63))'")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise UsageError(f"{where} must hold a whole number") from None  # never echo a secret
+    if not MIN_PRIVATE_SEED <= value <= MAX_SEED:
+        raise UsageError(f"{where} must hold a whole number from 2^32 to 2^63-1: a small seed is found by trying every one "
+                         "against the dataset's hash")
+    return value
+
+
+def seed_commitment(seed: int) -> str:
+    """HMAC of a private seed under the harness key: equal for equal seeds (so runs compare), useless
+    to anyone without the key."""
+    import hashlib
+    import hmac
+
+    from scenario_pipeline.harness_key import harness_key
+
+    return hmac.new(harness_key(), b"scenario-pipeline seed\x00" + str(seed).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
 class RunParams:
     scenario: Scenario
     records: int
@@ -37,6 +121,17 @@ class RunParams:
     max_answer_bytes: int
     max_cost_usd: float | None = None  # issue 7: the run's budget (cost/budget.py)
     price_profile: str | None = None  # issue 7: unit prices of its estimate (cost/prices.py)
+    seed_commitment: str | None = None  # set when the seed is private: then it is never written, only this
+    fail_on_threshold: bool = True  # a run that misses a threshold ends Failed (exit code 1)
+    sandbox: SandboxParams = SandboxParams()
+
+    @property
+    def public_seed(self) -> int:
+        """The seed as it may be written down: -1 when it is private (see ``seed_commitment``)."""
+        return -1 if self.seed_commitment else self.seed
+
+    def describe_seed(self) -> str:
+        return f"a private seed (commitment {self.seed_commitment[:12]})" if self.seed_commitment else f"seed {self.seed}"
 
 
 def _positive(name: str, value: object) -> int:
@@ -276,6 +371,10 @@ def resolve_params(
     price_profile: str | None = None,
     case_timeout_s: float | None = None,
     max_answer_bytes: int | None = None,
+    private: bool = False,
+    seed_secret: str | None = None,
+    fail_on_threshold: bool = True,
+    sandbox: SandboxParams | None = None,
 ) -> RunParams:
     if not isinstance(scenario, str):
         raise UsageError(f"scenario must be a scenario id such as 's12', got {scenario!r}")
@@ -292,6 +391,14 @@ def resolve_params(
     if shard_size is not None:
         _positive("shard size", shard_size)
     check_seed(seed)  # issue 9: also at most 2^63-1
+    if not isinstance(private, bool) or not isinstance(fail_on_threshold, bool):
+        raise UsageError("private seed and fail on threshold must be true or false")
+    commitment = None
+    if private or seed_secret is not None:
+        if seed is not None:
+            raise UsageError("give either --seed (public) or a private seed (--private-seed / --seed-secret), not both")
+        seed = private_seed(seed_secret)
+        commitment = seed_commitment(seed)
     if not isinstance(agent, str):
         raise UsageError(f"agent must be 'reference', 'package.module:callable' or an http(s):// URL, got {agent!r}")
     agent_kind(agent)
@@ -324,4 +431,7 @@ def resolve_params(
         max_answer_bytes=check_max_answer_bytes(settings.fanout.max_answer_bytes if max_answer_bytes is None else max_answer_bytes),
         max_cost_usd=max_cost_usd,
         price_profile=price_profile,
+        seed_commitment=commitment,
+        fail_on_threshold=fail_on_threshold,
+        sandbox=sandbox or check_sandbox(settings),
     )

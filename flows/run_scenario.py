@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
+from prefect.states import Failed
 
 from scenario_pipeline import __version__
-from scenario_pipeline.flows.params import RunParams, resolve_params
+from scenario_pipeline.errors import ThresholdsMissed
+from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_params
 from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
 from scenario_pipeline.datasets.manifest import dataset_root
 from scenario_pipeline.settings import load_settings
@@ -80,6 +82,14 @@ def run_scenario(
     price_profile: str | None = None,
     case_timeout_s: float | None = None,
     max_answer_bytes: int | None = None,
+    private_seed: bool = False,
+    seed_secret: str | None = None,
+    fail_on_threshold: bool = True,
+    trust_agent: bool | None = None,
+    agent_memory_mb: int | None = None,
+    agent_max_processes: int | None = None,
+    agent_network: str | None = None,
+    agent_env: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run one scenario against one agent; resumable by ``run_id``; returns the run summary.
 
@@ -88,13 +98,21 @@ def run_scenario(
     names the unit prices of the estimate (cost/profiles/, docs/costs.md). ``case_timeout_s`` and
     ``max_answer_bytes`` limit each agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S, 60 s, and
     SCENARIO_FANOUT_MAX_ANSWER_BYTES, 1,000,000); a case over either fails with the reason.
+
+    ``private_seed`` takes the seed from SCENARIO_PRIVATE_SEED, ``seed_secret`` from that Prefect
+    Secret block: the seed then appears nowhere (parameters, run.json, logs, warehouse), only its
+    commitment. ``fail_on_threshold`` (default on) ends a run that misses a threshold in the
+    Failed state. ``trust_agent`` and ``agent_*`` set the agent sandbox (docs/agents.md).
     """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    params = resolve_params(load_settings(), scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
+    settings = load_settings()
+    params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
                             max_cost_usd=max_cost_usd, price_profile=price_profile,
-                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes)
+                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
+                            private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold,
+                            sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env))
     sc = params.scenario
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()
@@ -105,7 +123,8 @@ def run_scenario(
 
     cost = RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd)
     # --- end issue 7 ---
-    logger.info("Run %s: %s with agent %s on %s records, %d cases, seed %d.", params.run_id, sc.id, params.agent, f"{params.records:,}", params.cases, params.seed)
+    logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, sc.id, params.agent, f"{params.records:,}",
+                params.cases, params.describe_seed())
     from scenario_pipeline.agents.loader import check_agent
 
     check_agent(params.agent, sc)
@@ -114,7 +133,7 @@ def run_scenario(
         shard_size = params.shard_size or default_shard_size(params.cases, total_threads(client))
         resuming = write_run_record(storage, params.run_id, {
             "run_id": params.run_id, "scenario": sc.id, "records": params.records, "cases": params.cases,
-            "seed": params.seed, "agent": params.agent, "shard_size": shard_size,
+            "seed": params.public_seed, "seed_commitment": params.seed_commitment, "agent": params.agent, "shard_size": shard_size,
             "dataset_hash": spec.spec_hash() if spec else None, "created_at": started_at.isoformat(),
         })
         manifest = ensure_dataset(client, spec, storage) if spec else {"name": "none", "tables": {}}
@@ -133,10 +152,10 @@ def run_scenario(
     metrics, metric_rows, passed = aggregate(sc, results)
     complete = len(finished) == len(plan)
     rows = results.to_pylist()
-    errors = sum(1 for r in rows if r["reason"] and (r["reason"].startswith(("agent raised", "timeout", "answer ", "malformed"))))
+    errors = Counter(r["error_kind"] for r in rows if r.get("error_kind"))
     run_row = {
         "run_id": params.run_id, "scenario": sc.id, "agent": params.agent, "records": params.records, "cases": params.cases,
-        "seed": params.seed, "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
+        "seed": params.public_seed, "seed_commitment": params.seed_commitment, "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
         "passed": passed and complete,
         "started_at": started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
         "code_version": _code_version(), "dataset_hash": spec.spec_hash() if spec else None,
@@ -161,17 +180,21 @@ def run_scenario(
         "scenario": sc.id,
         "agent": params.agent,
         "records": params.records,
-        "seed": params.seed,
+        "seed": params.public_seed,
+        "seed_commitment": params.seed_commitment,
         "status": run_row["status"],
         "passed": run_row["passed"],
         "resumed": resuming,
         "counts": {
             "cases": len(rows), "expected_cases": params.cases, "passed": sum(r["passed"] for r in rows),
-            "failed": sum(not r["passed"] for r in rows), "errors": errors, "shards": len(plan),
+            "failed": sum(not r["passed"] for r in rows), "errors": sum(errors.values()), "errors_by_kind": dict(sorted(errors.items())),
+            "shards": len(plan),
             "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run, "shards_failed": len(stats.failed_shards),
         },
         "metrics": {k: clean(v) for k, v in metrics.items()},
-        "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"]} for m in metric_rows if m["target"] is not None},
+        "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"], "unmeasured": m["unmeasured"]}
+                       for m in metric_rows if m["target"] is not None},
+        "metric_sources": {m["metric"]: m["source"] for m in metric_rows if m["source"] not in (None, "scored")},
         "paths": {
             "dataset": root.url,
             "checkpoints": storage.uri(run_dir(params.run_id)),
@@ -191,4 +214,20 @@ def run_scenario(
                      len(all_cases) - len(rows), cost_block["remaining_estimate_usd"] or 0.0)
     elif not complete:
         logger.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", params.run_id, len(plan) - len(finished), len(plan), params.run_id)
+    missed = threshold_misses(summary)
+    if missed:
+        logger.error("Run %s missed %d threshold(s): %s.", params.run_id, len(missed), "; ".join(missed))
+        if params.fail_on_threshold:
+            message = f"run {params.run_id} missed thresholds: {'; '.join(missed)}"
+            return Failed(message=message, data=ThresholdsMissed(message, summary))
     return summary
+
+
+def threshold_misses(summary: dict[str, Any]) -> list[str]:
+    """Each missed threshold in words, for the log, the flow state and the CLI."""
+    out = []
+    for name, th in sorted(summary["thresholds"].items()):
+        if th["passed"] is False:
+            value = summary["metrics"].get(name)
+            out.append(f"{name} {'n/a' if value is None else f'{value:.4g}'} against {th['target']:g}")
+    return out

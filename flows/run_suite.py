@@ -7,7 +7,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Failed
 
+from scenario_pipeline.errors import ThresholdsMissed
 from scenario_pipeline.flows.run_scenario import run_scenario
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short_id
@@ -15,11 +17,11 @@ from scenario_pipeline.tasks.report import artifact_key
 
 
 def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, seed: Any, run_id: Any, storage_url: Any,
-                       warehouse_url: Any, dask_address: Any) -> tuple[list[str], str]:
+                       warehouse_url: Any, dask_address: Any, options: dict[str, Any] | None = None) -> tuple[list[str], str]:
     """issue 9: every scenario's parameters checked before the first starts (`scenario run all` and the nightly
     deployment); returns the scenario ids and the suite id."""
     from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.flows.params import check_run_id, resolve_params
+    from scenario_pipeline.flows.params import check_run_id, check_sandbox, resolve_params
     from scenario_pipeline.settings import load_settings
 
     if scenarios is not None and (isinstance(scenarios, str) or not isinstance(scenarios, (list, tuple))
@@ -30,8 +32,15 @@ def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, see
         check_run_id(run_id, "suite run id")
     suite_id = run_id or f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     settings = load_settings()
+    o = dict(options or {})
+    sandbox = check_sandbox(settings, o.pop("trust_agent", None), o.pop("agent_memory_mb", None), o.pop("agent_max_processes", None),
+                            o.pop("agent_network", None), o.pop("agent_env", None))
+    private = o.pop("private_seed", False)
     for sid in ids:
-        resolve_params(settings, sid, records, cases, agent, seed, f"{suite_id}-{short_id(sid)}", storage_url, warehouse_url, dask_address, None)
+        resolve_params(settings, sid, records, cases, agent, seed, f"{suite_id}-{short_id(sid)}", storage_url, warehouse_url, dask_address,
+                       o.get("shard_size"), price_profile=o.get("price_profile"), case_timeout_s=o.get("case_timeout_s"),
+                       max_answer_bytes=o.get("max_answer_bytes"), private=private, seed_secret=o.get("seed_secret"),
+                       fail_on_threshold=o.get("fail_on_threshold", True), sandbox=sandbox)
     return ids, suite_id
 
 
@@ -58,9 +67,27 @@ def run_suite(
     storage_url: str | None = None,
     warehouse_url: str | None = None,
     dask_address: str | None = None,
-) -> dict[str, Any]:
-    """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster."""
-    ids, suite_id = check_suite_params(scenarios, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address)  # issue 9
+    shard_size: int | None = None,
+    price_profile: str | None = None,
+    case_timeout_s: float | None = None,
+    max_answer_bytes: int | None = None,
+    private_seed: bool = False,
+    seed_secret: str | None = None,
+    fail_on_threshold: bool = True,
+    trust_agent: bool | None = None,
+    agent_memory_mb: int | None = None,
+    agent_max_processes: int | None = None,
+    agent_network: str | None = None,
+    agent_env: list[str] | None = None,
+):  # noqa: ANN201 - the summary dict, or a Failed state holding it
+    """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster; every option
+    of a scenario run applies to each. Ends Failed when a scenario misses a threshold (unless
+    ``fail_on_threshold`` is off) or fails."""
+    options = {"shard_size": shard_size, "price_profile": price_profile, "case_timeout_s": case_timeout_s,
+               "max_answer_bytes": max_answer_bytes, "private_seed": private_seed, "seed_secret": seed_secret,
+               "fail_on_threshold": fail_on_threshold, "trust_agent": trust_agent, "agent_memory_mb": agent_memory_mb,
+               "agent_max_processes": agent_max_processes, "agent_network": agent_network, "agent_env": agent_env}
+    ids, suite_id = check_suite_params(scenarios, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, options)
     logger = get_run_logger()
     rows, summaries = [], {}
     with dask_client(dask_address) as client:
@@ -68,9 +95,14 @@ def run_suite(
         for sid in ids:
             logger.info("Suite %s: scenario %s.", suite_id, sid)
             try:
-                summary = run_scenario(scenario=sid, records=records, cases=cases, agent=agent, seed=seed,
-                                       run_id=f"{suite_id}-{short_id(sid)}", storage_url=storage_url,
-                                       warehouse_url=warehouse_url, dask_address=address)
+                state = run_scenario(scenario=sid, records=records, cases=cases, agent=agent, seed=seed,
+                                     run_id=f"{suite_id}-{short_id(sid)}", storage_url=storage_url,
+                                     warehouse_url=warehouse_url, dask_address=address, return_state=True, **options)
+                summary = state.result(raise_on_failure=False)
+                if isinstance(summary, ThresholdsMissed):
+                    summary = summary.summary
+                elif isinstance(summary, BaseException):
+                    raise summary
                 summaries[sid] = summary
                 rows.append(suite_row(sid, summary, None))
             except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
@@ -82,4 +114,9 @@ def run_suite(
         rate = "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.3f}"
         lines.append(f"| {r['scenario']} | {'yes' if r['passed'] else 'NO'} | {r['cases']} | {rate} | {r['thresholds_met']} | {r['run_id'] or r['error']} |")
     create_markdown_artifact("\n".join(lines), key=artifact_key(suite_id, "suite-summary"), description=f"Suite {suite_id}")
-    return {"suite_id": suite_id, "scenarios": rows, "passed": all(r["passed"] for r in rows), "runs": summaries}
+    result = {"suite_id": suite_id, "scenarios": rows, "passed": all(r["passed"] for r in rows), "runs": summaries}
+    failed = [r["scenario"] for r in rows if not r["passed"]]
+    if failed and (fail_on_threshold or any(r["status"] != "completed" for r in rows)):
+        message = f"suite {suite_id}: scenarios that did not pass: {', '.join(failed)}"
+        return Failed(message=message, data=ThresholdsMissed(message, result))
+    return result

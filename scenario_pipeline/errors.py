@@ -47,3 +47,25 @@ class ServerError(ScenarioError):
 
 class RunStateError(ScenarioError):
     """A run id that exists with different parameters, or a checkpoint that does not match."""
+
+
+class IntegrityError(RunStateError):
+    """A checkpoint whose MAC does not verify (changed, or copied from another run) when it is about to be used."""
+
+
+class HarnessKeyError(UsageError):
+    """A malformed harness key (SCENARIO_HARNESS_KEY or the key file), or a key file that cannot be trusted or made."""
+
+
+class ThresholdsMissed(ScenarioError):
+    """A run that completed but missed a threshold: the flow run ends Failed, the CLI exits 1.
+    ``summary`` is the whole run summary, so callers still get every number."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, summary: dict) -> None:
+        super().__init__(message, summary)
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return str(self.args[0])

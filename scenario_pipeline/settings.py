@@ -29,6 +29,17 @@ class FanoutSettings(BaseSettings):
     max_answer_bytes: int = Field(1_000_000, description="largest answer accepted, as serialized JSON")
 
 
+class SandboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_SANDBOX_")
+
+    trust_agent: bool = Field(False, description="run agents without the sandbox (only agents you wrote)")
+    memory_mb: int = Field(4096, description="memory limit of one agent sandbox, all its processes together")
+    max_processes: int = Field(64, description="process limit of one agent sandbox")
+    network: str = Field("none", description="none: no network; outbound: the internet but not this host's loopback services")
+    agent_env: str = Field("", validation_alias="SCENARIO_AGENT_ENV",
+                           description="comma-separated names of environment variables passed to the agent; nothing else is")
+
+
 class PrefectServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCENARIO_SERVER_")
 
@@ -46,6 +57,7 @@ class Settings(BaseSettings):
     seed: int = Field(20261122, description="default seed for datasets and cases")
     dask: DaskSettings = Field(default_factory=DaskSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     server: PrefectServerSettings = Field(default_factory=PrefectServerSettings)
 
     def resolved_data_dir(self) -> Path:
@@ -64,4 +76,4 @@ def load_settings() -> Settings:
 
 
 DEFAULT_SEED = Settings.model_fields["seed"].default
-__all__ = ["Settings", "DaskSettings", "FanoutSettings", "PrefectServerSettings", "load_settings", "DEFAULT_SEED"]
+__all__ = ["Settings", "DaskSettings", "FanoutSettings", "SandboxSettings", "PrefectServerSettings", "load_settings", "DEFAULT_SEED"]

@@ -27,15 +27,19 @@ def artifact_key(run_id: str, what: str) -> str:
 def report(summary: dict[str, Any], metric_rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
     table = [{"metric": m["metric"], "value": _fmt(m["value"]), "target": _fmt(m["target"]),
               "better": ("higher" if m["higher_is_better"] else "lower") if m["higher_is_better"] is not None else "",
-              "passed": {True: "yes", False: "NO", None: ""}[m["passed"]]} for m in metric_rows]
+              "source": m.get("source") or "",
+              "passed": "unmeasured" if m.get("unmeasured") else {True: "yes", False: "NO", None: ""}[m["passed"]]} for m in metric_rows]
     create_table_artifact(table, key=artifact_key(summary["run_id"], "metrics"), description=f"Metrics of run {summary['run_id']} ({summary['scenario']})")
     c = summary["counts"]
     lines = [
         f"# {summary['scenario']}: {'PASSED' if summary['passed'] else 'FAILED'}",
         "",
-        f"Run `{summary['run_id']}` with agent `{summary['agent']}` on {summary['records']:,} records, seed {summary['seed']}.",
+        f"Run `{summary['run_id']}` with agent `{summary['agent']}` on {summary['records']:,} records, "
+        + (f"a private seed (commitment `{summary['seed_commitment'][:12]}`)." if summary.get("seed_commitment") else f"seed {summary['seed']}."),
         "",
-        f"- cases: {c['cases']:,} ({c['passed']:,} passed, {c['failed']:,} failed, {c['errors']:,} agent errors)",
+        f"- sandbox: {summary.get('sandbox') or 'n/a'}",
+        f"- cases: {c['cases']:,} ({c['passed']:,} passed, {c['failed']:,} failed, {c['errors']:,} agent errors"
+        + "".join(f"; {v} {k}" for k, v in c.get("errors_by_kind", {}).items()) + ")",
         f"- shards: {c['shards']} ({c['shards_resumed']} resumed from checkpoints, {c['shards_failed']} failed)",
         f"- dataset: `{summary['paths']['dataset']}`",
         f"- checkpoints: `{summary['paths']['checkpoints']}`",

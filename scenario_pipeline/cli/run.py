@@ -45,41 +45,60 @@ def run(
     price_profile: Optional[str] = typer.Option(None, "--price-profile", help="unit prices of the estimate: a built-in name (scenario price-profiles) or a .toml file"),
     case_timeout_s: Optional[float] = typer.Option(None, "--case-timeout-s", help="wall-clock limit of one agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S or 60)"),
     max_answer_bytes: Optional[int] = typer.Option(None, "--max-answer-bytes", parser=count, help="largest answer accepted, in bytes (default: SCENARIO_FANOUT_MAX_ANSWER_BYTES or 1000000)"),
+    private_seed: bool = typer.Option(False, "--private-seed", help="take the seed from SCENARIO_PRIVATE_SEED: it is then written nowhere, only its commitment"),
+    seed_secret: Optional[str] = typer.Option(None, "--seed-secret", help="take a private seed from this Prefect Secret block"),
+    fail_on_threshold: bool = typer.Option(True, "--fail-on-threshold/--no-fail-on-threshold", help="exit 1 and end the flow run Failed when a threshold is missed (default on)"),
+    trust_agent: bool = typer.Option(False, "--trust-agent", help="run the agent without the sandbox: only for agents you wrote (default: SCENARIO_SANDBOX_TRUST_AGENT)"),
+    agent_memory_mb: Optional[int] = typer.Option(None, "--agent-memory-mb", help="memory limit of the agent's sandbox, all its processes (default: SCENARIO_SANDBOX_MEMORY_MB or 4096)"),
+    agent_max_processes: Optional[int] = typer.Option(None, "--agent-max-processes", help="process limit of the agent's sandbox (default: SCENARIO_SANDBOX_MAX_PROCESSES or 64)"),
+    agent_network: Optional[str] = typer.Option(None, "--agent-network", help="none (default) or outbound: the internet, never this host's loopback services"),
+    agent_env: Optional[str] = typer.Option(None, "--agent-env", help="comma-separated names of environment variables the agent gets (default: SCENARIO_AGENT_ENV); it gets no others"),
 ) -> None:
-    """Run one scenario end to end: generate, fan out, score, checkpoint, publish."""
+    """Run one scenario end to end: generate, fan out, score, checkpoint, publish.
+
+    Exit codes: 0 passed; 1 the run missed a threshold (unless --no-fail-on-threshold), is incomplete
+    or stopped at its budget; 2 bad input, nothing run."""
     from scenario_pipeline.agents.loader import check_agent
     from scenario_pipeline.flows.params import resolve_params
     from scenario_pipeline.settings import load_settings
 
+    from scenario_pipeline.flows.params import check_sandbox
+
     _data_dir(data_dir)
     settings = load_settings()
+    sandbox = check_sandbox(settings, True if trust_agent else None, agent_memory_mb, agent_max_processes, agent_network, agent_env)
+    options = {"shard_size": shard_size, "price_profile": price_profile, "case_timeout_s": case_timeout_s, "max_answer_bytes": max_answer_bytes,
+               "private_seed": private_seed, "seed_secret": seed_secret, "fail_on_threshold": fail_on_threshold,
+               "trust_agent": sandbox.trust_agent, "agent_memory_mb": sandbox.memory_mb, "agent_max_processes": sandbox.max_processes,
+               "agent_network": sandbox.network, "agent_env": list(sandbox.agent_env)}
     if scenario.strip().lower() == "all":
         if max_cost_usd is not None:  # issue 7: a budget is per run; the suite is nine runs
             from scenario_pipeline.errors import UsageError
 
             raise UsageError("--max-cost-usd applies to one scenario's run; run the scenarios one by one to give each a budget")
-        _run_all(settings, records, cases, agent, seed, run_id, storage, warehouse, dask_address, as_json)
+        _run_all(settings, records, cases, agent, seed, run_id, storage, warehouse, dask_address, as_json, options)
         return
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size,
                             max_cost_usd=max_cost_usd, price_profile=price_profile,
-                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes)
+                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
+                            private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold, sandbox=sandbox)
     check_agent(params.agent, params.scenario)
     if params.dask_address:
         from scenario_pipeline.infra.dask_cluster import check_address
 
         check_address(params.dask_address)
     _check_targets(params.warehouse_url, params.storage_url)  # issue 9
-    summary = _run_flow(params, as_json)
+    summary = _run_flow(params, as_json, seed_secret)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(summary)
-    if summary["status"] != "completed":
+    if summary["status"] != "completed" or (fail_on_threshold and not summary["passed"]):
         raise typer.Exit(1)
 
 
 def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent: str, seed: Optional[int], run_id: Optional[str],
-             storage: Optional[str], warehouse: Optional[str], dask_address: Optional[str], as_json: bool) -> None:
+             storage: Optional[str], warehouse: Optional[str], dask_address: Optional[str], as_json: bool, options: dict[str, Any]) -> None:
     """``scenario run all``: every scenario as a sub-flow of one suite flow run."""
     from scenario_pipeline.agents.loader import check_agent
     from scenario_pipeline.flows.params import check_run_id, resolve_params
@@ -87,9 +106,15 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
 
     if run_id is not None:
         check_run_id(run_id)  # issue 9: the id as given, not the per-scenario ids made from it
+    from scenario_pipeline.flows.params import check_sandbox
+
+    o = options
+    sandbox = check_sandbox(settings, o["trust_agent"], o["agent_memory_mb"], o["agent_max_processes"], o["agent_network"], o["agent_env"])
     checked = [resolve_params(settings, sid, records, cases, agent, seed, f"{run_id}-{short_id(sid)}" if run_id else None, storage, warehouse,
-                              dask_address, None)
-               for sid in scenario_ids()]  # validates every scenario's parameters before any work
+                              dask_address, o["shard_size"], price_profile=o["price_profile"], case_timeout_s=o["case_timeout_s"],
+                              max_answer_bytes=o["max_answer_bytes"], private=o["private_seed"], seed_secret=o["seed_secret"],
+                              fail_on_threshold=o["fail_on_threshold"], sandbox=sandbox)
+               for sid in scenario_ids()]  # validates every scenario's parameters before any work: every option passes through
     for params in checked:
         check_agent(params.agent, params.scenario)
     if checked[0].dask_address:  # issue 9: as `scenario run` does
@@ -105,8 +130,9 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
     from scenario_pipeline.flows.run_suite import run_suite
 
     p = checked[0]
-    result = run_suite(records=records, cases=cases, agent=agent, seed=p.seed, run_id=run_id,
-                       storage_url=p.storage_url, warehouse_url=p.warehouse_url, dask_address=p.dask_address)
+    state = run_suite(records=records, cases=cases, agent=agent, seed=seed, run_id=run_id,
+                      storage_url=p.storage_url, warehouse_url=p.warehouse_url, dask_address=p.dask_address, return_state=True, **options)
+    result = _state_data(state, "suite_id")
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -115,8 +141,23 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
             table.add_row(r["scenario"], "[green]yes[/]" if r["passed"] else "[red]no[/]", str(r["cases"]),
                           "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.3f}", r["thresholds_met"], r["run_id"] or (r["error"] or ""))
         out.print(table)
-    if any(r["status"] != "completed" for r in result["scenarios"]):
+    if any(r["status"] != "completed" for r in result["scenarios"]) or (o["fail_on_threshold"] and not result["passed"]):
         raise typer.Exit(1)
+
+
+def _state_data(state: Any, key: str) -> dict[str, Any]:
+    """A flow's summary from its final state: a run that missed thresholds ends Failed but still
+    carries its summary; any other failure raises its exception."""
+    from scenario_pipeline.errors import ThresholdsMissed
+
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, ThresholdsMissed):
+        return data.summary
+    if isinstance(data, dict) and key in data:
+        return data
+    if isinstance(data, BaseException):
+        raise data
+    return state.result()
 
 
 def _check_targets(warehouse_url: str, storage_url: str) -> None:
@@ -128,7 +169,7 @@ def _check_targets(warehouse_url: str, storage_url: str) -> None:
     check_writable(Storage.from_url(storage_url))
 
 
-def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
+def _run_flow(params: Any, quiet: bool, seed_secret: str | None = None) -> dict[str, Any]:
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()
@@ -144,13 +185,20 @@ def _run_flow(params: Any, quiet: bool) -> dict[str, Any]:
     progress.set_listener(listener)
     try:
         with tags("scenario-pipeline", short_id(params.scenario.id), f"agent-{agent_kind(params.agent)}"):
-            return run_scenario(
-                scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent, seed=params.seed,
+            sb = params.sandbox
+            state = run_scenario(
+                scenario=params.scenario.id, records=params.records, cases=params.cases, agent=params.agent,
+                seed=None if params.seed_commitment else params.seed,  # a private seed is read again in the flow, never passed
                 run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
                 dask_address=params.dask_address, shard_size=params.shard_size,
                 max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,  # issue 7
                 case_timeout_s=params.case_timeout_s, max_answer_bytes=params.max_answer_bytes,
+                private_seed=bool(params.seed_commitment) and seed_secret is None, seed_secret=seed_secret,
+                fail_on_threshold=params.fail_on_threshold, trust_agent=sb.trust_agent, agent_memory_mb=sb.memory_mb,
+                agent_max_processes=sb.max_processes, agent_network=sb.network, agent_env=list(sb.agent_env),
+                return_state=True,
             )
+            return _state_data(state, "run_id")
     except Exception as exc:  # issue 9: the Prefect API lost for longer than its client's retries: say so, and how to resume
         import httpx
 
@@ -175,14 +223,23 @@ def _print_summary(s: dict[str, Any]) -> None:
 
     c = s["counts"]
     out.print(f"\n[bold]{s['scenario']}[/] run [bold]{s['run_id']}[/]: " + ("[green]PASSED[/]" if s["passed"] else "[red]FAILED[/]") + f" ({s['status']})")
-    out.print(f"{c['cases']} cases: {c['passed']} passed, {c['failed']} failed, {c['errors']} agent errors; "
+    kinds = ", ".join(f"{v} {k}" for k, v in c.get("errors_by_kind", {}).items())
+    out.print(f"{c['cases']} cases: {c['passed']} passed, {c['failed']} failed, {c['errors']} agent errors{f' ({kinds})' if kinds else ''}; "
               f"{c['shards']} shards, {c['shards_resumed']} resumed")
-    table = Table("metric", "value", "target", "passed")
+    if s.get("sandbox"):
+        out.print(f"Sandbox:     {s['sandbox']}", highlight=False)
+    table = Table("metric", "value", "target", "passed", "source")
+    sources = s.get("metric_sources", {})
     for name, value in sorted(s["metrics"].items()):
         th = s["thresholds"].get(name, {})
+        ok = "[yellow]unmeasured[/]" if th.get("unmeasured") else {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[th.get("passed")]
         table.add_row(name, "n/a" if value is None else f"{value:.4g}", "" if th.get("target") is None else f"{th['target']:g}",
-                      {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[th.get("passed")])
+                      ok, sources.get(name, ""))
     out.print(table)
+    from scenario_pipeline.flows.run_scenario import threshold_misses
+
+    for line in threshold_misses(s):
+        out.print(f"[red]missed:[/] {line}", highlight=False)
     ui = status().ui_url
     out.print(f"Prefect UI:  {ui}/runs/flow-run/{s['flow_run_id']}" if s.get("flow_run_id") else f"Prefect UI:  {ui}")
     out.print(f"Dataset:     {s['paths']['dataset']}")
