@@ -11,6 +11,7 @@ stays bounded by the chunk, not the partition.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -30,7 +31,7 @@ from scenario_pipeline.datasets.layout import table_layout
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.errors import StorageError
-from scenario_pipeline.storage import Storage, os_error  # issue 9: os_error
+from scenario_pipeline.storage import DiskFullError, Storage, os_error  # issue 9: os_error
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
@@ -40,6 +41,8 @@ COMPRESSION_LEVEL = 1
 WRITE_BATCH_ROWS = 32_768
 CHUNK_ROWS = 1 << 20  # rows built at once (rounded to whole row groups)
 CHECKSUM = "xxh3-128"
+
+log = logging.getLogger(__name__)
 
 
 def partition_name(p: int) -> str:
@@ -342,20 +345,90 @@ def _write_local(path: str, encode: Any, finish: Any) -> PartitionInfo:
 
 
 def verified_sidecar(root: Storage, table: str, p: int) -> PartitionInfo | None:
-    """The sidecar of a partition already written whole (size and footer row count agree), else None."""
+    """The sidecar of a partition already written whole (size and footer row count agree), else None.
+
+    Only what is missing or broken means "generate it again": no sidecar or no file (not found), a torn or
+    unreadable sidecar, a size that differs, an unreadable Parquet footer, a row count that differs; each but
+    the first is logged. Any other storage error (permission denied, S3 AccessDenied / InvalidAccessKeyId, the
+    network after the storage layer's retries) is logged with the path and raised as ``StorageError``: taking
+    it for "not written" would regenerate, or overwrite, partitions that are fine.
+    """
     rel = sidecar_name(table, p)
     try:
-        if not root.exists(rel):
+        raw = root.read_bytes(rel)
+    except StorageError as exc:
+        if _not_found(exc):
             return None
-        info = PartitionInfo(**root.read_json(rel))
-        if not info.checksum.startswith(f"{CHECKSUM}:") or root.size(info.path) != info.bytes:
-            return None
-        with root.fs.open(root.path(info.path), "rb") as fh:
-            if pq.ParquetFile(fh).metadata.num_rows != info.rows:
-                return None
-        return info
-    except Exception:  # noqa: BLE001 - a torn or unreadable sidecar or file is regenerated, not fatal
+        raise _resume_error(root, rel, exc) from exc
+    try:
+        info = PartitionInfo(**json.loads(raw))
+    except (ValueError, TypeError) as exc:  # torn or foreign JSON, unknown or missing fields
+        log.warning("partition sidecar %s is unreadable (%s): partition %d of %s will be generated again", root.uri(rel), exc, p, table)
         return None
+    if not str(info.checksum).startswith(f"{CHECKSUM}:"):
+        log.warning("partition sidecar %s has no %s checksum: partition %d of %s will be generated again", root.uri(rel), CHECKSUM, p, table)
+        return None
+    try:
+        size = root.size(info.path)
+    except StorageError as exc:
+        if _not_found(exc):  # the sidecar is written after its file: a file removed since
+            log.warning("partition file %s named by its sidecar is missing: it will be generated again", root.uri(info.path))
+            return None
+        raise _resume_error(root, info.path, exc) from exc
+    if size != info.bytes:
+        log.warning("partition file %s has %d bytes, its sidecar says %d: it will be generated again", root.uri(info.path), size, info.bytes)
+        return None
+    try:  # through the storage layer, so that its errors are worded (and classified) as every other read's
+        rows = root._call("read", info.path, lambda path: _footer_rows(root, path))
+    except StorageError as exc:
+        if _not_found(exc):
+            return None
+        raise _resume_error(root, info.path, exc) from exc
+    if isinstance(rows, pa.ArrowException):  # a corrupt or torn footer (ArrowInvalid, ...): generate it again
+        log.warning("partition file %s has an unreadable Parquet footer (%s: %s): it will be generated again",
+                    root.uri(info.path), type(rows).__name__, rows)
+        return None
+    if rows != info.rows:
+        log.warning("partition file %s has %d rows, its sidecar says %d: it will be generated again", root.uri(info.path), rows, info.rows)
+        return None
+    return info
+
+
+def _not_found(exc: BaseException | None) -> bool:
+    """The storage layer's "not found": a StorageError made from FileNotFoundError (s3fs raises it for a 404)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, FileNotFoundError):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
+
+
+def _footer_rows(root: Storage, path: str) -> int | pa.ArrowException:
+    """The footer's row count; a footer pyarrow cannot parse comes back as its exception (the file is broken,
+    the storage is fine); errors of the storage itself propagate to ``Storage._call``."""
+    with root.fs.open(path, "rb") as fh:
+        try:
+            return pq.ParquetFile(fh).metadata.num_rows
+        except pa.ArrowException as exc:
+            return exc
+
+
+def _resume_error(root: Storage, rel: str, exc: StorageError) -> StorageError:
+    """The error raised for a storage failure other than "not found" while checking which partitions exist."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    uri = root.uri(rel)
+    why = str(exc)
+    if f"{uri}: " in why:
+        why = why.split(f"{uri}: ", 1)[1]
+    why = why.split("; choose a writable")[0]
+    log.error("dataset resume check: cannot read %s (%s)", uri, why)
+    hint = ("check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE) are valid and may list and read the "
+            "dataset's prefix (s3:ListBucket, s3:GetObject), and that the endpoint is reachable" if root.scheme == "s3"
+            else "check that this user may read the dataset folder and its files (owner and mode)")
+    return StorageError(f"cannot read {uri} while checking which dataset partitions are already written ({why}); this is not "
+                        f"a missing partition, so nothing was regenerated: {hint}, then rerun the same command")
 
 
 __all__ = [
