@@ -111,13 +111,14 @@ class ContextOverflow(DeclaredMetrics):
     default_cases: ClassVar[int] = 50
     max_cases: ClassVar[int] = MAX_CELLS
     metrics: ClassVar[tuple[Metric, ...]] = (
-        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01),
-        Metric("compression_ratio", threshold=8.0, min_effect=0.5),
+        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01, on_error=0.0),
+        Metric("compression_ratio", threshold=8.0, min_effect=0.5, on_error=0.0),
         Metric("value_retained", threshold=0.95, min_effect=0.01),
         Metric("context_tokens_mean", higher_is_better=False, of="context_tokens", source="diagnostic"),
         Metric("items_credited", level="case", source="diagnostic"),
     )
-    empty_answer: ClassVar[dict[str, Any]] = {"context": ""}
+    # No context at all (not an empty one, which would be trivially within budget): the failed-answer zeros.
+    empty_answer: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, budget_tokens: int = 6000) -> None:
         self.budget_tokens = budget_tokens

@@ -99,12 +99,13 @@ class WarehouseContext(DeclaredMetrics):
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("table_recall", threshold=0.95, min_effect=0.01),
         Metric("join_key_recall", threshold=0.9, min_effect=0.01),
-        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01),
-        Metric("compression_ratio", threshold=8.0, min_effect=0.5),
+        Metric("budget_compliance", of="budget_compliant", threshold=1.0, min_effect=0.01, on_error=0.0),
+        Metric("compression_ratio", threshold=8.0, min_effect=0.5, on_error=0.0),
         Metric("table_precision"),
         Metric("context_tokens_mean", higher_is_better=False, of="context_tokens", source="diagnostic"),
     )
-    empty_answer: ClassVar[dict[str, Any]] = {"context": ""}
+    # No context at all (not an empty one, which would be trivially within budget): the failed-answer zeros.
+    empty_answer: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, budget_tokens: int = 2000) -> None:
         self.budget_tokens = budget_tokens

@@ -228,8 +228,8 @@ class SchemaEvolution(DeclaredMetrics):
         *(m for k in KINDS for m in (
             Metric(f"precision_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[0]),
             Metric(f"recall_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[1]),
-            Metric(f"tp_{k}", level="case"),
-            Metric(f"fp_{k}", higher_is_better=False, level="case"),
+            Metric(f"tp_{k}", level="case", on_error=0.0),
+            Metric(f"fp_{k}", higher_is_better=False, level="case", on_error=0.0),
             Metric(f"fn_{k}", higher_is_better=False, level="case"),
         )),
     )

@@ -147,7 +147,9 @@ class PiiDetection(DeclaredMetrics):
         Metric("cell_recall", compute=lambda rows: _pooled(rows, "cell")[1]),
         Metric("column_precision", compute=lambda rows: _pooled(rows, "col")[0]),
         Metric("column_recall", compute=lambda rows: _pooled(rows, "col")[1]),
-        Metric("pii_echo_rate", higher_is_better=False, of="echoed_pii", threshold=0.0, min_effect=0.01),
+        # An errored case returned nothing, so it echoed nothing: 0 on error is the truth, not a reward
+        # (its labels already count as missed in cell_f2 and column_f2).
+        Metric("pii_echo_rate", higher_is_better=False, of="echoed_pii", threshold=0.0, min_effect=0.01, on_error=0.0),
         *(m for level, name in (("col", "column"), ("cell", "cell")) for e in ENTITIES for m in (
             Metric(f"{name}_precision.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[0]),
             Metric(f"{name}_recall.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[1]),
