@@ -63,10 +63,12 @@ CASE_SCHEMA = pa.schema([
     ("cost_usd", pa.float64()),
     ("attributes_json", pa.string()),
     ("worker", pa.string()),
+    ("error_kind", pa.string()),  # typed reason of a case without a scorable answer (tasks/score.py CaseError)
+    ("read_bytes", pa.int64()),  # bytes the agent's processes read during the call, measured by the harness
 ])
 
 # Parameters that must match when a run id is reused: otherwise the shards would not line up.
-RUN_IDENTITY = ("scenario", "records", "cases", "seed", "agent", "shard_size", "dataset_hash")
+RUN_IDENTITY = ("scenario", "records", "cases", "seed", "seed_commitment", "agent", "shard_size", "dataset_hash")
 
 MAC_SUFFIX = ".mac"
 MAC_FORMAT = "scenario-pipeline checkpoint MAC v1"
@@ -128,7 +130,7 @@ class _Key:
     key_id: str
 
     @classmethod
-    def for_run(cls, run_id: str) -> "_Key":
+    def for_run(cls, run_id: str) -> _Key:
         key = harness_key.harness_key()
         return cls(harness_key.run_key(run_id, key), harness_key.key_id(key))
 
@@ -245,7 +247,7 @@ def _logger() -> Any:
 
             if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
                 return get_run_logger()
-        except Exception:  # noqa: BLE001 - logging must never break the resume check
+        except Exception:  # noqa: BLE001, S110 - logging must never break the resume check
             pass
     return log
 
