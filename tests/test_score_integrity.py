@@ -1,0 +1,80 @@
+"""Hostile agents that try to win through the numbers, end to end through the real `scenario run`:
+each test computes by hand what the agent honestly earned and asserts the run reports exactly that.
+
+Attacks on the sandbox itself (escaping it, reading secrets, forging checkpoints) are in
+tests/test_sandbox_hostile.py and tests/test_checkpoint_integrity.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from scenario_pipeline.scenarios.registry import get_scenario
+from tests.agents_integrity import raises_on
+from tests.helpers import REPO, run_cli
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+
+def _run(prefect_server: str, data_dir: Path, scenario: str, agent: str, run_id: str, records: int, cases: int) -> tuple[int, dict]:
+    proc = run_cli(["run", scenario, "--records", str(records), "--cases", str(cases), "--agent", agent, "--seed", "11",
+                    "--data-dir", str(data_dir), "--run-id", run_id, "--json"], {"PREFECT_API_URL": prefect_server, "PYTHONPATH": str(REPO)})
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _rows(data_dir: Path, run_id: str) -> list[dict]:
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    cur = con.execute("SELECT case_id, passed, reason, metrics_json, error_kind, read_bytes, input_tokens FROM case_results "
+                      "WHERE run_id = ? ORDER BY case_index", [run_id])
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    con.close()
+    return rows
+
+
+def test_errored_cases_count_as_misses_not_as_absent(prefect_server: str, data_dir: Path) -> None:
+    """Attack 8: answer half the cases perfectly, raise on the rest, hope the errors drop out."""
+    sc = get_scenario("s12")
+    cases = sc.draw_cases(sc.dataset_spec(100_000, 11), 12, 11)
+    refused = {c.case_id for c in cases if raises_on(c.input["predicate"]["value"])}
+    assert 0 < len(refused) < 12  # the seed gives a mix; the numbers below follow from it
+    code, s = _run(prefect_server, data_dir, "s12", "tests.agents_integrity:s12_half_errors", "integrity-errors", 100_000, 12)
+    answered = 12 - len(refused)
+    assert code == 1 and s["status"] == "completed" and s["passed"] is False
+    assert s["metrics"]["recall"] == pytest.approx(answered / 12)  # each refused case counts as recall 0
+    assert s["metrics"]["precision"] == pytest.approx(answered / 12)
+    assert s["counts"]["errors"] == len(refused) and s["counts"]["errors_by_kind"] == {"raised": len(refused)}
+    rows = _rows(data_dir, "integrity-errors")
+    assert {r["case_id"] for r in rows if r["error_kind"] == "raised"} == refused
+    for r in rows:
+        if r["case_id"] in refused:
+            assert json.loads(r["metrics_json"])["recall"] == 0.0 and r["reason"].startswith("agent raised RuntimeError")
+    assert s["thresholds"]["recall"] == {"target": 1.0, "passed": False, "unmeasured": False}
+
+
+def test_claimed_reads_are_shown_never_scored(prefect_server: str, data_dir: Path) -> None:
+    """Attack 7: claim bytes_read 0 to meet S12's read budget."""
+    code, s = _run(prefect_server, data_dir, "s12", "tests.agents_integrity:s12_claims_no_reads", "integrity-claims", 100_000, 8)
+    rows = _rows(data_dir, "integrity-claims")
+    manifest = next((data_dir / "datasets" / "events").glob("*/_manifest.json"))
+    dataset_bytes = sum(t["bytes"] for t in json.loads(manifest.read_text())["tables"].values())
+    assert all(r["read_bytes"] and r["read_bytes"] > 0 for r in rows)  # measured by the harness from outside the agent
+    assert s["metrics"]["bytes_read_share"] == pytest.approx(sum(r["read_bytes"] for r in rows) / (8 * dataset_bytes))
+    assert s["metrics"]["claimed_bytes_read_share"] == 0.0 and s["metric_sources"]["claimed_bytes_read_share"] == "claimed"
+    assert "claimed_bytes_read_share" not in s["thresholds"]
+    assert s["metrics"]["recall"] == 1.0
+
+
+def test_pii_under_the_reserved_usage_key_is_caught(prefect_server: str, data_dir: Path) -> None:
+    """Attack 9: put the raw PII values under `usage`, which used to be stripped before the echo check."""
+    code, s = _run(prefect_server, data_dir, "s15", "tests.agents_integrity:s15_pii_in_usage", "integrity-usage", 2_400, 4)
+    rows = _rows(data_dir, "integrity-usage")
+    assert code == 1 and s["passed"] is False
+    assert s["metrics"]["pii_echo_rate"] == 1.0 and s["thresholds"]["pii_echo_rate"]["passed"] is False
+    assert all(not r["passed"] and "echoes a raw PII value" in r["reason"] for r in rows)
+    assert all(r["input_tokens"] == 10 for r in rows)  # the claimed usage is still recorded, as claimed
