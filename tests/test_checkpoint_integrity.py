@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import stat
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +37,11 @@ CKPT_LOGGER = "scenario_pipeline.tasks.checkpoint"
 
 
 def case_rows(run_id: str, shard: int, passed: bool = False, n: int = ROWS_PER_SHARD) -> list[dict[str, Any]]:
+    """Rows with every column of CASE_SCHEMA (columns not set here are null), as they read back."""
+    return [{name: row.get(name) for name in CASE_SCHEMA.names} for row in _rows(run_id, shard, passed, n)]
+
+
+def _rows(run_id: str, shard: int, passed: bool, n: int) -> list[dict[str, Any]]:
     return [{
         "run_id": run_id, "scenario": "s12", "case_id": f"{run_id}-case-{shard * n + i}", "case_index": shard * n + i, "shard": shard,
         "passed": passed, "reason": "" if passed else "wrong answer: 0 of 3 needles", "metrics_json": json.dumps({"recall": float(passed)}),
@@ -211,8 +215,8 @@ def test_missing_sidecar_is_not_done_and_missing_shard_is_not_done_quietly(stora
 
     assert warnings_of(caplog) == []
     infos = [r.getMessage() for r in ours(caplog, logging.INFO) if r.levelno == logging.INFO]
-    assert infos == [f"Checkpoint shard 0 of run {RUN} has no MAC sidecar (written by an older version, or the run stopped "
-                     "between its two writes): it will be run again."]
+    assert infos == [(f"Checkpoint shard 0 of run {RUN} has no MAC sidecar (written by an older version, or the run stopped "
+                      "between its two writes): it will be run again.")]
     assert "shard-00000.parquet" in names(storage)  # not moved aside: the re-run overwrites it
     assert not any(".rejected-" in n for n in names(storage))
     assert finished_shards(storage, "never-ran", EXPECTED) == set()  # no shards folder at all
@@ -289,9 +293,9 @@ def test_s3_wrong_credentials_in_the_resume_check_propagate(s3_endpoint: str, tm
     _clear_s3_cache()
     caplog.set_level(logging.INFO)
     try:
-        with enable_iam_authentication():  # the server now checks keys: these are unknown to it (403 InvalidAccessKeyId)
-            with pytest.raises(StorageError) as exc:
-                finished_shards(storage, RUN, EXPECTED)
+        # the server now checks keys: these are unknown to it (403 InvalidAccessKeyId)
+        with enable_iam_authentication(), pytest.raises(StorageError) as exc:
+            finished_shards(storage, RUN, EXPECTED)
     finally:
         _clear_s3_cache()
     text = str(exc.value)
@@ -358,9 +362,8 @@ def test_partition_resume_check_on_s3_with_wrong_credentials(s3_endpoint: str, m
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-at-all")
     _clear_s3_cache()
     try:
-        with enable_iam_authentication():
-            with pytest.raises(StorageError) as exc:
-                verified_sidecar(root, "events", 0)
+        with enable_iam_authentication(), pytest.raises(StorageError) as exc:
+            verified_sidecar(root, "events", 0)
     finally:
         _clear_s3_cache()
     assert str(exc.value).startswith(f"cannot read s3://{BUCKET}/partitions/events/_parts/part-0000000.json while checking which "
