@@ -15,6 +15,7 @@ import pytest
 
 from scenario_pipeline.scenarios.registry import get_scenario
 from tests.agents_integrity import raises_on
+from tests.fault_table import record
 from tests.helpers import REPO, run_cli
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -55,6 +56,9 @@ def test_errored_cases_count_as_misses_not_as_absent(prefect_server: str, data_d
         if r["case_id"] in refused:
             assert json.loads(r["metrics_json"])["recall"] == 0.0 and r["reason"].startswith("agent raised RuntimeError")
     assert s["thresholds"]["recall"] == {"target": 1.0, "passed": False, "unmeasured": False}
+    record("attack 8, pass by failing: S12 agent answers 12 cases, raises on a fixed half",
+           f"errored cases scored as misses: recall {s['metrics']['recall']:.3f} = {answered}/12 by hand, run FAILED, exit 1",
+           12, len(rows), len(rows) - len({r['case_id'] for r in rows}))
 
 
 def test_claimed_reads_are_shown_never_scored(prefect_server: str, data_dir: Path) -> None:
@@ -68,6 +72,9 @@ def test_claimed_reads_are_shown_never_scored(prefect_server: str, data_dir: Pat
     assert s["metrics"]["claimed_bytes_read_share"] == 0.0 and s["metric_sources"]["claimed_bytes_read_share"] == "claimed"
     assert "claimed_bytes_read_share" not in s["thresholds"]
     assert s["metrics"]["recall"] == 1.0
+    record("attack 7, claim a threshold: S12 agent answers bytes_read 0",
+           f"bytes_read_share {s['metrics']['bytes_read_share']:.4f} measured from outside the sandbox; the claim 0 shown as claimed, "
+           "never thresholded", 8, len(rows), len(rows) - len({r['case_id'] for r in rows}))
 
 
 def test_pii_under_the_reserved_usage_key_is_caught(prefect_server: str, data_dir: Path) -> None:
@@ -78,3 +85,6 @@ def test_pii_under_the_reserved_usage_key_is_caught(prefect_server: str, data_di
     assert s["metrics"]["pii_echo_rate"] == 1.0 and s["thresholds"]["pii_echo_rate"]["passed"] is False
     assert all(not r["passed"] and "echoes a raw PII value" in r["reason"] for r in rows)
     assert all(r["input_tokens"] == 10 for r in rows)  # the claimed usage is still recorded, as claimed
+    record("attack 9, hide PII under the reserved usage key (S15)",
+           "the echo check covers the whole answer: every case failed 'the answer echoes a raw PII value', pii_echo_rate 1.0, exit 1",
+           4, len(rows), len(rows) - len({r['case_id'] for r in rows}))
