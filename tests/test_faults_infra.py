@@ -155,7 +155,7 @@ def test_flaky_object_store_retries_visibly_and_loses_nothing(prefect_server: st
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}", "PREFECT_API_URL": prefect_server}
         started = time.monotonic()
-        proc = run_cli(["run", "s12", "--records", "1000000", "--cases", str(cases), "--storage", f"s3://{BUCKET}/faults",
+        proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(cases), "--storage", f"s3://{BUCKET}/faults",
                         "--run-id", run_id, "--data-dir", str(data_dir), "--json"], env, timeout=900)
         seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -242,7 +242,7 @@ def test_disk_full_in_the_data_folder_fails_clearly_publishes_nothing_and_reruns
     assert list(small_disk.rglob("_manifest.json")) == [] and _litter(small_disk) == []
 
     run_id, cases = "fault-disk-full", 8
-    args = ["run", "s12", "--records", "3000000", "--cases", str(cases), "--run-id", run_id, "--data-dir", str(small_disk), "--json"]
+    args = ["run", "s12", "--no-fail-on-threshold", "--records", "3000000", "--cases", str(cases), "--run-id", run_id, "--data-dir", str(small_disk), "--json"]
     run = run_cli(args, env, timeout=600)
     _assert_one_clear_disk_full_line(run, small_disk)
     assert run.stdout == ""  # no summary: the run did not pretend to finish
@@ -267,7 +267,7 @@ def test_disk_full_in_the_data_folder_fails_clearly_publishes_nothing_and_reruns
 def test_disk_filling_up_mid_fan_out_stops_the_run_and_it_resumes(prefect_server: str, small_disk: Path) -> None:
     _resize(small_disk, "64m")
     run_id, cases, shards = "fault-disk-fills", 60, 30
-    args = [str(VENV_BIN / "scenario"), "run", "s12", "--records", "1000000", "--cases", str(cases), "--shard-size", "2",
+    args = [str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(cases), "--shard-size", "2",
             "--agent", "tests.agents_faults:sleeps_100_to_300ms", "--run-id", run_id, "--data-dir", str(small_disk), "--json"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server}
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -383,7 +383,7 @@ def _wait_for_shards(run: subprocess.Popen, folder: Path, n: int, timeout: float
 
 def test_prefect_server_restarted_mid_fan_out_the_run_rides_through(private_server: PrivatePrefectServer, data_dir: Path) -> None:
     run_id, cases = "fault-server-restart", 200
-    args = ["run", "s12", "--records", "2000000", "--cases", str(cases), "--agent", "tests.agents_faults:sleeps_100_to_300ms",
+    args = ["run", "s12", "--no-fail-on-threshold", "--records", "2000000", "--cases", str(cases), "--agent", "tests.agents_faults:sleeps_100_to_300ms",
             "--run-id", run_id, "--data-dir", str(data_dir), "--json"]
     run = _start_run(args, private_server.url)
     shards = data_dir / "runs" / run_id / "shards"

@@ -177,7 +177,7 @@ def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tm
 def test_cli_run_with_malformed_answers_completes(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
     res = run_cli(["run", "s16", "--records", "20000", "--cases", "5", "--agent", "tests.agents_issue5:malformed_s16",
                    "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
-    assert res.returncode == 0, res.stderr[-2000:]  # the run completes; it fails its thresholds
+    assert res.returncode == 1, res.stderr[-2000:]  # the run completes; it fails its thresholds, so it exits 1
     summary = json.loads(res.stdout)
     assert summary["status"] == "completed" and summary["passed"] is False
     assert summary["counts"]["cases"] == 5 and summary["counts"]["failed"] == 5

@@ -21,7 +21,7 @@ def _summary(proc) -> dict:  # noqa: ANN001
 
 
 def test_json_summary_matches_the_warehouse_rows(prefect_server: str, data_dir: Path) -> None:
-    proc = run_cli(["run", "s12", "--records", "2000000", "--cases", "12", "--data-dir", str(data_dir), "--json", "--run-id", "skeleton-1"],
+    proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "2000000", "--cases", "12", "--data-dir", str(data_dir), "--json", "--run-id", "skeleton-1"],
                    {"PREFECT_API_URL": prefect_server})
     s = _summary(proc)
     # stdout is the JSON summary and nothing else (json.loads above would fail otherwise).
@@ -44,7 +44,7 @@ def test_json_summary_matches_the_warehouse_rows(prefect_server: str, data_dir: 
     assert s["metrics"]["recall"] == 1.0 and s["metrics"]["precision"] == 1.0
     assert 0 < s["metrics"]["bytes_read_share"] < 0.2
     # Publishing the same run again (same run id, all shards checkpointed) leaves one copy.
-    again = _summary(run_cli(["run", "s12", "--records", "2000000", "--cases", "12", "--data-dir", str(data_dir), "--json", "--run-id", "skeleton-1"],
+    again = _summary(run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "2000000", "--cases", "12", "--data-dir", str(data_dir), "--json", "--run-id", "skeleton-1"],
                              {"PREFECT_API_URL": prefect_server}))
     assert again["counts"]["shards_resumed"] == again["counts"]["shards"] and again["counts"]["shards_run"] == 0
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
@@ -55,7 +55,7 @@ def test_json_summary_matches_the_warehouse_rows(prefect_server: str, data_dir: 
 def test_agent_failures_become_failed_cases_not_a_failed_run(prefect_server: str, data_dir: Path) -> None:
     for agent, reason in (("tests.agents_skeleton:raises", "agent raised RuntimeError: agent is broken"),
                           ("tests.agents_skeleton:wrong_types", "answer.record_ids must be a list of integers")):
-        s = _summary(run_cli(["run", "s12", "--records", "1000000", "--cases", "5", "--agent", agent, "--data-dir", str(data_dir), "--json"],
+        s = _summary(run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "5", "--agent", agent, "--data-dir", str(data_dir), "--json"],
                              {"PREFECT_API_URL": prefect_server}))
         assert s["status"] == "completed" and s["counts"]["cases"] == 5 and s["counts"]["passed"] == 0
         con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
@@ -66,7 +66,7 @@ def test_agent_failures_become_failed_cases_not_a_failed_run(prefect_server: str
 
 def test_example_python_and_http_agents_run_through_the_cli(prefect_server: str, data_dir: Path) -> None:
     """The two example agents of docs/agents.md, as a user would run them."""
-    s = _summary(run_cli(["run", "s12", "--records", "1000000", "--cases", "4", "--agent", "examples.agents.python_agent:answer",
+    s = _summary(run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "4", "--agent", "examples.agents.python_agent:answer",
                           "--data-dir", str(data_dir), "--json"], {"PREFECT_API_URL": prefect_server}))
     assert s["metrics"]["recall"] == 1.0 and s["metrics"]["precision"] == 1.0
     assert s["metrics"]["bytes_read_share"] == 1.0  # it reports every file as read: a full scan
@@ -77,7 +77,7 @@ def test_example_python_and_http_agents_run_through_the_cli(prefect_server: str,
     server = serve(port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        s = _summary(run_cli(["run", "s12", "--records", "1000000", "--cases", "4", "--agent", f"http://127.0.0.1:{port}/",
+        s = _summary(run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "4", "--agent", f"http://127.0.0.1:{port}/",
                               "--data-dir", str(data_dir), "--json"], {"PREFECT_API_URL": prefect_server}))
     finally:
         server.shutdown()
