@@ -6,22 +6,32 @@ import getpass
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+from distributed import Client
 from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed
 
 from scenario_pipeline import __version__
+from scenario_pipeline.agents.loader import check_agent
+from scenario_pipeline.compare.baseline import after_publish
+from scenario_pipeline.cost.live import RunCost
+from scenario_pipeline.cost.measure import cluster_shape
+from scenario_pipeline.cost.prices import load_profile
+from scenario_pipeline.datasets.manifest import dataset_root
+from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import ThresholdsMissed
 from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_params
 from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
-from scenario_pipeline.datasets.manifest import dataset_root
+from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.storage import Storage
 from scenario_pipeline.tasks.checkpoint import finished_shards, read_results, run_dir, write_run_record
-from scenario_pipeline.tasks.fanout import ShardJob, default_shard_size, fan_out, plan_shards
+from scenario_pipeline.tasks.fanout import FanoutStats, ShardJob, default_shard_size, fan_out, plan_shards
 from scenario_pipeline.tasks.generate import ensure_dataset
 from scenario_pipeline.tasks.publish import aggregate, clean, publish
 from scenario_pipeline.tasks.report import report
@@ -104,121 +114,193 @@ def run_scenario(
     commitment. ``fail_on_threshold`` (default on) ends a run that misses a threshold in the
     Failed state. ``trust_agent`` and ``agent_*`` set the agent sandbox (docs/agents.md).
     """
-    logger = get_run_logger()
-    started_at = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
     settings = load_settings()
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
                             max_cost_usd=max_cost_usd, price_profile=price_profile,
                             case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
                             private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold,
                             sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env))
-    sc = params.scenario
+    run = open_run(params)
+    with dask_client(params.dask_address) as client:
+        prepare(run, client)
+        stats = fan_out(client, shard_jobs(run), agent_context(params, run.root, run.manifest), len(run.plan), len(run.cases),
+                        cost=run.cost)
+    outcome = score(run, stats)
+    outcome.warehouse_rows = publish_results(run, outcome)
+    outcome.cost = run.cost.finish(params.warehouse_url, params.scenario.id, stats.budget_exceeded,
+                                   len(run.cases) - outcome.results.num_rows, stats.shards_held, run.logger)
+    outcome.baseline = after_publish(params.warehouse_url, run.storage.url, outcome.run_row, outcome.metric_rows, outcome.results)
+    summary = summarize(run, stats, outcome)
+    report(summary, outcome.metric_rows, outcome.failure_reasons())
+    return finish(run, stats, outcome, summary)
+
+
+@dataclass
+class Run:
+    """One run as the stages share it: its parameters, storage, cost ledger, then what prepare() finds."""
+
+    params: RunParams
+    storage: Storage
+    cost: RunCost
+    logger: Any
+    started_at: datetime
+    t0: float
+    spec: DatasetSpec | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    root: Storage | None = None
+    cases: list[Case] = field(default_factory=list)
+    plan: list[tuple[int, int, int]] = field(default_factory=list)
+    done: set[int] = field(default_factory=set)
+    resuming: bool = False
+
+    def expected_rows(self) -> dict[int, int]:
+        return {s: hi - lo for s, lo, hi in self.plan}
+
+
+@dataclass
+class Outcome:
+    """What scoring and publishing produced."""
+
+    results: pa.Table
+    finished: set[int]
+    metrics: dict[str, Any]
+    metric_rows: list[dict[str, Any]]
+    run_row: dict[str, Any]
+    warehouse_rows: int = 0
+    cost: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
+
+    def failure_reasons(self) -> list[dict[str, Any]]:
+        reasons = Counter(r.split(":")[0] for r in self.results.column("reason").to_pylist() if r)
+        return [{"reason": k, "cases": v} for k, v in reasons.most_common()]
+
+
+def open_run(params: RunParams) -> Run:
+    """Storage checked writable, the cost ledger opened, the agent checked: before any work."""
+    logger = get_run_logger()
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()
-    # --- issue 7 (cost/): the run's ledger, live estimate and budget guard ---
-    from scenario_pipeline.cost.live import RunCost
-    from scenario_pipeline.cost.measure import cluster_shape
-    from scenario_pipeline.cost.prices import load_profile
+    run = Run(params, storage, RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd), logger,
+              datetime.now(timezone.utc), time.perf_counter())
+    logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, params.scenario.id, params.agent,
+                f"{params.records:,}", params.cases, params.describe_seed())
+    check_agent(params.agent, params.scenario)
+    return run
 
-    cost = RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd)
-    # --- end issue 7 ---
-    logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, sc.id, params.agent, f"{params.records:,}",
-                params.cases, params.describe_seed())
-    from scenario_pipeline.agents.loader import check_agent
 
-    check_agent(params.agent, sc)
-    spec = sc.dataset_spec(params.records, params.seed)
-    with dask_client(params.dask_address) as client:
-        shard_size = params.shard_size or default_shard_size(params.cases, total_threads(client))
-        resuming = write_run_record(storage, params.run_id, {
-            "run_id": params.run_id, "scenario": sc.id, "records": params.records, "cases": params.cases,
-            "seed": params.public_seed, "seed_commitment": params.seed_commitment, "agent": params.agent, "shard_size": shard_size,
-            "dataset_hash": spec.spec_hash() if spec else None, "created_at": started_at.isoformat(),
-        })
-        manifest = ensure_dataset(client, spec, storage) if spec else {"name": "none", "tables": {}}
-        root = dataset_root(storage, spec) if spec else storage
-        cost.record_dataset(manifest, started_at.isoformat(), *cluster_shape(client))  # issue 7
-        all_cases = sc.draw_cases(spec, params.cases, params.seed)
-        plan = plan_shards(len(all_cases), shard_size)
-        done = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
-        cost.record_run_start(resuming, done)  # issue 7
-        limits = Limits(params.case_timeout_s, params.max_answer_bytes)
-        jobs = [ShardJob(params.run_id, sc.id, s, all_cases[lo:hi], params.agent, storage.url, limits) for s, lo, hi in plan if s not in done]
-        stats = fan_out(client, jobs, agent_context(params, root, manifest), len(plan), len(all_cases), cost=cost)
-    finished = finished_shards(storage, params.run_id, {s: hi - lo for s, lo, hi in plan})
-    results = read_results(storage, params.run_id, sorted(finished))
-    cost.record_results_read(finished)  # issue 7
-    metrics, metric_rows, passed = aggregate(sc, results)
-    complete = len(finished) == len(plan)
-    rows = results.to_pylist()
-    errors = Counter(r["error_kind"] for r in rows if r.get("error_kind"))
+def prepare(run: Run, client: Client) -> None:
+    """Generate stage and resume state: run.json, the dataset, the cases, the shard plan, what is already done."""
+    p = run.params
+    run.spec = p.scenario.dataset_spec(p.records, p.seed)
+    shard_size = p.shard_size or default_shard_size(p.cases, total_threads(client))
+    run.resuming = write_run_record(run.storage, p.run_id, {
+        "run_id": p.run_id, "scenario": p.scenario.id, "records": p.records, "cases": p.cases,
+        "seed": p.public_seed, "seed_commitment": p.seed_commitment, "agent": p.agent, "shard_size": shard_size,
+        "dataset_hash": run.spec.spec_hash() if run.spec else None, "created_at": run.started_at.isoformat(),
+    })
+    run.manifest = ensure_dataset(client, run.spec, run.storage) if run.spec else {"name": "none", "tables": {}}
+    run.root = dataset_root(run.storage, run.spec) if run.spec else run.storage
+    run.cost.record_dataset(run.manifest, run.started_at.isoformat(), *cluster_shape(client))
+    run.cases = p.scenario.draw_cases(run.spec, p.cases, p.seed)
+    run.plan = plan_shards(len(run.cases), shard_size)
+    run.done = finished_shards(run.storage, p.run_id, run.expected_rows())
+    run.cost.record_run_start(run.resuming, run.done)
+
+
+def shard_jobs(run: Run) -> list[ShardJob]:
+    """Fan-out stage input: one job per shard not yet checkpointed."""
+    p = run.params
+    limits = Limits(p.case_timeout_s, p.max_answer_bytes)
+    return [ShardJob(p.run_id, p.scenario.id, s, run.cases[lo:hi], p.agent, run.storage.url, limits)
+            for s, lo, hi in run.plan if s not in run.done]
+
+
+def score(run: Run, stats: FanoutStats) -> Outcome:
+    """Score stage: the verified checkpoints of every finished shard, aggregated by the scenario's declarations."""
+    p = run.params
+    finished = finished_shards(run.storage, p.run_id, run.expected_rows())
+    results = read_results(run.storage, p.run_id, sorted(finished))
+    run.cost.record_results_read(finished)
+    metrics, metric_rows, passed = aggregate(p.scenario, results)
+    complete = len(finished) == len(run.plan)
     run_row = {
-        "run_id": params.run_id, "scenario": sc.id, "agent": params.agent, "records": params.records, "cases": params.cases,
-        "seed": params.public_seed, "seed_commitment": params.seed_commitment, "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
+        "run_id": p.run_id, "scenario": p.scenario.id, "agent": p.agent, "records": p.records, "cases": p.cases,
+        "seed": p.public_seed, "seed_commitment": p.seed_commitment,
+        "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
         "passed": passed and complete,
-        "started_at": started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
-        "code_version": _code_version(), "dataset_hash": spec.spec_hash() if spec else None,
+        "started_at": run.started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "code_version": _code_version(), "dataset_hash": run.spec.spec_hash() if run.spec else None,
         "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
         "params_json": None,
     }
-    publish_started = time.perf_counter()  # issue 7
-    warehouse_rows = publish(params.warehouse_url, run_row, results, metric_rows)
-    # --- issue 7 (cost/): publish's usage, then the estimate into the summary and the costs table ---
-    loaded = warehouse_rows + len(metric_rows) + 1 if warehouse_rows or not results.num_rows else 0  # 0: queued in the outbox
-    cost.record_publish(params.warehouse_url, loaded, results.nbytes if loaded else 0, time.perf_counter() - publish_started)
-    cost_block = cost.finish(params.warehouse_url, sc.id, stats.budget_exceeded, len(all_cases) - len(rows), stats.shards_held, logger)
-    # --- end issue 7 ---
-    # --- issue 6 (compare/): baseline comparison, alerts, HTML report; owned by compare/baseline.py ---
-    from scenario_pipeline.compare.baseline import after_publish
+    return Outcome(results, finished, metrics, metric_rows, run_row)
 
-    baseline = after_publish(params.warehouse_url, storage.url, run_row, metric_rows, results)
-    # --- end issue 6 ---
-    reasons = Counter(r["reason"].split(":")[0] for r in rows if r["reason"])
-    summary = {
-        "run_id": params.run_id,
-        "scenario": sc.id,
-        "agent": params.agent,
-        "records": params.records,
-        "seed": params.public_seed,
-        "seed_commitment": params.seed_commitment,
-        "status": run_row["status"],
-        "passed": run_row["passed"],
-        "resumed": resuming,
+
+def publish_results(run: Run, outcome: Outcome) -> int:
+    """Publish stage: rows to the warehouse (or its outbox), and what publishing cost."""
+    started = time.perf_counter()
+    rows = publish(run.params.warehouse_url, outcome.run_row, outcome.results, outcome.metric_rows)
+    loaded = rows + len(outcome.metric_rows) + 1 if rows or not outcome.results.num_rows else 0  # 0: queued in the outbox
+    run.cost.record_publish(run.params.warehouse_url, loaded, outcome.results.nbytes if loaded else 0, time.perf_counter() - started)
+    return rows
+
+
+def summarize(run: Run, stats: FanoutStats, o: Outcome) -> dict[str, Any]:
+    """The run summary: what the CLI prints, --json gives, and the flow returns."""
+    p = run.params
+    rows = o.results.select(["passed", "error_kind"]).to_pylist()
+    errors = Counter(r["error_kind"] for r in rows if r["error_kind"])
+    return {
+        "run_id": p.run_id,
+        "scenario": p.scenario.id,
+        "agent": p.agent,
+        "records": p.records,
+        "seed": p.public_seed,
+        "seed_commitment": p.seed_commitment,
+        "status": o.run_row["status"],
+        "passed": o.run_row["passed"],
+        "resumed": run.resuming,
         "counts": {
-            "cases": len(rows), "expected_cases": params.cases, "passed": sum(r["passed"] for r in rows),
+            "cases": len(rows), "expected_cases": p.cases, "passed": sum(r["passed"] for r in rows),
             "failed": sum(not r["passed"] for r in rows), "errors": sum(errors.values()), "errors_by_kind": dict(sorted(errors.items())),
-            "shards": len(plan),
-            "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run, "shards_failed": len(stats.failed_shards),
+            "shards": len(run.plan), "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run,
+            "shards_failed": len(stats.failed_shards),
         },
-        "metrics": {k: clean(v) for k, v in metrics.items()},
+        "metrics": {k: clean(v) for k, v in o.metrics.items()},
         "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"], "unmeasured": m["unmeasured"]}
-                       for m in metric_rows if m["target"] is not None},
-        "metric_sources": {m["metric"]: m["source"] for m in metric_rows if m["source"] not in (None, "scored")},
+                       for m in o.metric_rows if m["target"] is not None},
+        "metric_sources": {m["metric"]: m["source"] for m in o.metric_rows if m["source"] not in (None, "scored")},
         "paths": {
-            "dataset": root.url,
-            "checkpoints": storage.uri(run_dir(params.run_id)),
-            "warehouse": params.warehouse_url.split("@")[-1] if params.warehouse_url.startswith("redshift") else params.warehouse_url,
+            "dataset": run.root.url if run.root else None,
+            "checkpoints": run.storage.uri(run_dir(p.run_id)),
+            "warehouse": p.warehouse_url.split("@")[-1] if p.warehouse_url.startswith("redshift") else p.warehouse_url,
         },
-        "warehouse_rows": warehouse_rows,
-        "timings": {"fanout_seconds": round(stats.seconds, 3), "total_seconds": round(time.perf_counter() - t0, 3)},
-        "flow_run_id": run_row["flow_run_id"],
-        "baseline": baseline,  # issue 6: verdicts against the baseline, alerts, report path
-        "cost": cost_block,  # issue 7: the estimate (cost/estimate.py) and the budget
+        "warehouse_rows": o.warehouse_rows,
+        "timings": {"fanout_seconds": round(stats.seconds, 3), "total_seconds": round(time.perf_counter() - run.t0, 3)},
+        "flow_run_id": o.run_row["flow_run_id"],
+        "baseline": o.baseline,  # verdicts against the baseline, alerts, report path (compare/baseline.py)
+        "cost": o.cost,  # the estimate (cost/estimate.py) and the budget
     }
-    report(summary, metric_rows, [{"reason": k, "cases": v} for k, v in reasons.most_common()])
-    if stats.budget_exceeded:  # issue 7
-        logger.error("Run %s stopped at its budget: estimated $%.4f of the $%.4f allowed; %d of %d shards done. Rerun with --run-id %s "
-                     "and a higher --max-cost-usd to finish (the %d cases left would cost about $%.4f more).", params.run_id,
-                     cost_block["estimate_usd"], cost_block["max_cost_usd"], len(finished), len(plan), params.run_id,
-                     len(all_cases) - len(rows), cost_block["remaining_estimate_usd"] or 0.0)
-    elif not complete:
-        logger.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", params.run_id, len(plan) - len(finished), len(plan), params.run_id)
+
+
+def finish(run: Run, stats: FanoutStats, outcome: Outcome, summary: dict[str, Any]) -> Any:
+    """Say how the run ended; a run that missed a threshold ends Failed, still carrying its summary."""
+    p, log, c = run.params, run.logger, summary["counts"]
+    done = len(outcome.finished)
+    if stats.budget_exceeded:
+        cost = summary["cost"]
+        log.error("Run %s stopped at its budget: estimated $%.4f of the $%.4f allowed; %d of %d shards done. Rerun with --run-id %s "
+                  "and a higher --max-cost-usd to finish (the %d cases left would cost about $%.4f more).", p.run_id,
+                  cost["estimate_usd"], cost["max_cost_usd"], done, len(run.plan), p.run_id,
+                  len(run.cases) - c["cases"], cost["remaining_estimate_usd"] or 0.0)
+    elif summary["status"] != "completed":
+        log.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", p.run_id,
+                  len(run.plan) - done, len(run.plan), p.run_id)
     missed = threshold_misses(summary)
     if missed:
-        logger.error("Run %s missed %d threshold(s): %s.", params.run_id, len(missed), "; ".join(missed))
-        if params.fail_on_threshold:
-            message = f"run {params.run_id} missed thresholds: {'; '.join(missed)}"
+        log.error("Run %s missed %d threshold(s): %s.", p.run_id, len(missed), "; ".join(missed))
+        if p.fail_on_threshold:
+            message = f"run {p.run_id} missed thresholds: {'; '.join(missed)}"
             return Failed(message=message, data=ThresholdsMissed(message, summary))
     return summary
 
