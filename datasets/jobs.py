@@ -6,7 +6,7 @@ from __future__ import annotations
 from scenario_pipeline.datasets.partition import PartitionInfo, verified_sidecar, write_partition
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import ValidationFailed
-from scenario_pipeline.storage import DiskFullError, Storage  # issue 9: DiskFullError
+from scenario_pipeline.storage import DiskFullError, Storage
 
 
 def write_job(spec: DatasetSpec, root_url: str, table: str, p: int) -> PartitionInfo | str | DiskFullError:
@@ -15,7 +15,7 @@ def write_job(spec: DatasetSpec, root_url: str, table: str, p: int) -> Partition
         return write_partition(spec, Storage.from_url(root_url), table, p)
     except ValidationFailed as exc:
         return str(exc)
-    except DiskFullError as exc:  # issue 9: returned, not raised: Dask would retry it in vain and log a traceback each time
+    except DiskFullError as exc:  # returned, not raised: Dask would retry it in vain and log a traceback each time
         return exc
 
 

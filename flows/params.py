@@ -119,8 +119,8 @@ class RunParams:
     shard_size: int | None
     case_timeout_s: float
     max_answer_bytes: int
-    max_cost_usd: float | None = None  # issue 7: the run's budget (cost/budget.py)
-    price_profile: str | None = None  # issue 7: unit prices of its estimate (cost/prices.py)
+    max_cost_usd: float | None = None  # the run's budget (cost/budget.py)
+    price_profile: str | None = None  # unit prices of its estimate (cost/prices.py)
     seed_commitment: str | None = None  # set when the seed is private: then it is never written, only this
     fail_on_threshold: bool = True  # a run that misses a threshold ends Failed (exit code 1)
     sandbox: SandboxParams = SandboxParams()
@@ -140,7 +140,6 @@ def _positive(name: str, value: object) -> int:
     return value
 
 
-# ---- issue 9: checks shared by the CLI, the flows and their deployments; each raises one UsageError ----
 MAX_CASE_TIMEOUT_S = 86_400.0  # a day: longer is a stuck agent, not a slow one
 MAX_ANSWER_BYTES_LIMIT = 1 << 30  # answers cross a pipe and land in memory on a worker
 
@@ -206,7 +205,7 @@ def check_warehouse_url(url: object) -> str | None:
 
         parse_url(url)
         return url
-    # issue 9: secrets - a URL of another kind may carry a password: show it without
+    # secrets - a URL of another kind may carry a password: show it without
     raise UsageError(f"warehouse URL {redact_url(url)!r} has an unknown scheme {scheme!r}; {WAREHOUSE_SCHEMES}")
 
 
@@ -344,7 +343,7 @@ def new_run_id(scenario_id: str) -> str:
 def from_variable(value: str | None, what: str) -> str | None:
     """``variable:NAME`` stands for the value of Prefect Variable NAME (deployment parameters
     name where data lives without carrying it, and never carry secrets)."""
-    if not isinstance(value, str) or not value.startswith("variable:"):  # issue 9: other types are refused later, clearly
+    if not isinstance(value, str) or not value.startswith("variable:"):  # other types are refused later, clearly
         return value
     name = value.removeprefix("variable:")
     from prefect.variables import Variable
@@ -384,13 +383,13 @@ def resolve_params(
     dask_address = from_variable(dask_address, "Dask address")
     records = _positive("records", records if records is not None else sc.default_records)
     cases = _positive("cases", cases if cases is not None else sc.default_cases)
-    if records > MAX_RECORDS:  # issue 9: the largest dataset there is
+    if records > MAX_RECORDS:  # the largest dataset there is
         raise UsageError(f"records must be at most 10^12, got {records:,}")
     if cases > sc.max_cases:
         raise UsageError(f"{sc.id} draws at most {sc.max_cases} cases, got {cases}")
     if shard_size is not None:
         _positive("shard size", shard_size)
-    check_seed(seed)  # issue 9: also at most 2^63-1
+    check_seed(seed)  # also at most 2^63-1
     if not isinstance(private, bool) or not isinstance(fail_on_threshold, bool):
         raise UsageError("private seed and fail on threshold must be true or false")
     commitment = None
@@ -404,18 +403,16 @@ def resolve_params(
     agent_kind(agent)
     if run_id is not None:
         check_run_id(run_id)
-    check_dask_address(dask_address)  # issue 9: scheme, host and port
-    check_storage_url(storage_url)  # issue 9: before any work, not when the flow first writes
+    check_dask_address(dask_address)  # scheme, host and port
+    check_storage_url(storage_url)  # before any work, not when the flow first writes
     wh = warehouse_url or settings.resolved_warehouse_url()
-    check_warehouse_url(wh)  # issue 9: the whole URL, not only its scheme
-    check_dataset_scale(sc, records, settings.seed if seed is None else seed)  # issue 9: each scenario's own range of records
-    # --- issue 7 (cost/): a budget in dollars, and a price profile that loads ---
+    check_warehouse_url(wh)  # the whole URL, not only its scheme
+    check_dataset_scale(sc, records, settings.seed if seed is None else seed)  # each scenario's own range of records
     from scenario_pipeline.cost.budget import check_max_cost
     from scenario_pipeline.cost.prices import normalize_ref
 
     max_cost_usd = check_max_cost(max_cost_usd)
     price_profile = normalize_ref(price_profile) if price_profile is not None else None
-    # --- end issue 7 ---
     return RunParams(
         scenario=sc,
         records=records,

@@ -18,7 +18,7 @@ from scenario_pipeline.tasks.report import artifact_key
 
 def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, seed: Any, run_id: Any, storage_url: Any,
                        warehouse_url: Any, dask_address: Any, options: dict[str, Any] | None = None) -> tuple[list[str], str]:
-    """issue 9: every scenario's parameters checked before the first starts (`scenario run all` and the nightly
+    """Every scenario's parameters checked before the first starts (`scenario run all` and the nightly
     deployment); returns the scenario ids and the suite id."""
     from scenario_pipeline.errors import UsageError
     from scenario_pipeline.flows.params import check_run_id, check_sandbox, resolve_params

@@ -9,7 +9,7 @@ Transient S3 failures (5xx, ``SlowDown`` and other throttling, dropped connectio
 with exponential backoff by this module, not silently inside botocore: every retry is one
 WARNING line on the ``scenario_pipeline.storage`` logger, e.g. ``storage: write
 s3://bucket/key failed (503 SlowDown), retry 2/7 in 0.3 s``; inside a Prefect flow or task run
-the line also goes to that run's logs (issue 9).
+the line also goes to that run's logs.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class Storage:
         probe = f".write-probe-{uuid.uuid4().hex}"
         try:
             self.write_bytes(probe, b"ok")
-        except DiskFullError as exc:  # issue 9: name the folder, not the probe file
+        except DiskFullError as exc:  # name the folder, not the probe file
             raise DiskFullError(str(exc).replace(self.uri(probe), self.url)) from exc
         self.delete(probe)
 
@@ -156,12 +156,11 @@ class Storage:
         except PermissionError as exc:
             raise StorageError(f"cannot {what} {self.scheme}://{full}: permission denied; choose a writable --data-dir or storage URL") from exc
         except OSError as exc:
-            raise os_error(what, f"{self.scheme}://{full}", exc) from exc  # issue 9: a full disk says so
+            raise os_error(what, f"{self.scheme}://{full}", exc) from exc  # a full disk says so
         except Exception as exc:  # botocore / aiohttp errors carry no common base
             raise StorageError(f"cannot {what} {self.scheme}://{full}: {type(exc).__name__}: {_safe(exc)}") from exc
 
 
-# ---- issue 9: a full disk gets one clear message, wherever it is hit ----
 class DiskFullError(StorageError):
     """No space left on the device (ENOSPC) or the disk quota used up (EDQUOT) under a local path.
     Retrying does not help: whoever catches it stops the work and lets the message through."""
@@ -215,14 +214,13 @@ def _filesystem(scheme: str) -> fsspec.AbstractFileSystem:
     if scheme == "s3":
         endpoint = s3_endpoint()
         kwargs: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-        # issue 9: botocore makes one attempt per call; the retries with backoff are ours (_retry_s3),
+        # botocore makes one attempt per call; the retries with backoff are ours (_retry_s3),
         # so each one is logged. (s3fs still retries a SlowDown or a torn body on top, a few times.)
         kwargs["config_kwargs"] = {"retries": {"total_max_attempts": 1, "mode": "standard"}}
         return _s3_class()(skip_instance_cache=False, **kwargs)
     return fsspec.filesystem("file")
 
 
-# ---- issue 9: retries of transient S3 failures, with backoff, visible in the logs ----
 log = logging.getLogger("scenario_pipeline.storage")
 
 S3_RETRIES = 7  # retries after the first attempt: 8 attempts in all, as botocore's adaptive mode had
@@ -378,7 +376,7 @@ def pyarrow_filesystem(storage: Storage):  # noqa: ANN201 - pyarrow.fs.FileSyste
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region:
             kwargs["region"] = region
-        # issue 9: pyarrow's own retries for transient errors (its default is 3 attempts)
+        # pyarrow's own retries for transient errors (its default is 3 attempts)
         kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=S3_RETRIES + 1)
         return pafs.S3FileSystem(**kwargs)
     return pafs.LocalFileSystem()

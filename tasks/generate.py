@@ -23,7 +23,7 @@ from scenario_pipeline.datasets.jobs import verify_job, write_job
 from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import DatasetError, ValidationFailed
-from scenario_pipeline.storage import DiskFullError, Storage  # issue 9: DiskFullError
+from scenario_pipeline.storage import DiskFullError, Storage
 
 STALE_TEMP_S = 300  # temporary files older than this belong to a dead writer
 VERIFY_BATCH = 64  # partitions verified per Dask task
@@ -161,10 +161,10 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
         return client.submit(write_job, spec, root.url, table, p, pure=False, retries=2)
 
     queue = as_completed([submit(p) for _, p in zip(range(window), pending)], loop=client.loop)
-    disk_full: DiskFullError | None = None  # issue 9
+    disk_full: DiskFullError | None = None
     for fut in queue:
         result = fut.result()  # storage errors (after Dask's retries) end the run here
-        if isinstance(result, DiskFullError):  # issue 9: submit no more, let the writes in flight end, then raise it
+        if isinstance(result, DiskFullError):  # submit no more, let the writes in flight end, then raise it
             disk_full = disk_full or result
         elif isinstance(result, str):
             failures.append(result)
@@ -174,7 +174,7 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
         nxt = None if failures or disk_full else next(pending, None)  # a broken rule breaks them all: stop early
         if nxt is not None:
             queue.add(submit(nxt))
-    if disk_full is not None:  # issue 9
+    if disk_full is not None:
         raise disk_full
     return failures
 

@@ -49,7 +49,7 @@ def report(summary: dict[str, Any], metric_rows: list[dict[str, Any]], failures:
         "|---|---|---|---|",
         *[f"| {t['metric']} | {t['value']} | {t['target']} | {t['passed']} |" for t in table],
     ]
-    if summary.get("cost"):  # issue 7: the run's estimate (cost/estimate.py)
+    if summary.get("cost"):  # the run's estimate (cost/estimate.py)
         cost = summary["cost"]
         budget = f", budget ${cost['max_cost_usd']:.4f}" + (" (**budget exceeded**)" if cost["budget_exceeded"] else "") if cost.get("max_cost_usd") else ""
         lines += ["", "## Cost (estimate)", "", f"${cost['estimate_usd']:.4f} at `{cost['profile']}` list prices (as of {cost['as_of']}){budget}; "

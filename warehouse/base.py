@@ -44,7 +44,7 @@ def connect(url: str) -> Warehouse:
 
         return DuckDBWarehouse(url)
     if scheme == "redshift":
-        from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse  # issue 6
+        from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse
 
         return RedshiftWarehouse(url)
     raise UsageError(f"warehouse URL {redact_url(url)!r} has unknown scheme {scheme!r}; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
-from pydantic import Field  # issue 9
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scenario_pipeline.errors import WarehouseError
@@ -31,7 +31,7 @@ from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 _log = logging.getLogger("scenario_pipeline.warehouse.duckdb")
 
 
-class DuckDBSettings(BaseSettings):  # issue 9
+class DuckDBSettings(BaseSettings):
     """``SCENARIO_DUCKDB_*``: how long to wait for another process's lock on the warehouse file."""
 
     model_config = SettingsConfigDict(env_prefix="SCENARIO_DUCKDB_")
@@ -42,11 +42,11 @@ class DuckDBSettings(BaseSettings):  # issue 9
     lock_backoff_cap_s: float = Field(5.0, gt=0, description="longest single wait between attempts")
 
 
-# issue 9: files this process waited for in vain, and when. Within lock_wait_s of that, a further
+# files this process waited for in vain, and when. Within lock_wait_s of that, a further
 # opener (the cost lines, the baseline comparison after a queued publish) tries once instead of
 # waiting the whole bound again; any success forgets it.
 _gave_up: dict[str, float] = {}
-lock_waits = 0  # issue 9: waits for the lock in this process (tests and debugging)
+lock_waits = 0  # waits for the lock in this process (tests and debugging)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -63,7 +63,7 @@ def _logger():  # noqa: ANN202 - a Prefect run logger inside a flow or task (sho
 
 
 def connect_waiting(path: Path, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
-    """Open ``path`` read-write, waiting with backoff while another process holds its lock (issue 9).
+    """Open ``path`` read-write, waiting with backoff while another process holds its lock.
 
     Raises WarehouseError when the lock is still held after ``lock_wait_s``; other errors at once.
     """
@@ -115,7 +115,7 @@ class DuckDBWarehouse(SqlWarehouse):
         self.statements: deque[str] = deque(maxlen=10_000)  # what this connection ran, for tests and debugging
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con = connect_waiting(self.path)  # issue 9: waits while another process holds the file's lock
+            self.con = connect_waiting(self.path)  # waits while another process holds the file's lock
         except (OSError, duckdb.Error) as exc:
             raise WarehouseError(f"cannot open the DuckDB warehouse {self.path}: {exc}") from exc
         try:

@@ -61,7 +61,7 @@ def parse_url(url: str) -> dict[str, Any]:
     Checked before any work (flows/params.py), so a bad URL never becomes a flow run's parameter.
     """
     p = urlparse(url)
-    if p.password is not None:  # issue 9: secrets - name the problem, never echo the value
+    if p.password is not None:  # secrets - name the problem, never echo the value
         raise UsageError("the Redshift URL carries a password; remove it and set SCENARIO_REDSHIFT_PASSWORD "
                          "(or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), or add ?iam=true")
     try:
@@ -160,7 +160,7 @@ class RedshiftWarehouse(SqlWarehouse):
         """The driver error's text without the password; the error itself (kept as the WarehouseError's
         cause, so in every traceback Prefect logs) is scrubbed too."""
         if self._secret:
-            _scrub(exc, self._secret)  # issue 9: secrets
+            _scrub(exc, self._secret)  # secrets
         text = f"{type(exc).__name__}: {exc}"
         if self._secret:
             text = text.replace(self._secret, "***")
@@ -233,7 +233,7 @@ class RedshiftWarehouse(SqlWarehouse):
 
 
 def _scrub(exc: BaseException, secret: str) -> None:
-    """issue 9: secrets - replace ``secret`` in the args of ``exc`` and of every exception it chains to or
+    """secrets - replace ``secret`` in the args of ``exc`` and of every exception it chains to or
     holds, so that neither its text, its repr nor a traceback of the chain can show it."""
     def clean(v: Any, depth: int = 0) -> Any:
         if isinstance(v, str):

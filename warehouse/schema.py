@@ -137,7 +137,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # HMAC of a private seed under the harness key; the seed column then holds -1
         "ALTER TABLE runs ADD COLUMN seed_commitment VARCHAR(64)",
     ]),
-    # --- issue 7 (cost/): version 100 belongs to cost/ (the warehouse's own migrations use 2..99);
     # its rows are written by cost/warehouse_rows.py ---
     (100, "cost lines by stage and shard, Cost Explorer days, estimate reconciliations", [
         "ALTER TABLE costs ADD COLUMN stage VARCHAR(32)",  # generate, fanout, checkpoints, publish
@@ -157,7 +156,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             incomplete BOOLEAN
         )""",
     ]),
-    # --- end issue 7 ---
 ]
 
 # case_results must keep exactly CASE_SCHEMA's columns in its order (tasks/checkpoint.py): Redshift's
@@ -178,7 +176,7 @@ ALERT_COLUMNS = ["alert_id", "run_id", "scenario", "records", "metric", "kind", 
                  "comparison_id", "message", "flow_run_id", "created_at"]
 COST_COLUMNS = ["run_id", "scenario", "source", "item", "quantity", "unit", "amount_usd", "recorded_at"]
 
-# The tables of migrations 1 and 2 (issue 6): results, comparisons, baselines, decisions, alerts, costs.
+# The tables of migrations 1 and 2: results, comparisons, baselines, decisions, alerts, costs.
 TABLES = ["runs", "case_results", "scenario_metrics", "comparisons", "baselines", "baseline_decisions", "alerts", "costs"]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -22,7 +22,7 @@ def _load_commands() -> None:
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
-class _NoTracebackForOurErrors(logging.Filter):  # issue 9
+class _NoTracebackForOurErrors(logging.Filter):
     """Prefect logs a failed task or flow run with its traceback. For our own errors (a ScenarioError says
     what went wrong and what to do) the CLI prints that message as its last line; the traceback would bury it."""
 
@@ -34,7 +34,7 @@ class _NoTracebackForOurErrors(logging.Filter):  # issue 9
 
 def main() -> None:
     _load_commands()
-    for name in ("prefect.flow_runs", "prefect.task_runs"):  # issue 9: kept when Prefect configures its logging later
+    for name in ("prefect.flow_runs", "prefect.task_runs"):  # kept when Prefect configures its logging later
         logging.getLogger(name).addFilter(_NoTracebackForOurErrors())
     try:
         code = app(standalone_mode=False)
@@ -52,7 +52,7 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             hint = getattr(ctx, "command_path", None)
             message = exc.format_message()
-            if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # issue 9: a group given no command
+            if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # a group given no command
                 message = f"give a command: {hint} {' | '.join(ctx.command.list_commands(ctx))}"
             err.print(f"[bold red]error:[/] {message}" + (f" (see `{hint} --help`)" if hint else ""), highlight=False, soft_wrap=True)
             sys.exit(2)

@@ -44,7 +44,7 @@ def promote(
         raise UsageError("--timeout and --poll-interval must be positive")
     _data_dir(data_dir)
     mode = interactive or (not non_interactive and _person_present())
-    # issue 9: the flow's own checks, and the run in the warehouse, before a server is needed
+    # the flow's own checks, and the run in the warehouse, before a server is needed
     from scenario_pipeline.flows.params import check_promote_params
     from scenario_pipeline.settings import load_settings
 
@@ -79,7 +79,7 @@ def show(
     from scenario_pipeline.warehouse.base import connect
 
     _data_dir(data_dir)
-    wh = connect(check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True))  # issue 9: a look creates nothing
+    wh = connect(check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True))  # a look creates nothing
     try:
         rows = wh.baselines()
         decisions = {d["decision_id"]: d for d in wh.decisions()}

@@ -63,7 +63,7 @@ def count(value: str | int) -> int:
             base, _, exp = text.replace("**", "^").partition("^")
             if int(exp) < 0:
                 raise ValueError
-            if int(exp) > 64 or len(base.strip("+-")) > 20:  # issue 9: 10^99999999 would take minutes to compute
+            if int(exp) > 64 or len(base.strip("+-")) > 20:  # 10^99999999 would take minutes to compute
                 raise typer.BadParameter(f"{value!r} is far too large a number")
             number = int(base) ** int(exp)
         elif "e" in text.lower():
@@ -78,7 +78,6 @@ def count(value: str | int) -> int:
     return number
 
 
-# ---- issue 9: checks every command makes before it needs a server or writes anything ----
 def check_writable(root: Any) -> None:
     """Storage that cannot be written (a file in the way, no permission, bad S3 credentials) stops here."""
     from scenario_pipeline.errors import StorageError

@@ -42,10 +42,10 @@ def compare(
         raise UsageError(f"format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
     if as_json and fmt not in (None, "json") and output is None:
         raise UsageError("--json prints JSON; drop --format, or write the other format with --output")
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):  # issue 9: before the comparison is computed and stored
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):  # before the comparison is computed and stored
         raise UsageError(f"cannot write {output}: " + ("it is a folder" if output.is_dir() else f"there is no folder {output.parent}"))
     _data_dir(data_dir)
-    # issue 9: the flow's own checks, then the warehouse holds the runs and the report's folder is writable,
+    # the flow's own checks, then the warehouse holds the runs and the report's folder is writable,
     # all before a server is needed or anything is written
     from scenario_pipeline.flows.params import check_compare_params
     from scenario_pipeline.settings import load_settings

@@ -13,7 +13,7 @@ from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, err, o
 
 
 def _warehouse_url(warehouse: Optional[str]) -> str:
-    """issue 9: the whole URL, a credential, and a warehouse that exists (a look must not create one)."""
+    """The whole URL, a credential, and a warehouse that exists (a look must not create one)."""
     from scenario_pipeline.settings import load_settings
 
     return check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
@@ -32,7 +32,7 @@ def costs(
     from scenario_pipeline.flows.params import check_run_id
     from scenario_pipeline.warehouse.base import connect
 
-    check_run_id(run_id)  # issue 9
+    check_run_id(run_id)
     _data_dir(data_dir)
     wh = connect(_warehouse_url(warehouse))
     try:
@@ -95,7 +95,7 @@ def reconcile_costs_cmd(
         except ValueError as exc:
             raise UsageError(f"--today must be a date as YYYY-MM-DD, got {today!r}") from exc
     url = _warehouse_url(warehouse)
-    check_aws_credentials("reconcile-costs asks AWS Cost Explorer, so it")  # issue 9: a missing credential, before the flow
+    check_aws_credentials("reconcile-costs asks AWS Cost Explorer, so it")  # a missing credential, before the flow
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()

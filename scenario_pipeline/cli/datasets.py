@@ -13,13 +13,13 @@ from scenario_pipeline import progress
 from scenario_pipeline.cli.common import RichListener, _data_dir, app, check_writable, count, err, out
 
 DEFAULT_RECORDS = 10_000_000
-MAX_PLAN_WORKERS = 1_000_000  # issue 9: a plan for more is a typo
+MAX_PLAN_WORKERS = 1_000_000  # a plan for more is a typo
 
 
 def _spec(dataset: str, records: int, partition_rows: Optional[int], seed: Optional[int]) -> Any:
     from scenario_pipeline.flows.params import check_generate_params
 
-    return check_generate_params(dataset, records, partition_rows, seed)  # issue 9: the generate flow's own checks
+    return check_generate_params(dataset, records, partition_rows, seed)  # the generate flow's own checks
 
 
 @app.command()
@@ -42,13 +42,13 @@ def generate(
     from scenario_pipeline.storage import Storage, normalize_url
 
     _data_dir(data_dir)
-    check_dask_address(dask_address)  # issue 9: scheme, host and port, before anything is written
+    check_dask_address(dask_address)  # scheme, host and port, before anything is written
     url = normalize_url(storage or load_settings().resolved_storage_url())
     spec = _spec(dataset, records, partition_rows, seed)  # bad numbers and names stop here
     if dask_address is not None:
         from scenario_pipeline.infra.dask_cluster import check_address
 
-        check_address(dask_address)  # issue 9: an unreachable scheduler, as `scenario run` tells it
+        check_address(dask_address)  # an unreachable scheduler, as `scenario run` tells it
     check_writable(Storage.from_url(url))  # unwritable folders and bad credentials stop here
     from scenario_pipeline.infra.prefect_server import ensure_api
 
@@ -87,7 +87,7 @@ def plan(
     data_dir: Optional[Path] = typer.Option(None, help="where the calibration of this machine is kept"),
     recalibrate: bool = typer.Option(False, help="measure this machine again instead of using the kept calibration"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout and nothing else there"),
-    profile: Optional[str] = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),  # issue 7
+    profile: Optional[str] = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),
 ) -> None:
     """Partitions, bytes, generation time on W workers, S3 requests and the priced plan, without generating."""
     from scenario_pipeline.datasets.plan import cached_calibration, estimate
@@ -97,18 +97,18 @@ def plan(
     _data_dir(data_dir)
     if workers <= 0:
         raise UsageError(f"workers must be a positive number, got {workers}")
-    if workers > MAX_PLAN_WORKERS:  # issue 9
+    if workers > MAX_PLAN_WORKERS:
         raise UsageError(f"workers must be at most {MAX_PLAN_WORKERS:,}, got {workers:,}")
     spec = _spec(dataset, records, partition_rows, seed)
-    if profile is not None:  # issue 9: a bad --profile stops before the calibration is measured and kept
+    if profile is not None:  # a bad --profile stops before the calibration is measured and kept
         from scenario_pipeline.cost.prices import normalize_ref
 
         normalize_ref(profile)
     cal = cached_calibration(spec, load_settings().resolved_data_dir() / "calibration.json", refresh=recalibrate)
     est = estimate(spec, workers, cal)
-    from scenario_pipeline.cli.cost import add_priced_plan, show_priced_plan  # issue 7: the plan priced (cost/plan.py)
+    from scenario_pipeline.cli.cost import add_priced_plan, show_priced_plan  # the plan priced (cost/plan.py)
 
-    add_priced_plan(est, records, workers, profile, spec)  # issue 7
+    add_priced_plan(est, records, workers, profile, spec)
     if as_json:
         print(json.dumps(est, indent=2))
         return
@@ -121,7 +121,7 @@ def plan(
     out.print(t)
     out.print(f"Calibrated on {cal.machine} at {cal.measured_at}: {1 / cal.cpu_s_per_row / 1e6:.1f} M rows per CPU-second; "
               "prices and assumptions: `--json`.")
-    show_priced_plan(est)  # issue 7
+    show_priced_plan(est)
 
 
 def _duration(s: float) -> str:

@@ -33,9 +33,9 @@ def publish(
     from scenario_pipeline.flows.params import check_run_id
 
     if run_id is not None:
-        check_run_id(run_id)  # issue 9: the id names a folder in storage
+        check_run_id(run_id)  # the id names a folder in storage
     if warehouse is not None:
-        check_warehouse(warehouse, must_exist=False)  # issue 9: the whole URL and a credential, before the outbox is touched
+        check_warehouse(warehouse, must_exist=False)  # the whole URL and a credential, before the outbox is touched
     _data_dir(data_dir)
     settings = load_settings()
     st = Storage.from_url(storage or settings.resolved_storage_url())

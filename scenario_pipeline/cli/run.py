@@ -72,7 +72,7 @@ def run(
                "trust_agent": sandbox.trust_agent, "agent_memory_mb": sandbox.memory_mb, "agent_max_processes": sandbox.max_processes,
                "agent_network": sandbox.network, "agent_env": list(sandbox.agent_env)}
     if scenario.strip().lower() == "all":
-        if max_cost_usd is not None:  # issue 7: a budget is per run; the suite is nine runs
+        if max_cost_usd is not None:  # a budget is per run; the suite is nine runs
             from scenario_pipeline.errors import UsageError
 
             raise UsageError("--max-cost-usd applies to one scenario's run; run the scenarios one by one to give each a budget")
@@ -87,7 +87,7 @@ def run(
         from scenario_pipeline.infra.dask_cluster import check_address
 
         check_address(params.dask_address)
-    _check_targets(params.warehouse_url, params.storage_url)  # issue 9
+    _check_targets(params.warehouse_url, params.storage_url)
     summary = _run_flow(params, as_json, seed_secret)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -105,7 +105,7 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
     from scenario_pipeline.scenarios.registry import scenario_ids, short_id
 
     if run_id is not None:
-        check_run_id(run_id)  # issue 9: the id as given, not the per-scenario ids made from it
+        check_run_id(run_id)  # the id as given, not the per-scenario ids made from it
     from scenario_pipeline.flows.params import check_sandbox
 
     o = options
@@ -117,11 +117,11 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
                for sid in scenario_ids()]  # validates every scenario's parameters before any work: every option passes through
     for params in checked:
         check_agent(params.agent, params.scenario)
-    if checked[0].dask_address:  # issue 9: as `scenario run` does
+    if checked[0].dask_address:  # as `scenario run` does
         from scenario_pipeline.infra.dask_cluster import check_address
 
         check_address(checked[0].dask_address)
-    _check_targets(checked[0].warehouse_url, checked[0].storage_url)  # issue 9
+    _check_targets(checked[0].warehouse_url, checked[0].storage_url)
     from scenario_pipeline.infra.prefect_server import ensure_api
 
     st = ensure_api()
@@ -161,7 +161,7 @@ def _state_data(state: Any, key: str) -> dict[str, Any]:
 
 
 def _check_targets(warehouse_url: str, storage_url: str) -> None:
-    """issue 9: a warehouse without a credential and storage that cannot be written stop the run here, before
+    """a warehouse without a credential and storage that cannot be written stop the run here, before
     a flow run exists. (A warehouse that is merely down does not: its rows wait in the outbox.)"""
     from scenario_pipeline.storage import Storage
 
@@ -191,7 +191,7 @@ def _run_flow(params: Any, quiet: bool, seed_secret: str | None = None) -> dict[
                 seed=None if params.seed_commitment else params.seed,  # a private seed is read again in the flow, never passed
                 run_id=params.run_id, storage_url=params.storage_url, warehouse_url=params.warehouse_url,
                 dask_address=params.dask_address, shard_size=params.shard_size,
-                max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,  # issue 7
+                max_cost_usd=params.max_cost_usd, price_profile=params.price_profile,
                 case_timeout_s=params.case_timeout_s, max_answer_bytes=params.max_answer_bytes,
                 private_seed=bool(params.seed_commitment) and seed_secret is None, seed_secret=seed_secret,
                 fail_on_threshold=params.fail_on_threshold, trust_agent=sb.trust_agent, agent_memory_mb=sb.memory_mb,
@@ -199,7 +199,7 @@ def _run_flow(params: Any, quiet: bool, seed_secret: str | None = None) -> dict[
                 return_state=True,
             )
             return _state_data(state, "run_id")
-    except Exception as exc:  # issue 9: the Prefect API lost for longer than its client's retries: say so, and how to resume
+    except Exception as exc:  # the Prefect API lost for longer than its client's retries: say so, and how to resume
         import httpx
 
         from scenario_pipeline.errors import ScenarioError, ServerError
@@ -245,7 +245,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     out.print(f"Dataset:     {s['paths']['dataset']}")
     out.print(f"Checkpoints: {s['paths']['checkpoints']}")
     out.print(f"Warehouse:   {s['paths']['warehouse']} ({s['warehouse_rows']} case rows for this run)")
-    if s.get("cost"):  # issue 7
+    if s.get("cost"):
         c = s["cost"]
         budget = f" of a ${c['max_cost_usd']:.4f} budget" + (" [red](budget exceeded)[/]" if c["budget_exceeded"] else "") if c.get("max_cost_usd") else ""
         out.print(f"Cost:        estimated ${c['estimate_usd']:.4f}{budget} at {c['profile']} prices; "
