@@ -233,7 +233,7 @@ class RedshiftWarehouse(SqlWarehouse):
 
 
 def _scrub(exc: BaseException, secret: str) -> None:
-    """secrets - replace ``secret`` in the args of ``exc`` and of every exception it chains to or
+    """Secrets: replace ``secret`` in the args of ``exc`` and of every exception it chains to or
     holds, so that neither its text, its repr nor a traceback of the chain can show it."""
     def clean(v: Any, depth: int = 0) -> Any:
         if isinstance(v, str):

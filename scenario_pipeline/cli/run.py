@@ -161,7 +161,7 @@ def _state_data(state: Any, key: str) -> dict[str, Any]:
 
 
 def _check_targets(warehouse_url: str, storage_url: str) -> None:
-    """a warehouse without a credential and storage that cannot be written stop the run here, before
+    """A warehouse without a credential and storage that cannot be written stop the run here, before
     a flow run exists. (A warehouse that is merely down does not: its rows wait in the outbox.)"""
     from scenario_pipeline.storage import Storage
 
