@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import socket
 from typing import Any
 from urllib.parse import urlparse
@@ -99,7 +98,10 @@ class HttpAgent:
 
     def __call__(self, case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         if self._client is None:
-            auth = os.environ.get(AUTH_ENV)
+            from scenario_pipeline.settings import AgentSettings
+
+            secret = AgentSettings().authorization
+            auth = secret.get_secret_value() if secret else None
             self._client = httpx.Client(timeout=self.timeout_s, headers={"Authorization": auth} if auth else None)
         # The manifest can be megabytes; HTTP agents fetch it from manifest_url when they need it.
         slim = {**context, "dataset": {k: v for k, v in context.get("dataset", {}).items() if k != "manifest"}}

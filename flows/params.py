@@ -51,7 +51,7 @@ def check_sandbox(settings: Settings, trust_agent: object = None, memory_mb: obj
     network = sb.network if network is None else network
     if network not in NETWORKS:
         raise UsageError(f"agent network must be one of {', '.join(NETWORKS)}, got {network!r}")
-    names = sb.agent_env if agent_env is None else agent_env
+    names = settings.agent.env if agent_env is None else agent_env
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and ENV_NAME.match(n) for n in names):

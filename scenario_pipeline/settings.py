@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,8 +36,52 @@ class SandboxSettings(BaseSettings):
     memory_mb: int = Field(4096, description="memory limit of one agent sandbox, all its processes together")
     max_processes: int = Field(64, description="process limit of one agent sandbox")
     network: str = Field("none", description="none: no network; outbound: the internet but not this host's loopback services")
-    agent_env: str = Field("", validation_alias="SCENARIO_AGENT_ENV",
-                           description="comma-separated names of environment variables passed to the agent; nothing else is")
+
+
+class AgentSettings(BaseSettings):
+    """``SCENARIO_AGENT_*``: what the agent under test gets from the harness, and nothing more."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_AGENT_")
+
+    env: str = Field("", description="comma-separated names of environment variables passed to the agent; it gets no others")
+    authorization: SecretStr | None = Field(None, description="Authorization header value sent to HTTP agents")
+
+
+class CostSettings(BaseSettings):
+    """``SCENARIO_COST_*``: price profile, cost tag, Cost Explorer retries, plan inputs."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_COST_")
+
+    profile: str = Field("aws-us-east-1-2026-11", description="price profile: a built-in name or a .toml file")
+    tag_key: str = Field("scenario-run-id", description="the cost-allocation tag that carries a run's id")
+    reconcile_days: int = Field(7, description="days Cost Explorer is asked about on each reconcile (recent days are incomplete)")
+    ce_max_attempts: int = Field(8, description="attempts per Cost Explorer request before giving up on throttling")
+    ce_backoff_s: float = Field(1.0, description="first backoff after a throttled Cost Explorer request; doubles each time")
+    ce_backoff_cap_s: float = Field(60.0, description="longest backoff between Cost Explorer attempts")
+    benchmarks: str | None = Field(None, description="docs/benchmarks.md to read plan inputs from; default the checkout's")
+
+
+class RedshiftSettings(BaseSettings):
+    """``SCENARIO_REDSHIFT_*``: secrets and load tuning, never in the URL."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_REDSHIFT_")
+
+    password: SecretStr | None = Field(None, description="database password (prefer password_block or IAM)")
+    password_block: str | None = Field(None, description="name of a Prefect Secret block holding the password")
+    iam_role: str | None = Field(None, description="IAM role ARN that COPY assumes to read the run's Parquet checkpoints on S3")
+    copy_min_rows: int = Field(100_000, description="case rows from which a run on S3 storage loads by COPY instead of INSERT")
+    batch_rows: int = Field(2000, description="rows per multi-row INSERT statement (capped by the driver's bind-parameter limit)")
+
+
+class DuckDBSettings(BaseSettings):
+    """``SCENARIO_DUCKDB_*``: how long to wait for another process's lock on the warehouse file."""
+
+    model_config = SettingsConfigDict(env_prefix="SCENARIO_DUCKDB_")
+
+    lock_wait_s: float = Field(120.0, ge=0, description="longest wait for another process's lock on the file before giving up "
+                                                          "(publishing then keeps the rows in the outbox)")
+    lock_backoff_s: float = Field(0.1, gt=0, description="first wait between attempts; doubles up to lock_backoff_cap_s, jittered")
+    lock_backoff_cap_s: float = Field(5.0, gt=0, description="longest single wait between attempts")
 
 
 class PrefectServerSettings(BaseSettings):
@@ -58,6 +102,10 @@ class Settings(BaseSettings):
     dask: DaskSettings = Field(default_factory=DaskSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
+    redshift: RedshiftSettings = Field(default_factory=RedshiftSettings)
+    duckdb: DuckDBSettings = Field(default_factory=DuckDBSettings)
     server: PrefectServerSettings = Field(default_factory=PrefectServerSettings)
 
     def resolved_data_dir(self) -> Path:
@@ -76,4 +124,5 @@ def load_settings() -> Settings:
 
 
 DEFAULT_SEED = Settings.model_fields["seed"].default
-__all__ = ["Settings", "DaskSettings", "FanoutSettings", "SandboxSettings", "PrefectServerSettings", "load_settings", "DEFAULT_SEED"]
+__all__ = ["Settings", "DaskSettings", "FanoutSettings", "SandboxSettings", "AgentSettings", "CostSettings", "RedshiftSettings",
+           "DuckDBSettings", "PrefectServerSettings", "load_settings", "DEFAULT_SEED"]

@@ -22,24 +22,12 @@ from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from scenario_pipeline.errors import WarehouseError
 from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
+from scenario_pipeline.errors import WarehouseError
+from scenario_pipeline.settings import DuckDBSettings
+
 _log = logging.getLogger("scenario_pipeline.warehouse.duckdb")
-
-
-class DuckDBSettings(BaseSettings):
-    """``SCENARIO_DUCKDB_*``: how long to wait for another process's lock on the warehouse file."""
-
-    model_config = SettingsConfigDict(env_prefix="SCENARIO_DUCKDB_")
-
-    lock_wait_s: float = Field(120.0, ge=0, description="longest wait for another process's lock on the file before giving up "
-                                                          "(publishing then keeps the rows in the outbox)")
-    lock_backoff_s: float = Field(0.1, gt=0, description="first wait between attempts; doubles up to lock_backoff_cap_s, jittered")
-    lock_backoff_cap_s: float = Field(5.0, gt=0, description="longest single wait between attempts")
 
 
 # files this process waited for in vain, and when. Within lock_wait_s of that, a further

@@ -21,30 +21,17 @@ from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pyarrow as pa
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from scenario_pipeline.errors import UsageError, WarehouseError
 from scenario_pipeline.warehouse.redshift_copy import copy_statement
 from scenario_pipeline.warehouse.schema import CASE_COLUMNS
 from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
+
+from scenario_pipeline.errors import UsageError, WarehouseError
+from scenario_pipeline.settings import RedshiftSettings
 
 MAX_BIND_PARAMS = 32767  # redshift_connector refuses statements with more bound parameters
 MAX_STATEMENT_BYTES = 8 << 20  # well under Redshift's 16 MB statement limit
 URL_OPTIONS = {"ssl", "sslmode", "timeout", "iam", "cluster_identifier", "region", "db_user", "profile", "is_serverless",
                "serverless_work_group", "serverless_acct_id"}
-
-
-class RedshiftSettings(BaseSettings):
-    """``SCENARIO_REDSHIFT_*``: secrets and load tuning, never in the URL."""
-
-    model_config = SettingsConfigDict(env_prefix="SCENARIO_REDSHIFT_")
-
-    password: SecretStr | None = Field(None, description="database password (prefer password_block or IAM)")
-    password_block: str | None = Field(None, description="name of a Prefect Secret block holding the password")
-    iam_role: str | None = Field(None, description="IAM role ARN that COPY assumes to read the run's Parquet checkpoints on S3")
-    copy_min_rows: int = Field(100_000, description="case rows from which a run on S3 storage loads by COPY instead of INSERT")
-    batch_rows: int = Field(2000, description="rows per multi-row INSERT statement (capped by the driver's bind-parameter limit)")
 
 
 def _flag(value: str) -> bool:
