@@ -36,7 +36,7 @@ def test_deploy_worker_and_deployment_run_complete_a_scenario(prefect_server: st
                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out = _prefect(["deployment", "run", "run-scenario/s12-search", "--param", "records=1000000", "--param", "cases=6",
-                        "--param", "run_id=deploy-1"], env).stdout
+                        "--param", "run_id=deploy-1", "--param", "fail_on_threshold=false"], env).stdout
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
         deadline = time.monotonic() + 300
         state = None
