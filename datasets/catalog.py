@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from scenario_pipeline.datasets.discovery import discover
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
+
 from scenario_pipeline.errors import UsageError
 
 
@@ -24,14 +26,14 @@ def dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
 
 
 def dataset_names() -> list[str]:
+    """Every registered dataset: this module's and the scenario packages' own."""
+    discover()
     return sorted(_DATASETS)
 
 
 def build_spec(name: str, records: int, seed: int, partition_rows: int | None = None) -> DatasetSpec:
-    if name not in _DATASETS:  # scenario modules may register datasets of their own
-        from scenario_pipeline.scenarios.registry import load_all
-
-        load_all()
+    if name not in _DATASETS:  # scenario packages register datasets of their own (datasets/discovery.py)
+        discover()
     if name not in _DATASETS:
         raise UsageError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
     if records <= 0:

@@ -25,11 +25,18 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 import pyarrow as pa
-
 from scenario_pipeline.datasets import kernels
+from scenario_pipeline.datasets.discovery import discover
 from scenario_pipeline.datasets.hashing import mix64
-from scenario_pipeline.datasets.layout import Bits, Field, TableLayout, column_layout, uniform_width
+from scenario_pipeline.datasets.layout import (
+    Bits,
+    Field,
+    TableLayout,
+    column_layout,
+    uniform_width,
+)
 from scenario_pipeline.datasets.spec import ColumnSpec, Rules
+
 from scenario_pipeline.errors import UsageError
 
 Generator = Callable[[ColumnSpec, np.ndarray, Any, int], pa.Array]
@@ -89,12 +96,8 @@ def register_column_kind(
 
 
 def column_kind(name: str) -> ColumnKind:
-    if name not in _KINDS:
-        # Scenario modules may register their own kinds; a fresh worker process may not have
-        # imported them yet.
-        from scenario_pipeline.scenarios.registry import load_all
-
-        load_all()
+    if name not in _KINDS:  # scenario packages register kinds of their own (datasets/discovery.py)
+        discover()
     if name not in _KINDS:
         raise UsageError(f"unknown column kind {name!r}; known: {', '.join(sorted(_KINDS))}")
     return _KINDS[name]

@@ -6,8 +6,10 @@ import importlib
 import pkgutil
 from typing import TypeVar
 
-from scenario_pipeline.errors import UnknownScenarioError
+from scenario_pipeline.datasets.discovery import add_discovery
 from scenario_pipeline.scenarios.base import Scenario
+
+from scenario_pipeline.errors import UnknownScenarioError
 
 _REGISTRY: dict[str, type] = {}
 _LOADED = False
@@ -27,6 +29,7 @@ def short_id(scenario_id: str) -> str:
 
 
 def load_all() -> None:
+    """Import every scenario module (each registers its scenario, datasets and kinds)."""
     global _LOADED
     if _LOADED:
         return
@@ -36,6 +39,11 @@ def load_all() -> None:
         if mod.name[:1] == "s" and mod.name[1:3].isdigit():  # s01_overflow, s12_search, ...
             importlib.import_module(f"{pkg.__name__}.{mod.name}")
     _LOADED = True
+
+
+# The dataset layer never imports this one; it asks here when a spec names a kind or dataset it
+# does not know (a fresh Dask worker, a process that built a spec from a manifest).
+add_discovery(load_all)
 
 
 def scenario_ids() -> list[str]:

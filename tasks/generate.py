@@ -16,12 +16,21 @@ from typing import Any, Callable, Iterable
 from distributed import Client, as_completed
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-
-from scenario_pipeline import progress
-from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, has_manifest, read_manifest, write_manifest, write_truth
+from scenario_pipeline.datasets import discovery
 from scenario_pipeline.datasets.jobs import verify_job, write_job
+from scenario_pipeline.datasets.manifest import (
+    build_manifest,
+    dataset_root,
+    has_manifest,
+    read_manifest,
+    write_manifest,
+    write_truth,
+)
 from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
+from scenario_pipeline.scenarios import registry  # noqa: F401 - adds the scenario packages' discovery hook
+
+from scenario_pipeline import progress
 from scenario_pipeline.errors import DatasetError, ValidationFailed
 from scenario_pipeline.storage import DiskFullError, Storage
 
@@ -156,9 +165,10 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
     pending = iter(missing)
     failures: list[str] = []
     window = _window(client)
+    hooks = discovery.hooks()  # a fresh worker process imports their modules when it unpickles them
 
     def submit(p: int) -> Any:
-        return client.submit(write_job, spec, root.url, table, p, pure=False, retries=2)
+        return client.submit(write_job, spec, root.url, table, p, hooks, pure=False, retries=2)
 
     queue = as_completed([submit(p) for _, p in zip(range(window), pending)], loop=client.loop)
     disk_full: DiskFullError | None = None

@@ -10,11 +10,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.manifest import dataset_root
-from scenario_pipeline.datasets.partition import build_partition, build_rows, write_partition
+from scenario_pipeline.datasets.partition import (
+    build_partition,
+    build_rows,
+    write_partition,
+)
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec, column
+
 from scenario_pipeline.storage import Storage
 from tests.helpers import REPO
 
@@ -133,3 +137,33 @@ def test_a_spec_read_back_from_its_manifest_plants_the_same_truth() -> None:
     one = FeatureSpec(kind="pii_table", table="t", params={"columns": [{"name": "c", "style": "value", "mix": mix}]})
     two = FeatureSpec(kind="pii_table", table="t", params={"columns": [{"name": "c", "style": "value", "mix": flipped}]})
     assert one == two and list(one.params["columns"][0]["mix"]) == ["EMAIL_ADDRESS", "US_SSN"]  # ...so specs hold one order
+
+
+def test_a_fresh_worker_process_finds_the_kinds_of_a_scenario_package(tmp_path: Path) -> None:
+    """S02's columns and feature are defined in its scenario package, which the dataset layer
+    never imports. A Dask worker process that has imported nothing of the scenarios generates
+    them through the hooks each job carries (datasets/discovery.py), and writes the pinned bytes."""
+    from distributed import Client, LocalCluster
+    from scenario_pipeline.datasets.jobs import write_job
+    from scenario_pipeline.scenarios.registry import get_scenario
+    from scenario_pipeline.tasks.generate import materialize
+
+    from scenario_pipeline.settings import DEFAULT_SEED
+    from tests.test_spec_pins import PINS
+
+    _, records, _, checksums = PINS["s02-conflicts"]
+    spec = get_scenario("s02").dataset_spec(records, DEFAULT_SEED)
+    storage = Storage.from_url(str(tmp_path))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        loaded = client.run(lambda: sorted(m for m in sys.modules if m.startswith("scenario_pipeline.scenarios")))
+        assert list(loaded.values()) == [[]]  # a fresh process: no scenario imported
+        # without the hooks the worker does not know S02's kinds...
+        fut = client.submit(write_job, spec, dataset_root(storage, spec).url, "crm", 0, pure=False)
+        try:
+            fut.result()
+            raise AssertionError("a worker without the hooks generated S02's columns")
+        except Exception as exc:  # noqa: BLE001 - the UsageError raised in the worker
+            assert "unknown column kind 's02_attr'" in str(exc)
+        # ...with them (what tasks/generate.py submits) it does, byte for byte
+        manifest = materialize(client, spec, storage)
+    assert {t: [p["checksum"] for p in v["partitions"]] for t, v in manifest["tables"].items()} == checksums
