@@ -41,18 +41,29 @@ def ensure_env(extras: str) -> None:
     stamp.write_text(digest)
 
 
-def system_packages() -> None:
-    """Debian packages the browser test needs (Chromium), installed when missing and possible."""
-    if shutil.which("chromium") or os.environ.get("SCENARIO_SKIP_APT"):
+def apt_install(*packages: str) -> None:
+    """Debian packages, installed when possible (root, apt-get) unless SCENARIO_SKIP_APT is set."""
+    if not packages or os.environ.get("SCENARIO_SKIP_APT"):
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         sh("apt-get", "update", "-qq", env=env)
-        sh("apt-get", "install", "-y", "-qq", "chromium", env=env)
+        sh("apt-get", "install", "-y", "-qq", *packages, env=env)
+
+
+def sandbox_packages() -> list[str]:
+    """The agent sandbox (tasks/sandbox.py): bubblewrap, and slirp4netns for agents with network "outbound"."""
+    return [] if shutil.which("bwrap") else ["bubblewrap", "slirp4netns"]
+
+
+def system_packages() -> None:
+    """Debian packages the sandbox and the browser test (Chromium) need, installed when missing and possible."""
+    apt_install(*sandbox_packages(), *([] if shutil.which("chromium") else ["chromium"]))
 
 
 def demo() -> int:
     ensure_env("test")
+    apt_install(*sandbox_packages())
     data = Path(os.environ.get("SCENARIO_DATA_DIR", REPO / "scenario-data"))
     print(f"\nStarting the local Prefect server and running scenario s12 (10,000,000 records, 100 cases) into {data}\n", flush=True)
     subprocess.run([str(BIN / "scenario"), "server", "start"], check=True)

@@ -1,4 +1,7 @@
-"""The agent sandbox on its own: real child processes, real timeouts, a real read-only mount."""
+"""The agent sandbox on its own: real child processes, real timeouts, a real read-only mount.
+
+The behaviour tests run both ways an agent can run: in the bwrap sandbox (untrusted, the default)
+and as a plain child (trusted). The attacks are in tests/test_sandbox_hostile.py."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from scenario_pipeline.tasks.sandbox import Sandbox
+from scenario_pipeline.tasks.sandbox import Sandbox, SandboxPolicy, sandbox_for, sandbox_support
 
 SCENARIO = "s12-search"
+MODES = [pytest.param(False, id="bwrap", marks=pytest.mark.skipif(not sandbox_support()[0], reason="no bwrap sandbox here")),
+         pytest.param(True, id="trusted")]
 
 
 @pytest.fixture
@@ -23,19 +28,20 @@ def dataset(tmp_path: Path) -> tuple[Path, dict]:
     return root, context
 
 
-def _box(agent: str, root: Path) -> Sandbox:
+def _box(agent: str, root: Path, trusted: bool = False) -> Sandbox:
     # The child is spawned with this process's sys.path, so tests.agents_faults imports there.
-    return Sandbox(f"tests.agents_faults:{agent}", SCENARIO, str(root))
+    return Sandbox(f"tests.agents_faults:{agent}", SCENARIO, str(root), SandboxPolicy(trusted=trusted))
 
 
-def test_a_hung_agent_times_out_and_the_next_call_gets_a_fresh_process(dataset) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("trusted", MODES)
+def test_a_hung_agent_times_out_and_the_next_call_gets_a_fresh_process(dataset, trusted) -> None:  # noqa: ANN001
     root, ctx = dataset
-    box = _box("hangs", root)
+    box = _box("hangs", root, trusted)
     try:
         t = time.monotonic()
         r = box.call({"q": 1}, ctx, "k", timeout_s=1.5, max_bytes=1000)
         elapsed = time.monotonic() - t
-        assert r.answer is None and r.error == "timeout: no answer within 1.5 s"
+        assert r.answer is None and r.error == "timeout: no answer within 1.5 s" and r.error_kind == "timeout"
         assert 1.5 <= elapsed < 10  # the worker thread is back after the limit (plus process start)
         assert r.latency_ms == 1500.0
         assert box.proc is None  # the hung process was killed
@@ -43,7 +49,8 @@ def test_a_hung_agent_times_out_and_the_next_call_gets_a_fresh_process(dataset) 
         box.kill()
 
 
-def test_raise_crash_huge_wrong_and_unserializable_answers_become_errors(dataset) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("trusted", MODES)
+def test_raise_crash_huge_wrong_and_unserializable_answers_become_errors(dataset, trusted) -> None:  # noqa: ANN001
     root, ctx = dataset
     expected = {
         "raises": "agent raised ValueError: I always fail",
@@ -52,29 +59,32 @@ def test_raise_crash_huge_wrong_and_unserializable_answers_become_errors(dataset
         "not_json": "answer is not JSON-serializable",
     }
     for agent, message in expected.items():
-        box = _box(agent, root)
+        box = _box(agent, root, trusted)
         try:
             r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1_000_000)
         finally:
             box.kill()
         assert r.answer is None and r.error.startswith(message), (agent, r.error)
-    box = _box("wrong_types", root)
+    box = _box("wrong_types", root, trusted)
     try:
         r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1000)
     finally:
         box.kill()
     assert r.error is None and json.loads(r.answer) == ["not", "an", "object"]  # the scorer side rejects non-objects
+    assert r.read_bytes is not None and r.read_bytes < 4096  # measured; the call's own messages left out
 
 
-def test_the_dataset_is_read_only_to_the_agent(dataset) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("trusted", MODES)
+def test_the_dataset_is_read_only_to_the_agent(dataset, trusted) -> None:  # noqa: ANN001
     root, ctx = dataset
     before = hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest()
-    box = _box("writes_dataset", root)
+    box = _box("writes_dataset", root, trusted)
     try:
         r = box.call({}, ctx, "k", timeout_s=60, max_bytes=1000)
     finally:
         box.kill()
-    assert r.error is not None and "dataset is read-only: OSError, OSError" in r.error, r.error
+    # bwrap: EACCES (uid 65534 does not own the file) and EROFS; trusted (root): EROFS twice
+    assert r.error == f"agent raised PermissionError: dataset is read-only: {'OSError' if trusted else 'PermissionError'}, OSError"
     assert hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest() == before
     assert not (root / "events" / "evil.parquet").exists()
 
@@ -144,3 +154,81 @@ def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> 
     from tests.agents_faults import reads_truth
 
     assert reads_truth({}, ctx) == {"found": [str(key_file)]}  # outside the sandbox it is there
+
+
+def test_a_trusted_agent_gets_the_minimal_environment_too(dataset, monkeypatch) -> None:  # noqa: ANN001
+    root, ctx = dataset
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-agents")
+    monkeypatch.setenv("SCENARIO_REDSHIFT_PASSWORD", "not-for-agents")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    monkeypatch.setenv("AGENT_TOKEN", "for-the-agent")
+    box = Sandbox("tests.agents_hostile:attack", SCENARIO, str(root), SandboxPolicy(trusted=True, env_allow=("AGENT_TOKEN",)))
+    try:
+        r = box.call({"attack": "secrets", "harness_pid": 0, "secret_file": "/nonexistent"}, ctx, "k", 60, 10_000_000)
+    finally:
+        box.kill()
+    env = json.loads(r.answer)["env"]
+    assert set(env) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "AGENT_TOKEN"}
+    assert env["AGENT_TOKEN"] == "for-the-agent"
+    assert box.strength == "trusted: no isolation"
+
+
+def test_an_http_agent_runs_as_our_trusted_client_with_its_authorization_only(dataset, monkeypatch) -> None:  # noqa: ANN001
+    """The HTTP agent's client runs outside bwrap (the host's network: the endpoint may be on loopback),
+    with the minimal environment plus SCENARIO_AGENT_AUTHORIZATION; what it read is not measurable here."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.helpers import send_body
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization"))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            send_body(self, 200, json.dumps({"record_ids": [1]}).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    root, ctx = dataset
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SCENARIO_AGENT_AUTHORIZATION", "Bearer tok-9")
+    box = Sandbox(f"http://127.0.0.1:{server.server_address[1]}/", SCENARIO, str(root), SandboxPolicy())
+    try:
+        r = box.call({"q": 1}, ctx, "k", 60, 1000)
+    finally:
+        box.kill()
+        server.shutdown()
+    assert r.error is None and json.loads(r.answer) == {"record_ids": [1]} and r.read_bytes is None
+    assert seen == ["Bearer tok-9"]
+    assert box.mode == "trusted" and box.strength.startswith("trusted: no isolation (HTTP agent")
+
+
+def test_reference_agents_run_in_bwrap_on_a_local_dataset_and_trusted_on_a_remote_one(dataset) -> None:  # noqa: ANN001
+    root, _ = dataset
+    local, remote = Sandbox("reference", SCENARIO, str(root)), Sandbox("reference", SCENARIO, "")
+    assert local.mode == ("bwrap" if sandbox_support()[0] else "trusted") and remote.mode == "trusted"
+
+
+def test_the_policy_is_picklable_validated_and_part_of_the_sandbox_key(dataset) -> None:  # noqa: ANN001
+    import pickle
+
+    root, _ = dataset
+    policy = SandboxPolicy(memory_mb=512, env_allow=["OPENAI_API_KEY"])
+    assert pickle.loads(pickle.dumps(policy)) == policy and policy.env_allow == ("OPENAI_API_KEY",)
+    with pytest.raises(ValueError, match="sandbox network must be one of none, outbound"):
+        SandboxPolicy(network="host")
+    a = sandbox_for("tests.agents_faults:raises", SCENARIO, str(root), policy)
+    assert sandbox_for("tests.agents_faults:raises", SCENARIO, str(root), policy) is a
+    b = sandbox_for("tests.agents_faults:raises", SCENARIO, str(root), SandboxPolicy(memory_mb=1024))
+    assert b is not a and b.policy.memory_mb == 1024
+    b.kill()
+
+
+def test_policy_from_env_reads_the_allowed_names(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SCENARIO_AGENT_ENV", " OPENAI_API_KEY, ANTHROPIC_API_KEY ,,")
+    assert SandboxPolicy.from_env(network="outbound") == SandboxPolicy(network="outbound", env_allow=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"))
