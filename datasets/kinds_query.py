@@ -1,4 +1,4 @@
-"""Column kinds of the S14 star schema (imported by scenarios/s14_query.py, which registers them)."""
+"""Column kinds of the S14 star schema (imported by scenarios/s14_query/, which registers them)."""
 
 from __future__ import annotations
 

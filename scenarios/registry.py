@@ -1,15 +1,30 @@
-"""Find scenarios by id (``s12-search``) or short id (``s12``). Modules register on import."""
+"""Find scenarios by id (``s12-search``) or short id (``s12``).
+
+A scenario is one package: ``scenarios/sNN_name/`` in this repository (``__init__.py`` registers
+the scenario class with ``@register``, ``features.py`` registers its column and feature kinds,
+``agent.py`` is its reference agent, ``README.md`` its page). ``load_all`` imports every such
+package, then every out-of-tree package named by an entry point of the group
+``scenario_pipeline.scenarios`` (docs/scenarios/README.md).
+
+Entry points are read from the installed distributions on ``sys.path``, so every process that
+shares the import path finds the same scenarios: the CLI, the flow, Dask workers (which also
+receive the discovery hook with each generation job) and the sandboxed agent processes (which
+are given the harness's import path and nothing of its environment).
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import re
+from importlib.metadata import entry_points
 from typing import TypeVar
 
 from scenario_pipeline.datasets.discovery import add_discovery
 from scenario_pipeline.scenarios.base import Scenario
 
-from scenario_pipeline.errors import UnknownScenarioError
+from scenario_pipeline.errors import UnknownScenarioError, UsageError
 
 _REGISTRY: dict[str, type] = {}
 _LOADED = False
@@ -28,16 +43,39 @@ def short_id(scenario_id: str) -> str:
     return scenario_id.split("-", 1)[0]
 
 
+ENTRY_POINT_GROUP = "scenario_pipeline.scenarios"
+_IN_TREE = re.compile(r"s\d\d_[a-z0-9_]+")  # s01_overflow, s12_search, ...
+
+
+def register_package(name: str) -> None:
+    """Import the scenario package ``name`` and its ``features`` module, if it has one: the
+    scenario registers itself, its datasets and its kinds. In this process only; other processes
+    find an out-of-tree package through its entry point (``load_all``)."""
+    module = importlib.import_module(name)
+    if hasattr(module, "__path__") and importlib.util.find_spec(f"{name}.features") is not None:
+        importlib.import_module(f"{name}.features")
+
+
+def out_of_tree_packages() -> list[str]:
+    """Module names of the scenario packages installed distributions declare (entry points)."""
+    return sorted({ep.module for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def load_all() -> None:
-    """Import every scenario module (each registers its scenario, datasets and kinds)."""
+    """Register every scenario: this repository's packages, then the entry points' (idempotent)."""
     global _LOADED
     if _LOADED:
         return
     import scenario_pipeline.scenarios as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name[:1] == "s" and mod.name[1:3].isdigit():  # s01_overflow, s12_search, ...
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        if mod.ispkg and _IN_TREE.fullmatch(mod.name):
+            register_package(f"{pkg.__name__}.{mod.name}")
+    for name in out_of_tree_packages():
+        try:
+            register_package(name)
+        except ImportError as exc:
+            raise UsageError(f"scenario package {name!r} (entry point group {ENTRY_POINT_GROUP}) does not import: {exc}") from exc
     _LOADED = True
 
 

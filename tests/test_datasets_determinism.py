@@ -119,7 +119,7 @@ def test_a_spec_read_back_from_its_manifest_plants_the_same_truth() -> None:
     stores sorted JSON) drew other PII labels from the same hash. The truth of every feature
     must not depend on where the spec came from."""
     from scenario_pipeline.datasets.features import feature_kind
-    from scenario_pipeline.datasets.features.pii_cells import build_column
+    from scenario_pipeline.scenarios.s15_pii.features import build_column
     from scenario_pipeline.datasets.spec import FeatureSpec
     from scenario_pipeline.scenarios.registry import get_scenario
 

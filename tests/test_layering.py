@@ -4,6 +4,8 @@ and datasets with it, and it finds them through discovery hooks (datasets/discov
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers import REPO
@@ -34,3 +36,40 @@ def test_the_dataset_layer_imports_no_upper_layer() -> None:
             bad[str(path.relative_to(REPO))] = up
     assert not bad, bad
 
+
+def test_generation_without_the_scenarios_and_discovery_after_them(tmp_path: Path) -> None:
+    """A fresh interpreter generates the dataset layer's own ``events`` without loading any
+    scenario; a spec naming a scenario package's kind is unknown there until the scenario layer
+    is imported (its registry adds the discovery hook), and then it generates."""
+    code = f"""
+import sys
+from scenario_pipeline.datasets.catalog import build_spec
+from scenario_pipeline.datasets.manifest import dataset_root
+from scenario_pipeline.datasets.partition import write_partition
+from scenario_pipeline.datasets.spec import DatasetSpec
+from scenario_pipeline.errors import UsageError
+from scenario_pipeline.storage import Storage
+
+storage = Storage.from_url({str(tmp_path)!r})
+events = build_spec("events", records=1000, seed=1)
+write_partition(events, dataset_root(storage, events), "events", 0)
+assert not [m for m in sys.modules if m.startswith("scenario_pipeline.scenarios")], "scenarios loaded"
+spec = DatasetSpec.model_validate_json(sys.stdin.read())
+try:
+    write_partition(spec, dataset_root(storage, spec), "crm", 0)
+    raise SystemExit("generated a scenario's kind without its package")
+except UsageError as exc:
+    assert "unknown column kind 's02_attr'" in str(exc), exc
+import scenario_pipeline.scenarios.registry
+print(write_partition(spec, dataset_root(storage, spec), "crm", 0).checksum)
+"""
+    from scenario_pipeline.scenarios.registry import get_scenario
+
+    from scenario_pipeline.settings import DEFAULT_SEED
+    from tests.test_spec_pins import PINS
+
+    _, records, _, checksums = PINS["s02-conflicts"]
+    spec = get_scenario("s02").dataset_spec(records, DEFAULT_SEED)
+    res = subprocess.run([sys.executable, "-c", code], input=spec.model_dump_json(), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == checksums["crm"]

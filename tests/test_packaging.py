@@ -17,13 +17,19 @@ def test_wheel_installs_only_scenario_pipeline(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert top == {"scenario_pipeline"}, top
-    for stage in ("flows/run_scenario.py", "tasks/fanout.py", "datasets/spec.py", "scenarios/s12_search.py", "warehouse/schema.py", "agents/loader.py"):
+    for stage in ("flows/run_scenario.py", "tasks/fanout.py", "datasets/spec.py", "scenarios/s12_search/__init__.py",
+                  "scenarios/s12_search/agent.py", "scenarios/s02_conflicts/features.py", "warehouse/schema.py", "agents/loader.py"):
         assert f"scenario_pipeline/{stage}" in names, stage
     # Every subpackage in the stage folders ships: a missing one breaks imports only after install.
     for stage in ("flows", "tasks", "datasets", "scenarios", "agents", "warehouse", "infra", "compare", "cost"):
         for init in (REPO / stage).rglob("__init__.py"):
             assert f"scenario_pipeline/{init.relative_to(REPO).as_posix()}" in names, init
     assert "scenario_pipeline/cli/run.py" in names
+    # Nothing the repository no longer has: setuptools never empties build/lib, so a module moved
+    # away (issue 14 moved scenarios into packages) would still ship, and register twice.
+    stale = [n for n in names if n.endswith(".py") and n.split("/")[1] in ("flows", "tasks", "datasets", "scenarios", "agents", "warehouse", "infra", "compare", "cost")
+             and not (REPO / n.split("/", 1)[1]).is_file()]
+    assert not stale, f"the wheel holds modules the repository lacks (delete the stale build/ folder): {stale}"
     assert any(n.startswith("scenario_pipeline/cost/profiles/") and n.endswith(".toml") for n in names)
 
 

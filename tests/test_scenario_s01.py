@@ -186,7 +186,7 @@ def test_perfect_empty_malformed_and_reference_agents(small: tuple) -> None:
 def test_account_ids_are_distinct_within_a_cell_and_4_to_10_digits() -> None:
     import numpy as np
 
-    from scenario_pipeline.datasets.features.key_accounts import ACCOUNT_STRIDE, _account_ids
+    from scenario_pipeline.scenarios.s01_overflow.features import ACCOUNT_STRIDE, _account_ids
     from scenario_pipeline.datasets.hashing import stream_key
 
     key = lambda *parts: stream_key(1, "key-accounts", "sales", *parts)  # noqa: E731

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets.features.s11_evolution import evaluate
+from scenario_pipeline.scenarios.s11_evolution.features import evaluate
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.registry import get_scenario

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from scenario_pipeline.agents.reference.s13_insights import benjamini_hochberg
+from scenario_pipeline.scenarios.s13_insights.agent import benjamini_hochberg
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case

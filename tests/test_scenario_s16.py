@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from scenario_pipeline.datasets.catalog import build_spec
-from scenario_pipeline.datasets.features.s16_catalog_plan import schema_names
+from scenario_pipeline.scenarios.s16_zombies.catalog_plan import schema_names
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.declared import error_metrics
