@@ -11,6 +11,13 @@ a fresh /proc, a minimal /dev, a private /tmp and a minimal read-only filesystem
 From the host the harness sees every process of the sandbox (same PID namespace as bwrap's init)
 and measures and cleans up with that: the bytes they read (``rchar``), the dataset files they
 map, and the processes left over after a call (killed).
+
+Limits: a memory and a pids cgroup per sandbox, made under this process's own cgroups (v1, or a
+v2 folder whose memory and pids controllers are delegated) so that the worker's own limits still
+hold; the OOM killer's counter says when the memory limit killed something. Where no cgroup can
+be made, RLIMIT_DATA (not RLIMIT_AS: pyarrow and duckdb reserve far more address space than they
+use) and RLIMIT_NPROC, which the kernel also checks against the count of *all* the uid's tasks on
+the host: concurrent sandboxes under one uid share that fallback process limit.
 """
 
 from __future__ import annotations
@@ -39,8 +46,9 @@ _PROJECT_PACKAGES = ("scenario_pipeline", "scenario_pipeline.agents", "scenario_
                      "scenario_pipeline.scenarios", "scenario_pipeline.tasks", "scenario_pipeline.warehouse")
 _STORAGE_PRIVATE = ("truth", "runs")  # a folder holding datasets/ and one of these is a storage root
 # Credentials that sit in a home or project folder which happens to be on sys.path: covered too.
+# (.git: a remote URL in its config may carry a token.)
 _SECRET_NAMES = (".aws", ".ssh", ".gnupg", ".docker", ".kube", ".config", ".prefect", ".netrc", ".pgpass",
-                 ".git-credentials", ".env", ".pypirc")
+                 ".git-credentials", ".git", ".env", ".pypirc")
 CGROUP_PREFIX = "scenario-sandbox"
 OUTPUT_LIMIT = 1 << 20  # bytes of a sandbox's stdout/stderr forwarded to the worker's stderr
 
@@ -120,8 +128,6 @@ def _probe(bwrap: str, uid: int, gid: int) -> tuple[bool, str]:
     if _sysctl("user.max_user_namespaces") == "0":
         return False, "user namespaces are disabled (sysctl user.max_user_namespaces=0)"
     run_uid, _, switch = sandbox_uid(uid, gid)
-    if not switch and run_uid == 0:
-        return False, "cannot switch to the sandbox uid"
     argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--clearenv", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     sources: list[str] = []
@@ -285,7 +291,8 @@ class MountPlan:
 
 def mount_plan(dataset: str, stage: str, tmp_mb: int) -> MountPlan:
     sources: list[str] = []
-    argv = ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
+    argv = ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/dev/shm",
+            "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
     for dest in _SYSTEM_DIRS:
         if os.path.isdir(dest):
             argv += ["--ro-bind", _staged(stage, sources, dest), dest]
@@ -308,6 +315,9 @@ def mount_plan(dataset: str, stage: str, tmp_mb: int) -> MountPlan:
             argv += ["--ro-bind", "/dev/null", path]
     for c in folders:
         argv += ["--remount-ro", c]
+    # The only writable places are /tmp and /dev/shm, both of a bounded size (and, with a cgroup,
+    # charged to its memory): the root bwrap builds the tree in, and /dev, become read-only.
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return MountPlan(argv, sources, folders + files, binds)
 
 
@@ -601,9 +611,7 @@ class BwrapBox:
         self.plan = plan = mount_plan(self.dataset, stage, self.memory_mb)
         info_r, info_w = self._pipe()
         argv = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                "--hostname", "sandbox", "--clearenv"]
-        for k, v in env.items():
-            argv += ["--setenv", k, v]
+                "--hostname", "sandbox"]
         argv += plan.argv
         passed = [pass_fd, info_w]
         block_w = -1
@@ -617,7 +625,9 @@ class BwrapBox:
         argv += ["--chdir", "/tmp", "--info-fd", str(info_w), "--", *command]
         launcher = _launcher_argv(argv, stage, plan.sources, self.cgroups.procs_files(), rlimits,
                                   self.uid if self._switch else None, self.gid)
-        self.proc = subprocess.Popen(launcher, pass_fds=passed, env=_launcher_env(), stdin=subprocess.DEVNULL,
+        # The agent's environment is the launcher's, which bwrap passes on: not --setenv, since a
+        # command line is public on the host (ps) and the allowed variables may be credentials.
+        self.proc = subprocess.Popen(launcher, pass_fds=passed, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for fd in passed[1:]:
             self._close_fd(fd)

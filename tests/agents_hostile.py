@@ -58,7 +58,7 @@ def secrets(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     harness = case["harness_pid"]  # a host pid: in the sandbox's PID namespace it names nothing (or another process)
     for path in (f"/proc/{harness}/environ", f"/proc/{harness}/root/proc/{harness}/environ", f"/proc/{ppid}/environ",
                  f"/proc/{ppid}/root/proc/1/environ", f"/proc/1/root/proc/{harness}/environ",
-                 f"/proc/{ppid}/root{case['secret_file']}", case["secret_file"]):
+                 f"/proc/{ppid}/root{case['secret_file']}", case["secret_file"], *case.get("files", ())):
         seen[path] = _read(path)
     try:
         seen["/proc/1/root listing"] = repr(sorted(os.listdir(f"/proc/{ppid}/root")))
@@ -80,7 +80,8 @@ def storage(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     out["files"] = sorted(found)
     writes = {}
     for target in (os.path.join(dataset, "evil.parquet"), os.path.join(root, "runs", "x.json"), os.path.join(root, "evil"),
-                   os.path.join(case["project"], "evil.py"), "/usr/evil", "/etc/evil"):
+                   os.path.join(case["project"], "evil.py"), "/usr/evil", "/etc/evil", "/evil", "/dev/evil", "/tmp/ok",
+                   "/dev/shm/ok"):
         try:
             with open(target, "wb") as fh:
                 fh.write(b"x")

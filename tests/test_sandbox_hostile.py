@@ -46,6 +46,9 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     (storage / "truth" / "events" / "0123456789abcdef").mkdir(parents=True)
     (storage / "truth" / "events" / "0123456789abcdef" / "spec.json").write_text(json.dumps({"seed": TRUTH_SECRET}))
     (storage / "warehouse.duckdb").write_bytes(b"DUCK" + TRUTH_SECRET.encode())
+    (project / ".aws").mkdir()
+    (project / ".aws" / "credentials").write_text(f"aws_secret_access_key = {AWS_SECRET}\n")
+    (project / ".env").write_text(f"SCENARIO_REDSHIFT_PASSWORD={REDSHIFT_SECRET}\n")
     monkeypatch.syspath_prepend(str(project))  # the storage root lies under a folder the sandbox binds
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("SCENARIO_REDSHIFT_PASSWORD", REDSHIFT_SECRET)
@@ -83,15 +86,18 @@ def _only_init_and_main(box: Sandbox) -> None:
 # ---------------------------------------------------------------------------------------------
 def test_no_secret_in_the_environment_or_in_any_proc_file_the_agent_can_read(layout, boxes) -> None:  # noqa: ANN001
     box = _box(boxes, layout)
-    a = _ok(_call(box, layout, attack="secrets", harness_pid=os.getpid(), secret_file=str(layout["storage"] / "warehouse.duckdb")))
+    a = _ok(_call(box, layout, attack="secrets", harness_pid=os.getpid(), secret_file=str(layout["storage"] / "warehouse.duckdb"),
+                  files=[str(layout["project"] / ".aws" / "credentials"), str(layout["project"] / ".env")]))
     seen = json.dumps(a)
     for secret in (AWS_SECRET, REDSHIFT_SECRET, TRUTH_SECRET):
         assert secret not in seen
+    assert a["seen"][str(layout["project"] / ".aws" / "credentials")] == "<ENOENT>"  # credentials next to the code: covered
+    assert a["seen"][str(layout["project"] / ".env")] == "<EACCES>"  # /dev/null over it, on a nodev mount
     assert a["pids"] == [1, 2] and a["ppid"] == 1 and a["uid"] == 65534  # bwrap's init and the agent: nothing of the host
     assert set(a["env"]) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PWD"}
     assert a["env"]["HOME"] == "/tmp"
     assert a["seen"][f"/proc/{os.getpid()}/environ"] == "<ENOENT>"
-    assert a["seen"]["/proc/1/environ"] == "PATH=/usr/sbin:/usr/bin:/sbin:/bin\0LANG=C.UTF-8\0"  # bwrap's, from our launcher
+    assert "PATH=" in a["seen"]["/proc/1/environ"] and "PYTHONPATH=" in a["seen"]["/proc/1/environ"]  # bwrap's init: the agent's own
     assert a["seen"]["/proc/1/root" + str(layout["storage"] / "warehouse.duckdb")] == "<ENOENT>"
 
 
@@ -101,6 +107,8 @@ def test_env_allow_passes_exactly_the_named_variables(layout, boxes, monkeypatch
     env = _ok(_call(box, layout, attack="secrets", harness_pid=os.getpid(), secret_file="/nonexistent"))["env"]
     assert env["OPENAI_API_KEY"] == "sk-agent-may-see-this"
     assert "NOT_SET_ANYWHERE" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "SCENARIO_REDSHIFT_PASSWORD" not in env
+    for pid in [box.proc.pid, *box.box.processes()]:  # command lines are public on the host: the value is in none
+        assert b"sk-agent-may-see-this" not in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def test_runs_truth_and_the_warehouse_are_invisible_and_nothing_is_writable(layout, boxes) -> None:  # noqa: ANN001
@@ -111,7 +119,8 @@ def test_runs_truth_and_the_warehouse_are_invisible_and_nothing_is_writable(layo
     assert a["files"] == ["datasets/events/0123456789abcdef/_manifest.json", f"datasets/events/0123456789abcdef/{PART}"]
     ds, st = layout["dataset"], layout["storage"]
     assert a["writes"] == {f"{ds}/evil.parquet": "EROFS", f"{st}/runs/x.json": "ENOENT", f"{st}/evil": "EROFS",
-                           f"{layout['project']}/evil.py": "EROFS", "/usr/evil": "EROFS", "/etc/evil": "EROFS"}
+                           f"{layout['project']}/evil.py": "EROFS", "/usr/evil": "EROFS", "/etc/evil": "EROFS",
+                           "/evil": "EROFS", "/dev/evil": "EROFS", "/tmp/ok": "written", "/dev/shm/ok": "written"}
     assert not (ds / "evil.parquet").exists() and not (layout["project"] / "evil.py").exists()
     assert sorted(p.name for p in st.iterdir()) == ["datasets", "runs", "truth", "warehouse.duckdb"]  # all still there
 
