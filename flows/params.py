@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from scenario_pipeline.agents.loader import agent_kind
 from scenario_pipeline.datasets.spec import MAX_RECORDS
@@ -60,6 +61,42 @@ def check_sandbox(settings: Settings, trust_agent: object = None, memory_mb: obj
     if not isinstance(trust, bool):
         raise UsageError(f"trust agent must be true or false, got {trust_agent!r}")
     return SandboxParams(trust, memory_mb, max_processes, network, tuple(names))
+
+
+def sandbox_policy(params: RunParams) -> Any:
+    """The run's tasks/sandbox.py SandboxPolicy."""
+    from scenario_pipeline.tasks.sandbox import SandboxPolicy
+
+    sb = params.sandbox
+    return SandboxPolicy(trusted=sb.trust_agent, memory_mb=sb.memory_mb, max_processes=sb.max_processes, network=sb.network,
+                         env_allow=sb.agent_env)
+
+
+def sandbox_strength(agent: str, policy: Any, local_dataset: bool) -> str:
+    """What confines this run's agent, in one line (the summary, the report, the runs table)."""
+    from scenario_pipeline.tasks.sandbox import describe_policy, sandbox_support
+
+    kind = agent_kind(agent)
+    if kind == "http":
+        return "none here: an HTTP agent runs on its own machine (it sees what its service can reach; the harness sends cases only)"
+    if policy.trusted:
+        return "trusted (--trust-agent): no isolation"
+    if kind == "reference" and not (local_dataset and sandbox_support()[0]):
+        return "trusted: no isolation (the project's own reference agent)"
+    return describe_policy(policy)
+
+
+def check_sandbox_available(agent: str, sandbox: SandboxParams) -> None:
+    """An agent nobody here wrote runs only in the sandbox: where this machine cannot give one, refuse
+    up front unless the user vouches for the agent with --trust-agent."""
+    if agent_kind(agent) != "python" or sandbox.trust_agent:
+        return
+    from scenario_pipeline.tasks.sandbox import sandbox_support
+
+    ok, why = sandbox_support()
+    if not ok:
+        raise UsageError(f"the agent sandbox is unavailable on this machine ({why}), and {agent} may be code nobody here wrote; "
+                         "fix that, or pass --trust-agent to run it without isolation")
 
 
 def private_seed(seed_secret: object = None) -> int:
@@ -401,6 +438,8 @@ def resolve_params(
     if not isinstance(agent, str):
         raise UsageError(f"agent must be 'reference', 'package.module:callable' or an http(s):// URL, got {agent!r}")
     agent_kind(agent)
+    sandbox = sandbox or check_sandbox(settings)
+    check_sandbox_available(agent, sandbox)
     if run_id is not None:
         check_run_id(run_id)
     check_dask_address(dask_address)  # scheme, host and port
@@ -430,5 +469,5 @@ def resolve_params(
         price_profile=price_profile,
         seed_commitment=commitment,
         fail_on_threshold=fail_on_threshold,
-        sandbox=sandbox or check_sandbox(settings),
+        sandbox=sandbox,
     )

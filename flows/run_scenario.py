@@ -25,7 +25,7 @@ from scenario_pipeline.cost.prices import load_profile
 from scenario_pipeline.datasets.manifest import dataset_root
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import ThresholdsMissed
-from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_params
+from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_params, sandbox_policy, sandbox_strength
 from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.settings import load_settings
@@ -35,6 +35,7 @@ from scenario_pipeline.tasks.fanout import FanoutStats, ShardJob, default_shard_
 from scenario_pipeline.tasks.generate import ensure_dataset
 from scenario_pipeline.tasks.publish import aggregate, clean, publish
 from scenario_pipeline.tasks.report import report
+from scenario_pipeline.tasks.sandbox import SandboxPolicy
 from scenario_pipeline.tasks.score import Limits
 
 
@@ -145,6 +146,8 @@ class Run:
     logger: Any
     started_at: datetime
     t0: float
+    policy: SandboxPolicy = field(default_factory=SandboxPolicy)
+    sandbox: str = ""  # the sandbox's strength, in words, for the summary, the report and the warehouse
     spec: DatasetSpec | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     root: Storage | None = None
@@ -185,6 +188,9 @@ def open_run(params: RunParams) -> Run:
     logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, params.scenario.id, params.agent,
                 f"{params.records:,}", params.cases, params.describe_seed())
     check_agent(params.agent, params.scenario)
+    run.policy = sandbox_policy(params)
+    run.sandbox = sandbox_strength(params.agent, run.policy, params.storage_url.startswith("file://"))
+    logger.info("Agent sandbox: %s.", run.sandbox)
     return run
 
 
@@ -211,7 +217,7 @@ def shard_jobs(run: Run) -> list[ShardJob]:
     """Fan-out stage input: one job per shard not yet checkpointed."""
     p = run.params
     limits = Limits(p.case_timeout_s, p.max_answer_bytes)
-    return [ShardJob(p.run_id, p.scenario.id, s, run.cases[lo:hi], p.agent, run.storage.url, limits)
+    return [ShardJob(p.run_id, p.scenario.id, s, run.cases[lo:hi], p.agent, run.storage.url, limits, run.policy)
             for s, lo, hi in run.plan if s not in run.done]
 
 
@@ -231,7 +237,7 @@ def score(run: Run, stats: FanoutStats) -> Outcome:
         "started_at": run.started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
         "code_version": _code_version(), "dataset_hash": run.spec.spec_hash() if run.spec else None,
         "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
-        "params_json": None,
+        "params_json": None, "sandbox": run.sandbox,
     }
     return Outcome(results, finished, metrics, metric_rows, run_row)
 
@@ -260,6 +266,7 @@ def summarize(run: Run, stats: FanoutStats, o: Outcome) -> dict[str, Any]:
         "status": o.run_row["status"],
         "passed": o.run_row["passed"],
         "resumed": run.resuming,
+        "sandbox": run.sandbox,
         "counts": {
             "cases": len(rows), "expected_cases": p.cases, "passed": sum(r["passed"] for r in rows),
             "failed": sum(not r["passed"] for r in rows), "errors": sum(errors.values()), "errors_by_kind": dict(sorted(errors.items())),

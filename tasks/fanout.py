@@ -24,7 +24,7 @@ from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.storage import DiskFullError, Storage  # issue 9: DiskFullError
 from scenario_pipeline.tasks.checkpoint import write_shard
-from scenario_pipeline.tasks.sandbox import sandbox_for
+from scenario_pipeline.tasks.sandbox import SandboxPolicy, sandbox_for
 from scenario_pipeline.tasks.score import Limits, run_case
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class ShardJob:
     agent_spec: str
     storage_url: str
     limits: Limits
+    policy: SandboxPolicy = field(default_factory=SandboxPolicy)
 
 
 @dataclass
@@ -72,7 +73,7 @@ def run_shard(job: ShardJob, context: dict[str, Any]) -> dict[str, Any]:
     scenario = get_scenario(job.scenario_id)
     dataset_url = context.get("dataset", {}).get("url", "")
     readonly = dataset_url.removeprefix("file://") if dataset_url.startswith("file://") else ""
-    sandbox = sandbox_for(job.agent_spec, job.scenario_id, readonly)
+    sandbox = sandbox_for(job.agent_spec, job.scenario_id, readonly, job.policy)
     rows = [run_case(scenario, sandbox, case, context, job.run_id, job.limits, job.run_id, job.shard) for case in job.cases]
     storage = Storage.from_url(job.storage_url)
     try:
