@@ -255,7 +255,7 @@ def covers(dataset: str, binds: list[str]) -> tuple[list[str], list[str]]:
         from scenario_pipeline.settings import load_settings
 
         candidates.append(str(load_settings().resolved_data_dir()))
-    except Exception:  # noqa: BLE001 - settings that do not load: the run has already said so
+    except Exception:  # noqa: BLE001, S110 - settings that do not load: the run has already said so
         pass
     secret_files: list[str] = []
     interpreter = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)]
@@ -645,6 +645,9 @@ class BwrapBox:
         self.init_pid = int(info["child-pid"])
         self.ns = pid_namespace(self.init_pid)
         if self.network == "outbound":
+            # bwrap configures the sandbox's loopback before it blocks on --block-fd; slirp4netns
+            # configuring the namespace at the same time makes one of them fail (RTM_NEWADDR).
+            _wait_reading(self.init_pid, passed[2], 30.0)
             self._start_slirp(block_w)
 
     def _pipe(self) -> tuple[int, int]:
@@ -770,6 +773,20 @@ class BwrapBox:
                 time.sleep(0.01)
             self.cgroups.remove()
         return code
+
+
+def _wait_reading(pid: int, fd: int, timeout_s: float) -> None:
+    """Until ``pid`` sits in read(2) on ``fd`` (from /proc/PID/syscall: number 0, first argument fd)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError as exc:
+            raise BwrapStartError(f"the sandbox went away while starting ({exc.strerror})") from None
+        if len(fields) > 1 and fields[0] == "0" and int(fields[1], 16) == fd:
+            return
+        time.sleep(0.001)
+    raise BwrapStartError("bwrap did not finish setting up the sandbox")
 
 
 def _read_info(fd: int, timeout_s: float) -> dict:
