@@ -69,7 +69,10 @@ def test_example_python_and_http_agents_run_through_the_cli(prefect_server: str,
     s = _summary(run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "4", "--agent", "examples.agents.python_agent:answer",
                           "--data-dir", str(data_dir), "--json"], {"PREFECT_API_URL": prefect_server}))
     assert s["metrics"]["recall"] == 1.0 and s["metrics"]["precision"] == 1.0
-    assert s["metrics"]["bytes_read_share"] == 1.0  # it reports every file as read: a full scan
+    # It claims every file as read (an honest upper bound); the harness measures what DuckDB really read.
+    assert s["metrics"]["claimed_bytes_read_share"] == 1.0
+    assert 0 < s["metrics"]["bytes_read_share"] < 0.2
+    assert s["sandbox"].startswith("bwrap: uid 65534, no capabilities")
 
     from examples.agents.http_agent import serve
 
@@ -82,6 +85,8 @@ def test_example_python_and_http_agents_run_through_the_cli(prefect_server: str,
     finally:
         server.shutdown()
     assert s["metrics"]["recall"] == 1.0 and s["counts"]["passed"] == 4
+    # the harness cannot see what an HTTP agent reads on its own machine: reported, never thresholded
+    assert s["metrics"]["bytes_read_share"] is None and s["thresholds"]["bytes_read_share"]["unmeasured"] is True
 
 
 def test_the_readme_examples_exist() -> None:
