@@ -88,3 +88,20 @@ def test_pii_under_the_reserved_usage_key_is_caught(prefect_server: str, data_di
     record("attack 9, hide PII under the reserved usage key (S15)",
            "the echo check covers the whole answer: every case failed 'the answer echoes a raw PII value', pii_echo_rate 1.0, exit 1",
            4, len(rows), len(rows) - len({r['case_id'] for r in rows}))
+
+
+def test_an_untrusted_agent_is_refused_where_no_sandbox_can_be_had(tmp_path: Path) -> None:
+    """No bubblewrap on PATH: a Python agent is refused up front in one line, unless --trust-agent."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {"PATH": str(bare), "PREFECT_API_URL": "http://127.0.0.1:9/api", "PYTHONPATH": str(REPO)}
+    args = ["run", "s12", "--records", "100000", "--cases", "2", "--agent", "tests.agents_integrity:s12_claims_no_reads",
+            "--data-dir", str(tmp_path / "data")]
+    proc = run_cli(args, env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "the agent sandbox is unavailable on this machine (bwrap is not installed" in proc.stderr
+    assert "pass --trust-agent to run it without isolation" in proc.stderr
+    assert not (tmp_path / "data" / "runs").exists()  # nothing written
+    # Vouched for, it passes that check (and stops at the next one: no Prefect server on port 9).
+    trusted = run_cli([*args, "--trust-agent"], env)
+    assert "sandbox is unavailable" not in trusted.stderr
