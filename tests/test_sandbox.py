@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
 import pytest
-
-from scenario_pipeline.tasks.sandbox import Sandbox, SandboxPolicy, sandbox_for, sandbox_support
+from scenario_pipeline.tasks.sandbox import (
+    Sandbox,
+    SandboxPolicy,
+    sandbox_for,
+    sandbox_support,
+)
 
 SCENARIO = "s12-search"
 MODES = [pytest.param(False, id="bwrap", marks=pytest.mark.skipif(not sandbox_support()[0], reason="no bwrap sandbox here")),
@@ -96,6 +101,7 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from scenario_pipeline.agents.loader import AUTH_ENV, HttpAgent
+
     from tests.helpers import send_body
 
     seen: list[str | None] = []
@@ -125,9 +131,17 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
 def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> None:
     """The manifest an agent reads has no seed and no planted features; the full spec is under
     {storage}/truth, which the sandboxed agent finds empty while this process reads it."""
-    from scenario_pipeline.datasets.manifest import build_manifest, dataset_root, read_truth, truth_root, write_manifest, write_truth
+    from scenario_pipeline.datasets.manifest import (
+        build_manifest,
+        dataset_root,
+        read_truth,
+        truth_root,
+        write_manifest,
+        write_truth,
+    )
     from scenario_pipeline.datasets.partition import write_partition
     from scenario_pipeline.scenarios.registry import get_scenario
+
     from scenario_pipeline.storage import Storage
 
     storage = Storage.from_url(str(tmp_path / "data"))
@@ -168,7 +182,8 @@ def test_a_trusted_agent_gets_the_minimal_environment_too(dataset, monkeypatch) 
     finally:
         box.kill()
     env = json.loads(r.answer)["env"]
-    assert set(env) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "AGENT_TOKEN"}
+    passed_when_set = {n for n in ("PYTHONHASHSEED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ}
+    assert set(env) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "AGENT_TOKEN"} | passed_when_set
     assert env["AGENT_TOKEN"] == "for-the-agent"
     assert box.strength == "trusted: no isolation"
 

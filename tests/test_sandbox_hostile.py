@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from scenario_pipeline.tasks import sandbox_bwrap as bw
-from scenario_pipeline.tasks.sandbox import CallResult, Sandbox, SandboxPolicy, describe_policy, sandbox_support
+from scenario_pipeline.tasks.sandbox import (
+    CallResult,
+    Sandbox,
+    SandboxPolicy,
+    describe_policy,
+    sandbox_support,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.skipif(not sandbox_support()[0], reason=f"no bwrap sandbox: {sandbox_support()[1]}")]
 
@@ -94,7 +99,8 @@ def test_no_secret_in_the_environment_or_in_any_proc_file_the_agent_can_read(lay
     assert a["seen"][str(layout["project"] / ".aws" / "credentials")] == "<ENOENT>"  # credentials next to the code: covered
     assert a["seen"][str(layout["project"] / ".env")] == "<EACCES>"  # /dev/null over it, on a nodev mount
     assert a["pids"] == [1, 2] and a["ppid"] == 1 and a["uid"] == 65534  # bwrap's init and the agent: nothing of the host
-    assert set(a["env"]) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PWD"}
+    passed_when_set = {n for n in ("PYTHONHASHSEED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ}
+    assert set(a["env"]) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PWD"} | passed_when_set
     assert a["env"]["HOME"] == "/tmp"
     assert a["seen"][f"/proc/{os.getpid()}/environ"] == "<ENOENT>"
     assert "PATH=" in a["seen"]["/proc/1/environ"] and "PYTHONPATH=" in a["seen"]["/proc/1/environ"]  # bwrap's init: the agent's own
