@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _run(data_dir: Path, budget: str, env: dict[str, str]) -> tuple[int, dict]:
     proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "100000", "--cases", "20", "--shard-size", "2", "--agent", "tests.cost_agents:penny",
+                    "--trust-agent",  # our test agent logs each call to a file the test reads: outside any sandbox
                     "--run-id", "budget-1", "--max-cost-usd", budget, "--data-dir", str(data_dir), "--json"], env, timeout=300)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     return proc.returncode, json.loads(proc.stdout)
