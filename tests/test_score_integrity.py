@@ -105,3 +105,32 @@ def test_an_untrusted_agent_is_refused_where_no_sandbox_can_be_had(tmp_path: Pat
     # Vouched for, it passes that check (and stops at the next one: no Prefect server on port 9).
     trusted = run_cli([*args, "--trust-agent"], env)
     assert "sandbox is unavailable" not in trusted.stderr
+
+
+def test_a_private_seed_is_written_nowhere_and_runs_still_compare(prefect_server: str, data_dir: Path) -> None:
+    """Attack 2's seed half: with --private-seed the seed is in no file, parameter, log or row the
+    harness writes, only its commitment; a rerun with another private seed cannot resume the run."""
+    import httpx
+
+    seed = "8123456789012345678"
+    env = {"PREFECT_API_URL": prefect_server, "SCENARIO_PRIVATE_SEED": seed}
+    args = ["run", "s12", "--no-fail-on-threshold", "--records", "100000", "--cases", "4", "--private-seed",
+            "--data-dir", str(data_dir), "--run-id", "private-1", "--json"]
+    proc = run_cli(args, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads(proc.stdout)
+    assert s["seed"] == -1 and len(s["seed_commitment"]) == 32 and s["metrics"]["recall"] == 1.0
+    assert seed not in proc.stdout + proc.stderr
+    run_json = (data_dir / "runs" / "private-1" / "run.json").read_text()
+    assert seed not in run_json and s["seed_commitment"] in run_json
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT seed, seed_commitment FROM runs WHERE run_id = 'private-1'").fetchone() == (-1, s["seed_commitment"])
+    con.close()
+    flow_run = httpx.get(f"{prefect_server}/flow_runs/{s['flow_run_id']}").json()
+    logs = httpx.post(f"{prefect_server}/logs/filter", json={"logs": {"flow_run_id": {"any_": [s["flow_run_id"]]}}, "limit": 200}).json()
+    assert seed not in json.dumps(flow_run) and seed not in json.dumps(logs) and flow_run["parameters"]["seed"] is None
+    # Only the harness's answer key holds it.
+    assert any(seed in p.read_text() for p in (data_dir / "truth").rglob("*.json"))
+    # Another private seed draws other cases: the run id refuses it instead of mixing them.
+    other = run_cli(args, {**env, "SCENARIO_PRIVATE_SEED": str(int(seed) + 1)})
+    assert other.returncode == 2 and "seed_commitment" in other.stderr and seed not in other.stderr
