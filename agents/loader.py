@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from scenario_pipeline.agents.base import Agent, HasReferenceAgent
 from scenario_pipeline.errors import AgentError
-from scenario_pipeline.scenarios.base import Agent, Scenario
 
 AUTH_ENV = "SCENARIO_AGENT_AUTHORIZATION"  # sent as the Authorization header to HTTP agents
 
@@ -51,7 +51,7 @@ def _reference_params(spec: str) -> dict[str, Any]:
     return params
 
 
-def load_agent(spec: str, scenario: Scenario) -> Agent:
+def load_agent(spec: str, scenario: HasReferenceAgent) -> Agent:
     kind = agent_kind(spec)
     if kind == "reference":
         return scenario.reference_agent(**_reference_params(spec))
@@ -72,7 +72,7 @@ def load_agent(spec: str, scenario: Scenario) -> Agent:
     return obj
 
 
-def check_agent(spec: str, scenario: Scenario) -> None:
+def check_agent(spec: str, scenario: HasReferenceAgent) -> None:
     """Fail before any work starts: the callable must import, the endpoint must accept connections."""
     if agent_kind(spec) == "http":
         url = urlparse(spec)

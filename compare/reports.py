@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scenario_pipeline.compare.export import public, to_markdown
-from scenario_pipeline.storage import Storage
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from scenario_pipeline.compare.export import flat_rows, num, public, pval, to_markdown
+from scenario_pipeline.storage import Storage, run_dir
+
+
+def artifact_key(name: str, what: str) -> str:
+    """A Prefect artifact key for ``what`` of a run, comparison or suite: lowercase letters, digits and dashes only."""
+    safe = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return f"{what}-{safe}"[:100]
 
 
 def comparison_dir(comparison_id: str) -> str:
@@ -22,19 +30,12 @@ def write_comparison(storage: Storage, cmp: dict[str, Any], html: str) -> str:
 
 
 def write_run_report(storage: Storage, run_id: str, html: str) -> str:
-    from scenario_pipeline.tasks.checkpoint import run_dir
-
     storage.write_bytes(f"{run_dir(run_id)}/report.html", html.encode())
     return storage.uri(f"{run_dir(run_id)}/report.html")
 
 
 def comparison_artifacts(cmp: dict[str, Any], report_url: str | None) -> None:
     """A markdown artifact (the whole comparison) and a table artifact (one row per metric and run pair)."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    from scenario_pipeline.compare.export import flat_rows, num, pval
-    from scenario_pipeline.tasks.report import artifact_key
-
     md = to_markdown(cmp) + (f"\nHTML report with charts: `{report_url}`\n" if report_url else "")
     create_markdown_artifact(md, key=artifact_key(cmp["comparison_id"], "comparison"),
                              description=f"Comparison of {', '.join(r['run_id'] for r in cmp['runs'])}")

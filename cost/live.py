@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from scenario_pipeline.cost.accounting import Ledger, Usage, usage_of_rows
@@ -18,11 +19,14 @@ from scenario_pipeline.cost.budget import BudgetGuard
 from scenario_pipeline.cost.estimate import estimate, usage_cost
 from scenario_pipeline.cost.measure import cluster_usage
 from scenario_pipeline.cost.prices import PriceProfile
-from scenario_pipeline.storage import Storage
+from scenario_pipeline.storage import Storage, run_dir
+
+ShardRows = Callable[[list[int]], list[dict[str, Any]]]
+"""The case rows of checkpointed shards, verified (the flow passes tasks/checkpoint.py ``read_results``)."""
 
 
 def ledger_path(run_id: str) -> str:
-    return f"runs/{run_id}/cost/ledger.json"
+    return f"{run_dir(run_id)}/cost/ledger.json"
 
 
 def read_ledger(storage: Storage, run_id: str) -> Ledger | None:
@@ -70,11 +74,11 @@ class RunCost:
             usage = Usage(s3_get=2, bytes_read=len(json.dumps(manifest)))  # HEAD and GET of the manifest
         self.record("generate", usage)
 
-    def record_run_start(self, resuming: bool, done: set[int]) -> None:
+    def record_run_start(self, resuming: bool, done: set[int], shard_rows: ShardRows) -> None:
         """run.json (HEAD, then GET to compare or PUT to create) and the scan for finished shards."""
         shard_bytes = sum(self.ledger.shards[s].bytes_written for s in done if s in self.ledger.shards)
         self.record("checkpoints", Usage(s3_get=1 + int(resuming) + len(done), s3_put=int(not resuming), s3_list=1, bytes_read=shard_bytes))
-        self.account_resumed(done)
+        self.account_resumed(done, shard_rows)
 
     def record_results_read(self, finished: set[int]) -> None:
         """The second scan for finished shards and the read of their rows: a listing, each file twice."""
@@ -86,14 +90,12 @@ class RunCost:
         billed = seconds if warehouse_url.startswith("redshift://") else 0.0
         self.record("publish", Usage(warehouse_rows=rows, warehouse_bytes=nbytes, warehouse_seconds=billed))
 
-    def account_resumed(self, done: set[int]) -> None:
+    def account_resumed(self, done: set[int], shard_rows: ShardRows) -> None:
         """Finished shards the ledger does not know (lost in a kill): agent usage from their rows, compute imputed."""
         missing = sorted(s for s in done if s not in self.ledger.shards)
         if not missing:
             return
-        from scenario_pipeline.tasks.checkpoint import read_results
-
-        rows = read_results(self.storage, self.run_id, missing).to_pylist()
+        rows = shard_rows(missing)
         known = list(self.ledger.shards.values())
         known_cases = sum(u.cases for u in known)
         per_case = Usage()

@@ -103,6 +103,11 @@ def column_kind(name: str) -> ColumnKind:
     return _KINDS[name]
 
 
+def effective_rules(col: ColumnSpec) -> Rules:
+    """The column's rules: its own, else its kind's default rules for its parameters."""
+    return col.rules if col.rules is not None else column_kind(col.kind).default_rules(col)
+
+
 def generate_column(col: ColumnSpec, ids: np.ndarray, key: int, records: int) -> pa.Array:
     """The values of ``col`` generated on its own for record ids ``ids``, under stream key ``key``.
 

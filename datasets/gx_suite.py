@@ -18,7 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from scenario_pipeline.datasets.spec import Rules, TableSpec
+from scenario_pipeline.datasets.columns import effective_rules
+from scenario_pipeline.datasets.spec import Rules, TableSpec, null_allowance
 
 _LOCK = threading.Lock()  # a GX context is not safe to share between threads
 _SUITES: dict[tuple[str, int], Any] = {}  # built once per table shape and sample size
@@ -50,11 +51,9 @@ def expectation_suite(tspec: TableSpec, rows: int) -> Any:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    from scenario_pipeline.datasets.validate import null_allowance
-
     suite = gx.ExpectationSuite(name=f"{tspec.name}-rules")
     for col in tspec.columns:
-        r: Rules = col.effective_rules()
+        r: Rules = effective_rules(col)
 
         def add(rule: str, exp: Any) -> None:
             exp.meta = {"column": col.name, "rule": rule}

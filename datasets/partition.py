@@ -25,6 +25,7 @@ import xxhash
 
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets import kernels
+from scenario_pipeline.datasets import validate as checks
 from scenario_pipeline.datasets.columns import Arena, column_kind, packed_columns
 from scenario_pipeline.datasets.features import feature_kind
 from scenario_pipeline.datasets.layout import table_layout
@@ -282,8 +283,6 @@ def write_partition(spec: DatasetSpec, root: Storage, table: str, p: int, valida
     raises ``ValidationFailed`` and leaves no file). ``gx``: run the Great Expectations suite
     on a row sample; None = the sampling policy of ``datasets/validate.py``.
     """
-    from scenario_pipeline.datasets import validate as checks
-
     use_gx = validate and (checks.gx_partition(spec, table, p) if gx is None else gx)
     sample_rows = checks.GX_SAMPLE_ROWS if use_gx else 0
     rel = f"{table}/{partition_name(p)}"

@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
+from scenario_pipeline.datasets.gx_suite import gx_failures
+from scenario_pipeline.datasets.partition import encode_partition
 from scenario_pipeline.datasets.spec import GENERATOR_VERSION, DatasetSpec
+from scenario_pipeline.datasets.validate import GX_MAX_PARTITIONS, GX_SAMPLE_ROWS
 
 CALIBRATION_ROWS = 262_144
 MULTIPART_BYTES = 50 * 2**20  # s3fs pipe_file switches to a multipart upload above this
@@ -47,11 +52,6 @@ def _cpu() -> float:
 
 def calibrate(spec: DatasetSpec, with_gx: bool = True) -> Calibration:
     """Build, encode and checksum a few partitions of ``spec`` in this process and time them."""
-    import xxhash
-
-    from scenario_pipeline.datasets.partition import encode_partition
-    from scenario_pipeline.datasets.validate import GX_SAMPLE_ROWS
-
     # Partitions of a fixed size, whatever the dataset's: the cost per row of big partitions,
     # which is what dominates any dataset worth planning.
     probe = spec.model_copy(update={"records": max(spec.records, 4 * CALIBRATION_ROWS), "partition_rows": CALIBRATION_ROWS})
@@ -68,8 +68,6 @@ def calibrate(spec: DatasetSpec, with_gx: bool = True) -> Calibration:
             size += enc.data.size
     gx = 0.0
     if with_gx:
-        from scenario_pipeline.datasets.gx_suite import gx_failures
-
         table = probe.tables[0].name
         enc = encode_partition(probe, table, picks[0], sample_rows=GX_SAMPLE_ROWS)
         gx_failures(enc.sample, probe.table(table))  # the import and the context, once per worker
@@ -135,8 +133,6 @@ def estimate(spec: DatasetSpec, workers: int, cal: Calibration) -> dict[str, Any
 
 def _gx_count(spec: DatasetSpec, table: str) -> int:
     """How many partitions ``validate.gx_partition`` picks (closed form: tables may have 10^6)."""
-    from scenario_pipeline.datasets.validate import GX_MAX_PARTITIONS
-
     n = spec.partitions_of(table)
     if n <= GX_MAX_PARTITIONS:
         return n

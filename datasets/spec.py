@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -51,6 +52,14 @@ class Rules(BaseModel):
     max_null_rate: float = 0.0
 
 
+def null_allowance(rate: float, n: int) -> int:
+    """Most nulls a column with null rate ``rate`` may show in ``n`` rows: the rate plus four
+    standard deviations of a binomial count, plus one (generated nulls are random)."""
+    if rate <= 0:
+        return 0
+    return int(n * rate + 4 * math.sqrt(n * rate * (1 - rate)) + 1)
+
+
 class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,13 +68,6 @@ class ColumnSpec(BaseModel):
     null_rate: float = Field(0.0, ge=0.0, le=1.0)
     rules: Rules | None = None  # None: the kind's default rules for these params
     params: Params = Field(default_factory=dict)
-
-    def effective_rules(self) -> Rules:
-        if self.rules is not None:
-            return self.rules
-        from scenario_pipeline.datasets.columns import column_kind
-
-        return column_kind(self.kind).default_rules(self)
 
 
 def column(name: str, kind: str, null_rate: float = 0.0, rules: Rules | None = None, **params: Any) -> ColumnSpec:

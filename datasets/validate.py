@@ -23,7 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scenario_pipeline.datasets.spec import ColumnSpec, DatasetSpec, Rules, TableSpec
+from scenario_pipeline.datasets.columns import effective_rules
+from scenario_pipeline.datasets.gx_suite import gx_failures
+from scenario_pipeline.datasets.spec import ColumnSpec, DatasetSpec, Rules, TableSpec, null_allowance
 from scenario_pipeline.errors import ValidationFailed
 
 GX_SAMPLE_ROWS = 16_384
@@ -67,14 +69,6 @@ def _number(v: object) -> float | None:
     return float(v)  # type: ignore[arg-type]
 
 
-def null_allowance(rate: float, n: int) -> int:
-    """Most nulls a column with null rate ``rate`` may show in ``n`` rows: the rate plus four
-    standard deviations of a binomial count, plus one (generated nulls are random)."""
-    if rate <= 0:
-        return 0
-    return int(n * rate + 4 * math.sqrt(n * rate * (1 - rate)) + 1)
-
-
 def stats_suspects(tspec: TableSpec, footer: Any, dictionaries: dict[str, list[pa.Array]]) -> set[tuple[str, str]]:
     """(column, rule) pairs the footer statistics (``partition.Footer``) or the dictionaries say are broken."""
     suspects: set[tuple[str, str]] = set()
@@ -82,7 +76,7 @@ def stats_suspects(tspec: TableSpec, footer: Any, dictionaries: dict[str, list[p
     hi = {c: _number(v) for c, v in footer.hi.items()}
     nulls = footer.nulls
     for col in tspec.columns:
-        r = col.effective_rules()
+        r = effective_rules(col)
         if r.min is not None and lo.get(col.name) is not None and lo[col.name] < r.min:
             suspects.add((col.name, "min"))
         if r.max is not None and hi.get(col.name) is not None and hi[col.name] > r.max:
@@ -138,7 +132,7 @@ def _comparable(arr: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def count_violation(tbl: pa.Table, col: ColumnSpec, rule: str) -> tuple[int, Any]:
     """Rows of ``tbl`` that break ``rule`` of ``col``, and one offending value."""
-    r = col.effective_rules()
+    r = effective_rules(col)
     arr = _comparable(tbl.column(col.name))
     n = tbl.num_rows
     if rule == "nulls":
@@ -167,10 +161,10 @@ def rule_violations(tbl: pa.Table, tspec: TableSpec) -> list[Violation]:
     """Every broken rule of every column of ``tbl``, counted exactly (a full scan)."""
     out = []
     for col in tspec.columns:
-        for rule in _rules_of(col.effective_rules()):
+        for rule in _rules_of(effective_rules(col)):
             bad, example = count_violation(tbl, col, rule)
             if bad:
-                out.append(Violation(_rule_text(rule, col.effective_rules()), col.name, bad, tbl.num_rows, "full scan", example))
+                out.append(Violation(_rule_text(rule, effective_rules(col)), col.name, bad, tbl.num_rows, "full scan", example))
     return out
 
 
@@ -186,22 +180,18 @@ def _rules_of(r: Rules) -> list[str]:
 
 # -- the check -----------------------------------------------------------------------------
 
-def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any = None) -> str:
+def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any) -> str:
     """Validate an encoded partition (``partition.Encoded``, its ``partition.Footer``); raise
     ``ValidationFailed`` with the report, or return the label of the checks it passed."""
-    from scenario_pipeline.datasets.partition import read_footer
-
     tspec = spec.table(table)
     found: dict[tuple[str, str], str] = {}
-    for c, r in stats_suspects(tspec, footer or read_footer(enc.metadata), enc.dictionaries):
+    for c, r in stats_suspects(tspec, footer, enc.dictionaries):
         found[(c, r)] = "footer statistics" if r in ("min", "max", "nulls") else "dictionary"
     label = "footer statistics + dictionaries"
     if enc.sample is not None:
-        from scenario_pipeline.datasets.gx_suite import gx_failures
-
         for (c, r), seen in gx_failures(enc.sample, tspec).items():
             for rule in (("min", "max") if r == "range" else (r,)):
-                if (c, rule) in found or not _applies(tspec.column(c).effective_rules(), rule):
+                if (c, rule) in found or not _applies(effective_rules(tspec.column(c)), rule):
                     continue
                 found[(c, rule)] = f"great expectations: {seen}"
         label += f" + great expectations ({enc.sample.num_rows:,} sampled rows)"
@@ -214,7 +204,7 @@ def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any
         bad, example = count_violation(whole, col, rule)
         if bad == 0 and found_by.startswith("great") and "raised" not in found_by:
             continue  # the other bound of a failed range expectation
-        violations.append(Violation(_rule_text(rule, col.effective_rules()), column, bad, whole.num_rows, found_by, example))
+        violations.append(Violation(_rule_text(rule, effective_rules(col)), column, bad, whole.num_rows, found_by, example))
     if not violations:
         return label
     raise ValidationFailed(report(spec, table, p, violations))

@@ -29,8 +29,8 @@ from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_par
 from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.settings import load_settings
-from scenario_pipeline.storage import Storage
-from scenario_pipeline.tasks.checkpoint import finished_shards, read_results, run_dir, write_run_record
+from scenario_pipeline.storage import Storage, run_dir
+from scenario_pipeline.tasks.checkpoint import finished_shards, read_results, write_run_record
 from scenario_pipeline.tasks.fanout import FanoutStats, ShardJob, default_shard_size, fan_out, plan_shards
 from scenario_pipeline.tasks.generate import ensure_dataset
 from scenario_pipeline.tasks.publish import aggregate, clean, publish
@@ -210,7 +210,7 @@ def prepare(run: Run, client: Client) -> None:
     run.cases = p.scenario.draw_cases(run.spec, p.cases, p.seed)
     run.plan = plan_shards(len(run.cases), shard_size)
     run.done = finished_shards(run.storage, p.run_id, run.expected_rows())
-    run.cost.record_run_start(run.resuming, run.done)
+    run.cost.record_run_start(run.resuming, run.done, lambda shards: read_results(run.storage, p.run_id, shards).to_pylist())
 
 
 def shard_jobs(run: Run) -> list[ShardJob]:

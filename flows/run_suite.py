@@ -13,7 +13,7 @@ from scenario_pipeline.errors import ThresholdsMissed
 from scenario_pipeline.flows.run_scenario import run_scenario
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short_id
-from scenario_pipeline.tasks.report import artifact_key
+from scenario_pipeline.compare.reports import artifact_key
 
 
 def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, seed: Any, run_id: Any, storage_url: Any,

@@ -52,6 +52,11 @@ def normalize_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def run_dir(run_id: str) -> str:
+    """A run's folder under the storage root: run.json, checkpoint shards, cost ledger, outbox, report."""
+    return f"runs/{run_id}"
+
+
 @dataclass(frozen=True)
 class Storage:
     """A root URL plus the fsspec filesystem that serves it. Paths are relative to the root."""

@@ -6,11 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
 
+from scenario_pipeline.agents.base import Agent, Answer
 from scenario_pipeline.datasets.spec import DatasetSpec
-
-Answer = dict[str, Any]
-Agent = Callable[[dict[str, Any], dict[str, Any]], Answer]
-"""An agent takes (case input, context) and returns an answer dict (see docs/agents.md)."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from scenario_pipeline import harness_key
 from scenario_pipeline.errors import IntegrityError, RunStateError, StorageError
-from scenario_pipeline.storage import DiskFullError, Storage
+from scenario_pipeline.storage import DiskFullError, Storage, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ MAC_SUFFIX = ".mac"
 MAC_FORMAT = "scenario-pipeline checkpoint MAC v1"
 REJECTED_SUFFIX = ".rejected-"  # + UTC time, e.g. shard-00003.parquet.rejected-20260101T120000123456Z
 _SHARD_NAME = re.compile(r"shard-(\d{5,})\.parquet")
-
-
-def run_dir(run_id: str) -> str:
-    return f"runs/{run_id}"
 
 
 def shard_path(run_id: str, shard: int) -> str:

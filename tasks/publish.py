@@ -16,10 +16,11 @@ import pyarrow.compute as pc
 from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
+from scenario_pipeline.compare.alerts import threshold_alerts
 from scenario_pipeline.errors import UsageError, WarehouseError
 from scenario_pipeline.scenarios.base import Scenario
-from scenario_pipeline.storage import Storage, normalize_url
-from scenario_pipeline.tasks.checkpoint import run_dir, shard_path
+from scenario_pipeline.storage import Storage, normalize_url, run_dir
+from scenario_pipeline.tasks.checkpoint import shard_path
 from scenario_pipeline.warehouse import outbox
 from scenario_pipeline.warehouse.base import connect, redact_url
 from scenario_pipeline.warehouse.sql_warehouse import utcnow
@@ -77,8 +78,6 @@ def usage_costs(run: dict[str, Any], cases: pa.Table) -> list[dict[str, Any]]:
 
 
 def build_payload(run: dict[str, Any], cases: pa.Table, metric_rows: list[dict[str, Any]]) -> outbox.Payload:
-    from scenario_pipeline.compare.alerts import threshold_alerts
-
     metrics = [{**m, "run_id": run["run_id"], "scenario": run["scenario"]} for m in metric_rows]
     return outbox.Payload(run, cases, metrics, threshold_alerts(run, metric_rows, utcnow()), usage_costs(run, cases))
 

@@ -8,6 +8,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from scenario_pipeline.compare.reports import artifact_key
+
 
 def _fmt(v: Any) -> str:
     if v is None:
@@ -15,12 +17,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
-
-
-def artifact_key(run_id: str, what: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
-    return f"{what}-{safe}"[:100]
 
 
 @task(name="report", cache_policy=NO_CACHE)

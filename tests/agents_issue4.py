@@ -38,7 +38,7 @@ def _truth(scenario_id: str, case_input: dict[str, Any], context: dict[str, Any]
 
 
 def perfect_s01(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    from scenario_pipeline.scenarios.knapsack import best_subset
+    from scenario_pipeline.agents.reference.knapsack import best_subset
     from scenario_pipeline.scenarios.s01_overflow import item_text
 
     items = sorted(_truth("s01-overflow", case, context)["items"].items())

@@ -11,7 +11,7 @@ from scenario_pipeline.cost.accounting import Usage
 from scenario_pipeline.cost.live import RunCost, ledger_path
 from scenario_pipeline.cost.prices import load_profile
 from scenario_pipeline.storage import Storage
-from scenario_pipeline.tasks.checkpoint import write_shard
+from scenario_pipeline.tasks.checkpoint import read_results, write_shard
 
 PROFILE = load_profile("aws-us-east-1-2026-11")
 
@@ -39,7 +39,7 @@ def test_the_ledger_survives_attempts_and_lost_shards_are_imputed(tmp_path: Path
     assert second.ledger.attempts == 2
     assert second.spent_before_usd == pytest.approx(spent, abs=1e-12)
     assert second.guard.per_case_usd == pytest.approx((0.08096 + 0.000005 + 0.0000004 + 0.02) / 2, abs=1e-12)  # shard 0's cost per case
-    second.account_resumed({0, 1, 2})
+    second.account_resumed({0, 1, 2}, lambda shards: read_results(storage, "led-1", shards).to_pylist())
     led = second.ledger
     assert sorted(led.imputed_shards) == [1, 2]
     # Agent usage is read back exactly: shard 1 reported $0.04; shard 2 reported tokens and no cost.

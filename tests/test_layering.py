@@ -1,4 +1,7 @@
-"""The dataset layer imports nothing above it (issue 14): scenario packages register their kinds
+"""Layers only point down (docs/architecture.md): the import-linter contracts in pyproject.toml hold,
+and an import that points up, or across scenario packages, breaks them by name.
+
+The dataset layer in particular imports nothing above it: scenario packages register their kinds
 and datasets with it, and it finds them through discovery hooks (datasets/discovery.py)."""
 
 from __future__ import annotations
@@ -8,7 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO
+from tests.import_layers import lint_imports, mirror
+
+# the contracts' names in pyproject.toml
+LAYERS = "Layers only point down (docs/architecture.md)"
+INFRA = "infra (the Dask cluster, the Prefect server) uses nothing but the base modules"
+PACKAGES = "Scenario packages do not import one another"
 
 UPPER = ("scenarios", "agents", "tasks", "flows", "warehouse", "compare", "cost", "infra", "cli")
 
@@ -26,6 +37,37 @@ def _imports(path: Path) -> set[str]:
             if (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) in ("import_module", "__import__"):
                 out.add(node.args[0].value)
     return out
+
+
+def test_the_import_contracts_hold(tmp_path: Path) -> None:
+    res = lint_imports(mirror(tmp_path))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert all(f"{name} KEPT" in res.stdout for name in (LAYERS, INFRA, PACKAGES)), res.stdout
+
+
+@pytest.mark.parametrize(("module", "source", "broken", "says"), [
+    # an upward import, inside a function: it counts like any other
+    ("datasets/_upward.py", "def rows():\n    from scenario_pipeline.tasks.checkpoint import read_results\n    return read_results\n",
+     LAYERS, "scenario_pipeline.datasets._upward -> scenario_pipeline.tasks.checkpoint"),
+    ("warehouse/_upward.py", "from scenario_pipeline.compare import alerts\n",
+     LAYERS, "scenario_pipeline.warehouse._upward -> scenario_pipeline.compare.alerts"),
+    ("compare/_sideways.py", "from scenario_pipeline.cost import live\n",  # compare and cost are independent
+     LAYERS, "scenario_pipeline.compare._sideways -> scenario_pipeline.cost.live"),
+    ("scenarios/s12_search/_borrow.py", "from scenario_pipeline.scenarios.s02_conflicts import features\n",
+     PACKAGES, "scenario_pipeline.scenarios.s12_search._borrow -> scenario_pipeline.scenarios.s02_conflicts"),
+    ("infra/_reach.py", "import scenario_pipeline.tasks.fanout\n",
+     INFRA, "scenario_pipeline.infra._reach -> scenario_pipeline.tasks.fanout"),
+    ("newlayer/__init__.py", "", LAYERS, "scenario_pipeline.newlayer"),  # every subpackage has its place
+], ids=["datasets-to-tasks", "warehouse-to-compare", "compare-to-cost", "s12-to-s02", "infra-to-tasks", "unplaced"])
+def test_an_import_against_the_contracts_breaks_them(tmp_path: Path, module: str, source: str, broken: str, says: str) -> None:
+    """The installed layout of the real sources plus one extra module: the check fails, naming the contract and the import."""
+    extra = mirror(tmp_path) / "scenario_pipeline" / module
+    extra.parent.mkdir(exist_ok=True)
+    extra.write_text(source)
+    res = lint_imports(tmp_path)
+    assert res.returncode != 0, res.stdout
+    assert f"{broken} BROKEN" in res.stdout, res.stdout
+    assert says in res.stdout, res.stdout
 
 
 def test_the_dataset_layer_imports_no_upper_layer() -> None:

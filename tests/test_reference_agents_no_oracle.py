@@ -14,7 +14,7 @@ forbidden), and the run-time check imports it under an empty stand-in for its pa
 
 Forbidden: the oracle, the feature kinds (they enumerate the truth), the scenario-specific
 generators (``datasets/kinds_*``), and every scenario-side module except the agent-facing
-helpers (the tokenizer, the knapsack, the budget judge), because scenario modules draw cases
+helpers (the tokenizer, the budget judge), because scenario modules draw cases
 with their truth.
 """
 
@@ -32,7 +32,7 @@ from tests.helpers import REPO
 
 PKG = "scenario_pipeline"
 SUBPACKAGES = ("flows", "tasks", "datasets", "scenarios", "agents", "warehouse", "infra", "compare")
-AGENT_FACING = {f"{PKG}.scenarios", f"{PKG}.scenarios.tokenizer", f"{PKG}.scenarios.knapsack", f"{PKG}.scenarios.budget"}
+AGENT_FACING = {f"{PKG}.scenarios", f"{PKG}.scenarios.tokenizer", f"{PKG}.scenarios.budget"}
 
 
 def forbidden(module: str) -> bool:
@@ -152,7 +152,7 @@ def test_importing_the_reference_agents_loads_no_forbidden_module() -> None:
     "from scenario_pipeline.datasets import oracle\n",
     "def answer(case, context):\n    from scenario_pipeline.datasets.oracle import needles\n    return {}\n",
     "import importlib\nKIND = importlib.import_module('scenario_pipeline.datasets.features.needles')\n",
-    "from scenario_pipeline.scenarios import warehouse_questions\n",  # a truth helper of S03
+    "from scenario_pipeline.scenarios.s03_warehouse import questions\n",  # a truth helper of S03
     "from scenario_pipeline.scenarios.registry import get_scenario\n",  # a way to any scenario's draw_cases
     "from scenario_pipeline.agents.reference import context_packing\nfrom scenario_pipeline.datasets import kinds_pii\n",
     "from scenario_pipeline.scenarios.s12_search.agent import NeedleSearchAgent\n",  # runs S12's package: its cases

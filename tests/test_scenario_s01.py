@@ -12,7 +12,7 @@ import pytest
 from scenario_pipeline.agents.reference.context_packing import STRATEGIES
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.scenarios.base import Case
-from scenario_pipeline.scenarios.knapsack import best_subset, best_value
+from scenario_pipeline.agents.reference.knapsack import best_subset, best_value
 from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.scenarios.s01_overflow import ContextOverflow, credited_pairs, item_text
 from scenario_pipeline.scenarios.tokenizer import count_tokens, tokenize, truncate

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scenario_pipeline.errors import StorageError, UsageError, WarehouseError
-from scenario_pipeline.storage import Storage
-from scenario_pipeline.tasks.checkpoint import CASE_SCHEMA, run_dir
+from scenario_pipeline.storage import Storage, run_dir
 from scenario_pipeline.warehouse.base import connect
+from scenario_pipeline.warehouse.schema import CASE_COLUMNS
 from scenario_pipeline.warehouse.sql_warehouse import utcnow
 
 INDEX = "outbox"
@@ -70,7 +70,7 @@ def _index_entry(run_id: str) -> str:
 def queue(storage: Storage, warehouse_url: str, payload: Payload, error: str) -> str:
     """Keep a payload for later delivery; returns where it waits."""
     buf = io.BytesIO()
-    pq.write_table(payload.cases.select(CASE_SCHEMA.names), buf, compression="zstd")
+    pq.write_table(payload.cases.select(CASE_COLUMNS), buf, compression="zstd")
     storage.write_bytes(f"{folder(payload.run_id)}/cases.parquet", buf.getvalue())
     doc = {"run": payload.run, "metrics": payload.metrics, "alerts": payload.alerts, "costs": payload.costs,
            "warehouse_url": warehouse_url, "queued_at": utcnow(), "error": error[:2000], "case_rows": payload.cases.num_rows}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from scenario_pipeline.scenarios.knapsack import best_subset
+from scenario_pipeline.agents.reference.knapsack import best_subset
 
 Packer = Callable[[Sequence[int], Sequence[int], int], list[int]]
 

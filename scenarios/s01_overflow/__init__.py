@@ -29,7 +29,7 @@ from scenario_pipeline.datasets.spec import (
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.budget import compression_ratio, judge_context
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
-from scenario_pipeline.scenarios.knapsack import best_value
+from scenario_pipeline.agents.reference.knapsack import best_value
 from scenario_pipeline.scenarios.registry import register
 from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER
 from scenario_pipeline.scenarios.tokenizer import count_tokens

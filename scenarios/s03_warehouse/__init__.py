@@ -2,7 +2,7 @@
 
 The catalog (thousands of tables with columns, types, descriptions, row counts, keys and
 lineage) is planted into three Parquet tables by the ``warehouse_catalog`` feature. A case is a
-question that needs a known set of mart tables and join keys (scenarios/warehouse_questions.py).
+question that needs a known set of mart tables and join keys (questions.py).
 The agent answers with a context; the scorer checks which needed tables and joins it names,
 that it fits the budget, and how much smaller than the whole catalog it is. See
 README.md in this package.
@@ -39,6 +39,7 @@ from .features import (
     build_catalog,
     part_rows,
 )
+from .questions import QuestionDrawer
 
 PARTS = {"tables": "wh_tables", "columns": "wh_columns", "lineage": "wh_lineage"}
 TABLE_NAME = re.compile(r"(?<![\w.])(?:raw|staging|mart)\.[a-z0-9_]+")
@@ -115,9 +116,6 @@ class WarehouseContext(DeclaredMetrics):
 
     def draw_cases(self, spec: DatasetSpec | None, n: int, seed: int) -> list[Case]:
         assert spec is not None
-        # imported here: scenarios/warehouse_questions.py imports this package's features module
-        from scenario_pipeline.scenarios.warehouse_questions import QuestionDrawer
-
         catalog: Catalog = oracle.of_kind(spec, "warehouse_catalog")
         try:
             questions = QuestionDrawer(catalog).draw(n, seed)

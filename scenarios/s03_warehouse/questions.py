@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scenario_pipeline.datasets.hashing import stream_key
-from scenario_pipeline.scenarios.s03_warehouse.features import Catalog, mix_scalar
+from .features import Catalog, mix_scalar
 
 SHAPES = ("direct", "star", "bridge")
 WORDINGS = {

@@ -2,7 +2,8 @@
 
 Used by the S01 scorer to compute the best value achievable within a token budget, and by the
 S01 reference agent's ``optimal`` strategy. Dynamic programming over capacities: O(items x
-capacity) with one numpy pass per item, exact because every number is an integer.
+capacity) with one numpy pass per item, exact because every number is an integer. It sits with the
+reference agents' helpers (the agents layer, below the scenarios) so that both can use it.
 """
 
 from __future__ import annotations
