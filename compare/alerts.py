@@ -13,6 +13,11 @@ from __future__ import annotations
 import hashlib
 import math
 from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.events import emit_event
+from prefect.logging import get_logger
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -88,8 +93,6 @@ def mark_flow_run(alerts: list[dict[str, Any]], flow_run_id: str | None) -> list
         return []
     tags = ["alert", f"alert:{worst(alerts)}"]
     try:
-        from prefect.events import emit_event
-
         for a in alerts:
             related = [{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}] if flow_run_id else []
             emit_event(
@@ -102,16 +105,10 @@ def mark_flow_run(alerts: list[dict[str, Any]], flow_run_id: str | None) -> list
                          "alert_id": a["alert_id"]},
             )
         if flow_run_id:
-            from uuid import UUID
-
-            from prefect.client.orchestration import get_client
-
             with get_client(sync_client=True) as client:
                 current = client.read_flow_run(UUID(flow_run_id)).tags or []
                 client.update_flow_run(UUID(flow_run_id), tags=sorted(set(current) | set(tags)))
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        from prefect.logging import get_logger
-
         get_logger("scenario.alerts").warning("could not mark flow run %s with its alerts: %s", flow_run_id, exc)
         return []
     return tags

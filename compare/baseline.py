@@ -17,6 +17,8 @@ from scenario_pipeline.compare.alerts import degraded_alerts, mark_flow_run, thr
 from scenario_pipeline.compare.data import RunData, load_run
 from scenario_pipeline.compare.engine import compare_runs, warehouse_rows
 from scenario_pipeline.compare.failures import analyze_run
+from scenario_pipeline.compare.html_report import comparison_html, run_html
+from scenario_pipeline.compare.reports import comparison_artifacts, write_comparison, write_run_report
 from scenario_pipeline.errors import ScenarioError, UsageError
 from scenario_pipeline.storage import Storage
 from scenario_pipeline.warehouse import outbox
@@ -72,9 +74,6 @@ def _memory_run(run: dict[str, Any], metric_rows: list[dict[str, Any]], cases: p
 @task(name="baseline-and-alerts", cache_policy=NO_CACHE)
 def after_publish(warehouse_url: str, storage_url: str, run: dict[str, Any], metric_rows: list[dict[str, Any]], cases: pa.Table) -> dict[str, Any]:
     """After publish: compare with the baseline, store and raise alerts, mark the flow run, write the HTML reports."""
-    from scenario_pipeline.compare.html_report import comparison_html, run_html
-    from scenario_pipeline.compare.reports import comparison_artifacts, write_comparison, write_run_report
-
     logger = get_run_logger()
     storage = Storage.from_url(storage_url)
     run_id = run["run_id"]

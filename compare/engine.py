@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -178,8 +179,6 @@ def multi_run_table(runs: list[RunData], pairs: list[dict[str, Any]]) -> list[di
 
 def warehouse_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
     """The comparison as rows of the comparisons table."""
-    from datetime import datetime
-
     created = datetime.fromisoformat(cmp["created_at"])
     out = []
     for p in cmp["pairs"]:

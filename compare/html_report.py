@@ -7,6 +7,7 @@ from typing import Any
 
 from scenario_pipeline.compare import svg
 from scenario_pipeline.compare.data import RunData
+from scenario_pipeline.compare.engine import operations_summary
 from scenario_pipeline.compare.export import num, pval
 
 CSS = """
@@ -145,8 +146,6 @@ def _failures(failures: dict[str, dict[str, Any]]) -> list[str]:
 def run_html(data: RunData, failures: dict[str, Any], history: list[dict[str, Any]], alerts: list[dict[str, Any]],
              baseline: dict[str, Any] | None, baseline_run_id: str | None, note: str | None = None) -> str:
     """A run's report: its metrics against thresholds, alerts, trends, latency, failures, and the baseline comparison."""
-    from scenario_pipeline.compare.engine import operations_summary
-
     run = data.run
     passed = run.get("passed")
     body = [f"<h1>{escape(run['scenario'])} run {escape(run['run_id'])}: "

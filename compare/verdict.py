@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from scenario_pipeline.scenarios.base import Metric
 from scenario_pipeline.scenarios.declared import find
+from scenario_pipeline.scenarios.registry import get_scenario
 
 EPS = 1e-12
 
@@ -33,8 +34,6 @@ class MetricSpec:
 def declaration(scenario_id: str, name: str) -> Metric | None:
     """A per-case key's (or pass_rate's) declaration in the scenario's metric list, if any."""
     try:
-        from scenario_pipeline.scenarios.registry import get_scenario
-
         metrics = get_scenario(scenario_id).metrics
     except Exception:  # noqa: BLE001 - a scenario not registered here (renamed, another code version)
         return None

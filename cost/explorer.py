@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
 from scenario_pipeline.errors import ScenarioError
 
 RETRYABLE = ("ThrottlingException", "LimitExceededException", "TooManyRequestsException", "RequestLimitExceeded")
@@ -45,9 +49,6 @@ class Fetch:
 
 def ce_client(region: str = "us-east-1", endpoint_url: str | None = None) -> Any:
     """Cost Explorer's API lives in us-east-1 whatever region the resources are in."""
-    import boto3
-    from botocore.config import Config
-
     config = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
     return boto3.client("ce", region_name=region, endpoint_url=endpoint_url, config=config)
 
@@ -55,8 +56,6 @@ def ce_client(region: str = "us-east-1", endpoint_url: str | None = None) -> Any
 def call_with_backoff(call: Callable[[], dict[str, Any]], max_attempts: int, base_s: float, cap_s: float,
                       sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, Any], int]:
     """(response, retries): the call, retried on throttling with exponential backoff and full jitter."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     for attempt in range(max_attempts):
         try:
             return call(), attempt

@@ -19,6 +19,8 @@ from scenario_pipeline.cost.budget import BudgetGuard
 from scenario_pipeline.cost.estimate import estimate, usage_cost
 from scenario_pipeline.cost.measure import cluster_usage
 from scenario_pipeline.cost.prices import PriceProfile
+from scenario_pipeline.cost.warehouse_rows import write_estimate
+from scenario_pipeline.errors import WarehouseError
 from scenario_pipeline.storage import Storage, run_dir
 
 ShardRows = Callable[[list[int]], list[dict[str, Any]]]
@@ -147,9 +149,6 @@ class RunCost:
     # -- the result ----------------------------------------------------------------------
     def finish(self, warehouse_url: str, scenario: str, budget_exceeded: bool, cases_left: int, shards_held: int, log: Any) -> dict[str, Any]:
         """Save the ledger, store the estimate in the warehouse's costs table, return the summary's cost block."""
-        from scenario_pipeline.cost.warehouse_rows import write_estimate
-        from scenario_pipeline.errors import WarehouseError
-
         self.save(force=True)
         block = self.summary(budget_exceeded, cases_left)
         block["shards_held_back"] = shards_held

@@ -20,7 +20,9 @@ from scenario_pipeline.cost.accounting import GIB, Usage
 from scenario_pipeline.cost.bench_inputs import read_plan_inputs
 from scenario_pipeline.cost.estimate import price
 from scenario_pipeline.cost.prices import PriceProfile, load_profile
+from scenario_pipeline.datasets.plan import requests_per_file
 from scenario_pipeline.datasets.spec import DatasetSpec
+from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.errors import UsageError
 
 MAX_RECORDS = 10**12
@@ -62,8 +64,6 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
     _nonneg("agent USD per case", agent_usd_per_case)
     prof = profile if isinstance(profile, PriceProfile) else load_profile(profile)
     inputs = read_plan_inputs(benchmarks)
-    from scenario_pipeline.scenarios.registry import get_scenario
-
     sc = get_scenario(scenario)
     cases = sc.default_cases if cases is None else cases
     _positive("cases", cases, integer=True)
@@ -84,8 +84,7 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
         gen_put, gen_get_list = int(dataset_plan["s3_requests"]["put"]), int(dataset_plan["s3_requests"]["get_list"])
         gen_get, gen_list = 1, gen_get_list - 1
     else:
-        from scenario_pipeline.datasets.plan import requests_per_file  # multipart above s3fs's threshold
-
+        # each file a multipart upload above s3fs's threshold (datasets/plan.py)
         per_file = requests_per_file(spec.partition_rows * inputs["generate.bytes_per_row"].value) if spec is not None else 1
         gen_put = (per_file + 1) * partitions + 2 if partitions else 0  # each file and its sidecar, the manifest, the write probe
         gen_get, gen_list = (1, listings) if partitions else (0, 0)  # the manifest check, the listings

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scenario_pipeline.errors import UsageError
+from scenario_pipeline.settings import CostSettings
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "aws-us-east-1-2026-11"
@@ -143,8 +144,6 @@ def _price(doc: dict[str, Any], where: str, group: str, key: str) -> Any:
 def load_profile(ref: str | None = None) -> PriceProfile:
     """A profile by built-in name or .toml path; ``None`` means SCENARIO_COST_PROFILE or the default."""
     if ref is None:
-        from scenario_pipeline.cost.settings import CostSettings
-
         ref = CostSettings().profile
     doc, sources = _resolve(ref, ())
     where = sources[0]

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from scenario_pipeline.cost.explorer import ce_client, daily_costs_by_run
-from scenario_pipeline.cost.settings import CostSettings
+from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.cost.warehouse_rows import (
     ACTUAL, ESTIMATE, oldest_estimated_day, replace_actuals, replace_reconciliations,
 )

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import tqdm
 
 from scenario_pipeline.datasets.columns import effective_rules
 from scenario_pipeline.datasets.spec import Rules, TableSpec, null_allowance
@@ -29,11 +30,9 @@ _SUITES: dict[tuple[str, int], Any] = {}  # built once per table shape and sampl
 def _batch_definition() -> Any:
     """One ephemeral context per process, with a pandas dataframe asset, progress bars off."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import tqdm
-
     tqdm.tqdm.monitor_interval = 0  # no tqdm monitor thread: it kept Dask workers from exiting promptly
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # "created temporary directory" per worker
-    import great_expectations as gx
+    import great_expectations as gx  # lazy: 2.3-3.3 s, paid by the first partition validated (module docstring)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -48,7 +47,7 @@ def expectation_suite(tspec: TableSpec, rows: int) -> Any:
     """The suite for a sample of ``rows`` rows of ``tspec``; each expectation's ``meta`` names
     the (column, rule) it checks."""
     _batch_definition()  # a suite needs a context to exist
-    import great_expectations as gx
+    import great_expectations as gx  # lazy: as in _batch_definition
     import great_expectations.expectations as gxe
 
     suite = gx.ExpectationSuite(name=f"{tspec.name}-rules")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from contextlib import contextmanager
 from typing import Iterator
+from urllib.parse import urlparse
 
 from distributed import Client, LocalCluster
 
@@ -19,9 +21,6 @@ def default_workers() -> int:
 
 def check_address(address: str) -> None:
     """Fail fast, before any work, on a scheduler address that does not accept connections."""
-    import socket
-    from urllib.parse import urlparse
-
     if "://" not in address:
         raise UsageError(f"Dask address {address!r} needs a scheme, e.g. tcp://host:8786")
     url = urlparse(address)

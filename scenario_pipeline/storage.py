@@ -24,11 +24,14 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from scenario_pipeline.errors import StorageError, UsageError
 
@@ -246,8 +249,6 @@ _VERBS = {"PutObject": "write", "CreateMultipartUpload": "write", "UploadPart": 
 def _transient(response: Any, caught_exception: BaseException | None) -> str | None:
     """Why an S3 attempt failed, when retrying may help ("503 SlowDown", "EndpointConnectionError"); else None."""
     if caught_exception is not None:
-        from botocore.exceptions import ConnectionError as BotoConnectionError, HTTPClientError
-
         if isinstance(caught_exception, (BotoConnectionError, HTTPClientError)):
             return type(caught_exception).__name__
         return None
@@ -259,8 +260,6 @@ def _transient(response: Any, caught_exception: BaseException | None) -> str | N
     if status not in _TRANSIENT_STATUS and code not in _TRANSIENT_CODES:
         return None
     if not code or code == str(status):  # a HEAD answer has no body: name the status instead
-        from http import HTTPStatus
-
         try:
             code = HTTPStatus(status).phrase
         except ValueError:
@@ -307,7 +306,7 @@ def _report(level: int, msg: str, *args: Any) -> None:
     if not _prefect_routed and "prefect" in sys.modules:  # never import Prefect here: Dask workers may run without it
         _prefect_routed = True
         try:
-            from prefect.logging.handlers import APILogHandler
+            from prefect.logging.handlers import APILogHandler  # lazy: only once the process has Prefect (above)
 
             chain, lg = [], log
             while lg is not None:  # already sent by PREFECT_LOGGING_EXTRA_LOGGERS? then not twice
@@ -324,7 +323,7 @@ def _report(level: int, msg: str, *args: Any) -> None:
 
 def _in_prefect_run(record: logging.LogRecord) -> bool:
     try:
-        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.context import FlowRunContext, TaskRunContext  # lazy: added by _report once Prefect is there
 
         return FlowRunContext.get() is not None or TaskRunContext.get() is not None
     except Exception:  # noqa: BLE001
@@ -333,7 +332,7 @@ def _in_prefect_run(record: logging.LogRecord) -> bool:
 
 def _make_s3_class() -> type:
     """s3fs.S3FileSystem whose botocore clients run ``_retry_s3`` on every failed attempt."""
-    import s3fs
+    import s3fs  # lazy: 0.1-0.2 s that local-only runs never pay (_s3_class)
     from fsspec.asyn import sync_wrapper
 
     class RetryingS3FileSystem(s3fs.S3FileSystem):

@@ -21,6 +21,7 @@ import re
 from importlib.metadata import entry_points
 from typing import TypeVar
 
+import scenario_pipeline.scenarios as pkg
 from scenario_pipeline.datasets.discovery import add_discovery
 from scenario_pipeline.scenarios.base import Scenario
 
@@ -66,8 +67,6 @@ def load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    import scenario_pipeline.scenarios as pkg
-
     for mod in pkgutil.iter_modules(pkg.__path__):
         if mod.ispkg and _IN_TREE.fullmatch(mod.name):
             register_package(f"{pkg.__name__}.{mod.name}")

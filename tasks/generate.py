@@ -10,6 +10,7 @@ memory does not grow with the partition count.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Iterable
 
@@ -63,8 +64,6 @@ def remove_stale_temps(root: Storage, tables: list[str]) -> int:
     """Delete temporary files a killed writer left (local storage; S3 PUTs leave none)."""
     if root.scheme != "file":
         return 0
-    import os
-
     removed = 0
     now = time.time()
     for table in tables:

@@ -19,10 +19,13 @@ from prefect.cache_policies import NO_CACHE
 from scenario_pipeline.compare.alerts import threshold_alerts
 from scenario_pipeline.errors import UsageError, WarehouseError
 from scenario_pipeline.scenarios.base import Scenario
+from scenario_pipeline.scenarios.declared import find
+from scenario_pipeline.settings import RedshiftSettings, load_settings
 from scenario_pipeline.storage import Storage, normalize_url, run_dir
 from scenario_pipeline.tasks.checkpoint import shard_path
 from scenario_pipeline.warehouse import outbox
 from scenario_pipeline.warehouse.base import connect, redact_url
+from scenario_pipeline.warehouse.redshift_copy import use_copy, write_manifest
 from scenario_pipeline.warehouse.sql_warehouse import utcnow
 
 
@@ -37,8 +40,6 @@ def aggregate(scenario: Scenario, cases: pa.Table) -> tuple[dict[str, float | No
     """Run metrics (scenarios/declared.py), one row per metric with its declaration and threshold,
     and whether every threshold is met. A thresholded metric the harness could not measure (None)
     is reported with ``passed`` None and ``unmeasured`` True: shown, never counted as met."""
-    from scenario_pipeline.scenarios.declared import find
-
     rows = cases.to_pylist()
     for r in rows:
         r["metrics"] = json.loads(r["metrics_json"] or "{}")
@@ -86,9 +87,6 @@ def _copy_manifest(storage: Storage, warehouse_url: str, run_id: str, cases: pa.
     """For a large run on S3 bound for Redshift: a COPY manifest of exactly the shards these rows came from."""
     if not warehouse_url.startswith("redshift://"):
         return None
-    from scenario_pipeline.warehouse.redshift_backend import RedshiftSettings
-    from scenario_pipeline.warehouse.redshift_copy import use_copy, write_manifest
-
     settings = RedshiftSettings()
     if not use_copy(storage, warehouse_url, cases.num_rows, settings.iam_role, settings.copy_min_rows):
         return None
@@ -124,8 +122,6 @@ def deliver_or_queue(storage: Storage, warehouse_url: str, payload: outbox.Paylo
 
 def _storage_of_flow_run() -> Storage:
     """The flow run's storage, resolved as flows/params.resolve_params does."""
-    from scenario_pipeline.settings import load_settings
-
     url = runtime.flow_run.parameters.get("storage_url") if runtime.flow_run.id else None
     return Storage.from_url(normalize_url(url or load_settings().resolved_storage_url()))
 

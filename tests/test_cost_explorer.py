@@ -16,7 +16,7 @@ from scenario_pipeline.cost.accounting import Ledger, Usage
 from scenario_pipeline.cost.explorer import CostExplorerError, ce_client
 from scenario_pipeline.cost.prices import load_profile
 from scenario_pipeline.cost.reconcile import reconcile
-from scenario_pipeline.cost.settings import CostSettings
+from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.cost.warehouse_rows import write_estimate
 from scenario_pipeline.tasks.checkpoint import CASE_SCHEMA
 from scenario_pipeline.warehouse.base import connect

@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from scenario_pipeline.errors import UsageError
+from scenario_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse
 
 
 class Warehouse(Protocol):
@@ -40,11 +42,7 @@ def redact_url(url: str) -> str:
 def connect(url: str) -> Warehouse:
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
-        from scenario_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
-
         return DuckDBWarehouse(url)
     if scheme == "redshift":
-        from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse
-
         return RedshiftWarehouse(url)
     raise UsageError(f"warehouse URL {redact_url(url)!r} has unknown scheme {scheme!r}; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")

@@ -1,6 +1,13 @@
 """The ``scenario`` command line. Bad input: one line on stderr, exit code 2, nothing written.
 
 Each module of this package adds its commands to ``app``; adding a command group is adding a module.
+
+Every start of ``scenario`` loads every command module, so what they import at the top every
+command pays, ``--help`` and each bad-input check included. They import the flows, Prefect, Dask,
+the warehouse back ends, storage and the settings inside the commands that use them ("lazy" in
+their comments). Measured on top of Typer and Rich (``scenario --help``: 0.3 s in all): a flow
+module with Prefect 0.9-1.4 s, the Dask cluster 313 ms, the Prefect server client 117 ms,
+flows/params.py 144 ms, the settings 93-99 ms, the warehouse 50-190 ms, storage 38 ms.
 """
 
 from __future__ import annotations
@@ -15,11 +22,9 @@ from scenario_pipeline.errors import ScenarioError
 
 
 def _load_commands() -> None:
-    import scenario_pipeline.cli as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
+    for mod in pkgutil.iter_modules(__path__):
         if mod.name not in ("common", "__main__"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+            importlib.import_module(f"{__name__}.{mod.name}")
 
 
 class _NoTracebackForOurErrors(logging.Filter):

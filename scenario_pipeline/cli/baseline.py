@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, err, out, require_runs
+from scenario_pipeline.errors import UsageError
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Baselines: the run each scenario+scale is compared with.")
 app.add_typer(baseline_app, name="baseline")
@@ -35,9 +36,6 @@ def promote(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Promote a run through the validation gate; exit 1 when the gate rejects it."""
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.infra.prefect_server import ensure_api
-
     if interactive and non_interactive:
         raise UsageError("choose --interactive or --non-interactive, not both")
     if timeout <= 0 or poll_interval <= 0:
@@ -45,8 +43,9 @@ def promote(
     _data_dir(data_dir)
     mode = interactive or (not non_interactive and _person_present())
     # the flow's own checks, and the run in the warehouse, before a server is needed
-    from scenario_pipeline.flows.params import check_promote_params
-    from scenario_pipeline.settings import load_settings
+    from scenario_pipeline.flows.params import check_promote_params  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.infra.prefect_server import ensure_api  # lazy: 117 ms
+    from scenario_pipeline.settings import load_settings  # lazy: 93 ms
 
     check_promote_params(run_id, warehouse, mode, decided_by, timeout, poll_interval)
     url = check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
@@ -54,7 +53,7 @@ def promote(
     st = ensure_api()
     if mode and not as_json:
         err.print(f"The gate waits for your decision in the Prefect UI: {st.ui_url}/runs (the paused promote-baseline run)", highlight=False)
-    from scenario_pipeline.flows.promote_baseline import promote_baseline
+    from scenario_pipeline.flows.promote_baseline import promote_baseline  # lazy: the flow with Prefect, 0.9 s
 
     result = promote_baseline(run_id=run_id, warehouse_url=warehouse, interactive=mode, decided_by=decided_by,
                               timeout_s=timeout, poll_interval_s=poll_interval)
@@ -75,8 +74,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The current baselines and the gate decisions that set them."""
-    from scenario_pipeline.settings import load_settings
-    from scenario_pipeline.warehouse.base import connect
+    from scenario_pipeline.settings import load_settings  # lazy (cli/__init__.py): 93 ms
+    from scenario_pipeline.warehouse.base import connect  # lazy: 50 ms
 
     _data_dir(data_dir)
     wh = connect(check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True))  # a look creates nothing

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, check_writable, err, out, require_runs
+from scenario_pipeline.compare.export import FORMATS, num, pval, render
+from scenario_pipeline.errors import UsageError
 
 VERDICT_STYLE = {"improved": "green", "degraded": "red", "unchanged": "white", "inconclusive": "yellow"}
 
@@ -28,10 +30,6 @@ def compare(
     fail_on_degraded: bool = typer.Option(False, "--fail-on-degraded", help="exit 1 when any metric is degraded (for CI)"),
 ) -> None:
     """Compare runs of the same scenario, scale and seed, case by case."""
-    from scenario_pipeline.compare.export import FORMATS, render
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.infra.prefect_server import ensure_api
-
     if len(run_ids) < 2:
         raise UsageError("give at least two run ids: scenario compare RUN_A RUN_B")
     if fmt is None and output is not None:
@@ -47,9 +45,10 @@ def compare(
     _data_dir(data_dir)
     # the flow's own checks, then the warehouse holds the runs and the report's folder is writable,
     # all before a server is needed or anything is written
-    from scenario_pipeline.flows.params import check_compare_params
-    from scenario_pipeline.settings import load_settings
-    from scenario_pipeline.storage import Storage
+    from scenario_pipeline.flows.params import check_compare_params  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.infra.prefect_server import ensure_api  # lazy: 117 ms
+    from scenario_pipeline.settings import load_settings  # lazy: 93 ms
+    from scenario_pipeline.storage import Storage  # lazy: 38 ms
 
     check_compare_params(run_ids, warehouse, storage, correction, alpha)
     settings = load_settings()
@@ -57,7 +56,7 @@ def compare(
     require_runs(url, run_ids)
     check_writable(Storage.from_url(storage or settings.resolved_storage_url()))
     ensure_api()
-    from scenario_pipeline.flows.compare_runs import compare_runs
+    from scenario_pipeline.flows.compare_runs import compare_runs  # lazy: the flow with Prefect, 0.9 s
 
     cmp = compare_runs(run_ids=run_ids, warehouse_url=warehouse, storage_url=storage, correction=correction, alpha=alpha)
     if output is not None:
@@ -74,14 +73,10 @@ def compare(
 
 
 def _n(v: Any, signed: bool = False) -> str:
-    from scenario_pipeline.compare.export import num
-
     return num(v, signed)
 
 
 def _print(cmp: dict[str, Any]) -> None:
-    from scenario_pipeline.compare.export import pval
-
     out.print(f"\n[bold]{cmp['scenario']}[/], {cmp['records']:,} records, seed {cmp['seed']}; reference [bold]{cmp['reference']}[/]")
     for p in cmp["pairs"]:
         t = Table("metric", "before", "after", "difference [95% CI]", "test", "p adj.", "min effect", "verdict",

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, err, out
+from scenario_pipeline.cli.common import _data_dir, app, check_aws_credentials, check_warehouse, err, out
+from scenario_pipeline.errors import UsageError
 
 
 def _warehouse_url(warehouse: Optional[str]) -> str:
     """The whole URL, a credential, and a warehouse that exists (a look must not create one)."""
-    from scenario_pipeline.settings import load_settings
+    from scenario_pipeline.settings import load_settings  # lazy (cli/__init__.py): 93 ms
 
     return check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
 
@@ -28,9 +30,9 @@ def costs(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """A run's estimated cost (per stage and item), its actual cost from Cost Explorer, and the error."""
-    from scenario_pipeline.cost.summary import run_costs
-    from scenario_pipeline.flows.params import check_run_id
-    from scenario_pipeline.warehouse.base import connect
+    from scenario_pipeline.cost.summary import run_costs  # lazy (cli/__init__.py): 81 ms
+    from scenario_pipeline.flows.params import check_run_id  # lazy: 144 ms
+    from scenario_pipeline.warehouse.base import connect  # lazy: 50 ms
 
     check_run_id(run_id)
     _data_dir(data_dir)
@@ -80,11 +82,7 @@ def reconcile_costs_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON on stdout"),
 ) -> None:
     """Fetch actual cost per run from AWS Cost Explorer (tag scenario-run-id) into the warehouse, next to the estimates."""
-    from datetime import date
-
-    from scenario_pipeline.cli.common import check_aws_credentials
-    from scenario_pipeline.cost.reconcile import window
-    from scenario_pipeline.errors import UsageError
+    from scenario_pipeline.cost.reconcile import window  # lazy (cli/__init__.py): 227 ms (Cost Explorer's boto3)
 
     _data_dir(data_dir)
     if days is not None:
@@ -96,12 +94,12 @@ def reconcile_costs_cmd(
             raise UsageError(f"--today must be a date as YYYY-MM-DD, got {today!r}") from exc
     url = _warehouse_url(warehouse)
     check_aws_credentials("reconcile-costs asks AWS Cost Explorer, so it")  # a missing credential, before the flow
-    from scenario_pipeline.infra.prefect_server import ensure_api
+    from scenario_pipeline.infra.prefect_server import ensure_api  # lazy: 117 ms
 
     st = ensure_api()
     if not as_json:
         err.print(f"Prefect UI: {st.ui_url}", highlight=False)
-    from scenario_pipeline.flows.reconcile_costs import reconcile_costs, report_lines
+    from scenario_pipeline.flows.reconcile_costs import reconcile_costs, report_lines  # lazy: the flow with Prefect, 0.9 s
 
     result = reconcile_costs(days=days, warehouse_url=url, today=today)
     if as_json:
@@ -113,7 +111,7 @@ def reconcile_costs_cmd(
 @app.command("price-profiles")
 def price_profiles(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """The built-in price profiles (unit prices for estimates and plans) and what they charge."""
-    from scenario_pipeline.cost.prices import load_profile, profile_names
+    from scenario_pipeline.cost.prices import load_profile, profile_names  # lazy (cli/__init__.py): with the settings, 99 ms
 
     items = []
     for name in profile_names():
@@ -155,8 +153,7 @@ def add_priced_plan(est: dict, records: int, workers: int, profile: Optional[str
     With no --profile the plan is priced at the default profile when docs/benchmarks.md can be read,
     and says why not otherwise; a --profile given explicitly must work.
     """
-    from scenario_pipeline.cost.plan import price_plan
-    from scenario_pipeline.errors import UsageError
+    from scenario_pipeline.cost.plan import price_plan  # lazy (cli/__init__.py): with the dataset generator, 0.4 s
 
     try:
         est["priced"] = price_plan(records, workers, profile, spec=spec, dataset_plan=est)  # type: ignore[arg-type]

@@ -11,13 +11,15 @@ from rich.table import Table
 
 from scenario_pipeline import progress
 from scenario_pipeline.cli.common import RichListener, _data_dir, app, check_writable, count, err, out
+from scenario_pipeline.cli.cost import add_priced_plan, show_priced_plan
+from scenario_pipeline.errors import UsageError
 
 DEFAULT_RECORDS = 10_000_000
 MAX_PLAN_WORKERS = 1_000_000  # a plan for more is a typo
 
 
 def _spec(dataset: str, records: int, partition_rows: Optional[int], seed: Optional[int]) -> Any:
-    from scenario_pipeline.flows.params import check_generate_params
+    from scenario_pipeline.flows.params import check_generate_params  # lazy (cli/__init__.py): 144 ms
 
     return check_generate_params(dataset, records, partition_rows, seed)  # the generate flow's own checks
 
@@ -37,25 +39,25 @@ def generate(
 
     Rerun the same command to finish an interrupted run: partitions already written are kept.
     """
-    from scenario_pipeline.flows.params import check_dask_address
-    from scenario_pipeline.settings import load_settings
-    from scenario_pipeline.storage import Storage, normalize_url
+    from scenario_pipeline.flows.params import check_dask_address  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.settings import load_settings  # lazy: 93 ms
+    from scenario_pipeline.storage import Storage, normalize_url  # lazy: 38 ms
 
     _data_dir(data_dir)
     check_dask_address(dask_address)  # scheme, host and port, before anything is written
     url = normalize_url(storage or load_settings().resolved_storage_url())
     spec = _spec(dataset, records, partition_rows, seed)  # bad numbers and names stop here
     if dask_address is not None:
-        from scenario_pipeline.infra.dask_cluster import check_address
+        from scenario_pipeline.infra.dask_cluster import check_address  # lazy: Dask, 313 ms
 
         check_address(dask_address)  # an unreachable scheduler, as `scenario run` tells it
     check_writable(Storage.from_url(url))  # unwritable folders and bad credentials stop here
-    from scenario_pipeline.infra.prefect_server import ensure_api
+    from scenario_pipeline.infra.prefect_server import ensure_api  # lazy: 117 ms
 
     st = ensure_api()
     if not as_json:
         err.print(f"Prefect UI: {st.ui_url}", highlight=False)
-    from scenario_pipeline.flows.generate_dataset import generate_dataset
+    from scenario_pipeline.flows.generate_dataset import generate_dataset  # lazy: the flow with Prefect and Dask, 1.3 s
 
     listener = RichListener() if err.is_terminal and not as_json else None
     progress.set_listener(listener)
@@ -90,9 +92,8 @@ def plan(
     profile: Optional[str] = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),
 ) -> None:
     """Partitions, bytes, generation time on W workers, S3 requests and the priced plan, without generating."""
-    from scenario_pipeline.datasets.plan import cached_calibration, estimate
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.settings import load_settings
+    from scenario_pipeline.datasets.plan import cached_calibration, estimate  # lazy (cli/__init__.py): the generator, 0.3 s
+    from scenario_pipeline.settings import load_settings  # lazy: 93 ms
 
     _data_dir(data_dir)
     if workers <= 0:
@@ -101,13 +102,11 @@ def plan(
         raise UsageError(f"workers must be at most {MAX_PLAN_WORKERS:,}, got {workers:,}")
     spec = _spec(dataset, records, partition_rows, seed)
     if profile is not None:  # a bad --profile stops before the calibration is measured and kept
-        from scenario_pipeline.cost.prices import normalize_ref
+        from scenario_pipeline.cost.prices import normalize_ref  # lazy: with the settings, 99 ms
 
         normalize_ref(profile)
     cal = cached_calibration(spec, load_settings().resolved_data_dir() / "calibration.json", refresh=recalibrate)
     est = estimate(spec, workers, cal)
-    from scenario_pipeline.cli.cost import add_priced_plan, show_priced_plan  # the plan priced (cost/plan.py)
-
     add_priced_plan(est, records, workers, profile, spec)
     if as_json:
         print(json.dumps(est, indent=2))

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from scenario_pipeline.cli.common import _data_dir, app, check_warehouse, out
+from scenario_pipeline.errors import UsageError
 
 
 @app.command("publish")
@@ -21,16 +22,14 @@ def publish(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Deliver runs whose warehouse was unreachable when they finished. Safe to repeat: nothing is doubled."""
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.settings import load_settings
-    from scenario_pipeline.storage import Storage
-    from scenario_pipeline.warehouse import outbox
-    from scenario_pipeline.warehouse.base import connect, redact_url
-    from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
-
     if (run_id is None) == (not all_pending):
         raise UsageError("give one RUN_ID or --all")
-    from scenario_pipeline.flows.params import check_run_id
+    from scenario_pipeline.flows.params import check_run_id  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.settings import load_settings  # lazy: 93 ms
+    from scenario_pipeline.storage import Storage  # lazy: 38 ms
+    from scenario_pipeline.warehouse import outbox  # lazy: the warehouse, 0.1-0.2 s
+    from scenario_pipeline.warehouse.base import connect, redact_url
+    from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
 
     if run_id is not None:
         check_run_id(run_id)  # the id names a folder in storage

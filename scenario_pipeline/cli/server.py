@@ -15,7 +15,7 @@ app.add_typer(server_app, name="server")
 @server_app.command("start")
 def server_start() -> None:
     """Start the local Prefect server in the background (if none is running)."""
-    from scenario_pipeline.infra.prefect_server import start
+    from scenario_pipeline.infra.prefect_server import start  # lazy (cli/__init__.py): 117 ms
 
     st = start()
     out.print(f"Prefect server running: API {st.api_url}, UI {st.ui_url}" + (f", pid {st.pid}" if st.pid else ""))
@@ -24,7 +24,7 @@ def server_start() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the local Prefect server this tool started."""
-    from scenario_pipeline.infra.prefect_server import stop
+    from scenario_pipeline.infra.prefect_server import stop  # lazy (cli/__init__.py): 117 ms
 
     out.print("stopped" if stop() else "no local server started by this tool is running")
 
@@ -32,7 +32,7 @@ def server_stop() -> None:
 @server_app.command("status")
 def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Whether the Prefect API answers."""
-    from scenario_pipeline.infra.prefect_server import status
+    from scenario_pipeline.infra.prefect_server import status  # lazy (cli/__init__.py): 117 ms
 
     st = status()
     if as_json:

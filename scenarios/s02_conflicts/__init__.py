@@ -34,6 +34,7 @@ from scenario_pipeline.scenarios.metrics import (
 )
 from scenario_pipeline.scenarios.registry import register
 
+from .agent import ConflictResolver
 from .features import (
     FIELD_COLUMNS,
     KEY_COLUMN,
@@ -153,8 +154,6 @@ class MultiSourceConflicts(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import ConflictResolver
-
         return ConflictResolver(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:

@@ -33,6 +33,7 @@ from scenario_pipeline.scenarios.tokenizer import count_tokens
 
 from scenario_pipeline.errors import UsageError
 
+from .agent import WarehouseAgent
 from .features import (
     MAX_SUBJECTS,
     Catalog,
@@ -132,8 +133,6 @@ class WarehouseContext(DeclaredMetrics):
         ) for i, q in enumerate(questions)]
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import WarehouseAgent
-
         return WarehouseAgent(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:

@@ -36,6 +36,7 @@ from scenario_pipeline.scenarios.metrics import (
 )
 from scenario_pipeline.scenarios.registry import register
 
+from .agent import EvolutionAgent
 from .features import (
     CHANNELS,
     NULL_SHARE,
@@ -271,8 +272,6 @@ class SchemaEvolution(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import EvolutionAgent
-
         return EvolutionAgent(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:

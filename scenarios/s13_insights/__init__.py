@@ -158,7 +158,7 @@ class CrossAssetInsights(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import InsightFinder
+        from .agent import InsightFinder  # lazy: its agent loads scipy, 0.5 s, at every load of the registry
 
         return InsightFinder(**params)
 

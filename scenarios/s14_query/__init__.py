@@ -29,6 +29,8 @@ from scenario_pipeline.scenarios.sql_sandbox import (
 
 from scenario_pipeline.errors import UsageError
 
+from .agent import QueryAgent
+
 REGIONS = ("central", "east", "north", "south", "west")
 CITIES = ("Avonport", "Brightwater", "Cedar Falls", "Dunmore", "Eastbrook", "Fairhaven", "Glenwood", "Harborview",
           "Ironvale", "Juniper", "Kingsley", "Lakeside")
@@ -133,8 +135,6 @@ class NaturalLanguageQuery(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import QueryAgent
-
         return QueryAgent(**params)
 
     def _gold(self, case: Case, context: dict[str, Any]) -> QueryResult:

@@ -27,6 +27,7 @@ from scenario_pipeline.scenarios.registry import register
 
 from scenario_pipeline.errors import UsageError
 
+from .agent import PiiAgent
 from .features import PiiTable
 
 ROWS = 400  # rows per table
@@ -195,8 +196,6 @@ class PiiDetection(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import PiiAgent
-
         return PiiAgent(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:

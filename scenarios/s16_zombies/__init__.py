@@ -36,6 +36,7 @@ from scenario_pipeline.scenarios.metrics import (
 )
 from scenario_pipeline.scenarios.registry import register
 
+from .agent import ZombieFinder
 from .catalog_plan import (
     PROFILES,
     catalog_plan,
@@ -165,8 +166,6 @@ class ZombieTables(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import ZombieFinder
-
         return ZombieFinder(**params)
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:
