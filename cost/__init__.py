@@ -7,5 +7,5 @@ run, actuals from AWS Cost Explorer after it, and a priced plan before it (docs/
 - ``budget``: the guard that stops submitting shards before the estimate would cross ``--max-cost-usd``.
 - ``live``: the per-run tracker the flow and the fan-out use (ledger persisted with the checkpoints).
 - ``explorer`` / ``reconcile``: Cost Explorer ``GetCostAndUsage`` by the run-id tag, into the warehouse.
-- ``plan``: prices a run of N records on W workers from throughput measured in docs/benchmarks.md.
+- ``plan``: prices a run of N records on W workers from throughput measured by the benchmarks (cost/plan_inputs.toml).
 """

@@ -1,7 +1,7 @@
 """A priced plan: what generating N records, one scenario's fan-out over them and a month of storage
 would cost on W workers, before anything runs.
 
-Throughput comes from the measurements in docs/benchmarks.md (cost/bench_inputs.py): generation
+Throughput comes from measurements (cost/plan_inputs.toml, read by cost/plan_inputs.py): generation
 CPU-seconds per row and Parquet bytes per row, and the harness's thread-seconds per case. Each
 worker is a Dask worker of ``threads_per_worker`` threads, one vCPU each, as fast as a core of the
 measuring machine. The measured fan-out is the harness alone (a no-op agent); an agent's own time
@@ -17,22 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from scenario_pipeline.cost.accounting import GIB, Usage
-from scenario_pipeline.cost.bench_inputs import read_plan_inputs
 from scenario_pipeline.cost.estimate import price
+from scenario_pipeline.cost.plan_inputs import read_plan_inputs
 from scenario_pipeline.cost.prices import PriceProfile, load_profile
 from scenario_pipeline.datasets.plan import requests_per_file
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.scenarios.registry import get_scenario
-from scenario_pipeline.errors import UsageError
+from scenario_pipeline.errors import UsageError, positive
 
 MAX_RECORDS = 10**12
 LIST_PAGE = 1000  # keys per S3 LIST response
-
-
-def _positive(name: str, value: Any, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
-        raise UsageError(f"{name} must be a positive {'whole ' if integer else ''}number, got {value!r}")
 
 
 def _nonneg(name: str, value: float) -> None:
@@ -48,25 +42,25 @@ def shard_size_for(cases: int, threads: int) -> int:
 def price_plan(records: int, workers: int, profile: str | PriceProfile | None = None, *, scenario: str = "s12-search",
                cases: int | None = None, threads_per_worker: int = 1, agent_seconds_per_case: float = 0.0,
                agent_usd_per_case: float = 0.0, months: float = 1.0, seed: int = 0, spec: DatasetSpec | None = None,
-               dataset_plan: dict[str, Any] | None = None, benchmarks: Path | None = None) -> dict[str, Any]:
+               dataset_plan: dict[str, Any] | None = None, plan_inputs: Path | None = None) -> dict[str, Any]:
     """Quantities, lines and totals of a plan; see the module docstring for where each number comes from.
 
     ``spec`` replaces the scenario's dataset (``scenario plan --dataset``); ``dataset_plan`` is
     datasets/plan.py's estimate for it, whose S3 request counts (multipart uploads included) are used.
     """
-    _positive("records", records, integer=True)
+    positive("records", records, integer=True)
     if records > MAX_RECORDS:
         raise UsageError(f"records must be at most 10^12, got {records:,}")
-    _positive("workers", workers, integer=True)
-    _positive("threads per worker", threads_per_worker, integer=True)
-    _positive("months", months)
+    positive("workers", workers, integer=True)
+    positive("threads per worker", threads_per_worker, integer=True)
+    positive("months", months)
     _nonneg("agent seconds per case", agent_seconds_per_case)
     _nonneg("agent USD per case", agent_usd_per_case)
     prof = profile if isinstance(profile, PriceProfile) else load_profile(profile)
-    inputs = read_plan_inputs(benchmarks)
+    inputs = read_plan_inputs(plan_inputs)
     sc = get_scenario(scenario)
     cases = sc.default_cases if cases is None else cases
-    _positive("cases", cases, integer=True)
+    positive("cases", cases, integer=True)
     threads = workers * threads_per_worker
     gb_per_thread = prof.vcpus_per_thread * prof.plan_gb_per_vcpu
 

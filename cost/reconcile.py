@@ -71,7 +71,7 @@ def run_error(wh: Any, run_id: str) -> dict[str, Any] | None:
     row: dict[str, Any] = {"run_id": run_id, "first_day": first, "last_day": last, "actual_usd": float(actual_usd),
                            "incomplete": bool(incomplete), "model_actual_usd": float(model) if model is not None else None}
     if one_time is None:
-        row.update(estimate_usd=None, error_usd=None, error_pct=None)  # no estimate stored (a run before issue 7)
+        row.update(estimate_usd=None, error_usd=None, error_pct=None)  # no estimate stored (a run from before estimates were stored)
         return row
     days = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
     estimate_usd = float(one_time) + float(storage_month or 0.0) * days / MONTH_DAYS

@@ -38,8 +38,10 @@ def mix64(ids: np.ndarray, key: int) -> np.ndarray:
     return z
 
 
-def mix_scalar(key: int, *values: int) -> int:
-    """The same finalizer for a few scalars (oracle enumeration, not hot paths)."""
+def mix64_scalars(key: int, *values: int) -> int:
+    """``mix64`` folded over a few scalars, one numpy call each (oracle enumeration, not hot paths).
+
+    Not ``splitmix64_scalars`` (scenarios/s03_warehouse/features.py): a different mix, different numbers."""
     x = key & 0xFFFFFFFFFFFFFFFF
     for v in values:
         x = int(mix64(np.array([v], dtype=np.uint64), x)[0])

@@ -32,7 +32,7 @@ from scenario_pipeline.datasets.layout import table_layout
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.errors import StorageError
-from scenario_pipeline.storage import DiskFullError, Storage, os_error  # issue 9: os_error
+from scenario_pipeline.storage import DiskFullError, Storage, os_error
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
@@ -312,7 +312,7 @@ def _put_local(path: str, data: bytes) -> None:
             fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
-        raise os_error("write", path, exc) from exc  # issue 9: a full disk says so, and what to do
+        raise os_error("write", path, exc) from exc  # a full disk says so, and what to do
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -337,7 +337,7 @@ def _write_local(path: str, encode: Any, finish: Any) -> PartitionInfo:
         os.replace(tmp, path)
         return info
     except OSError as exc:
-        raise os_error("write", path, exc) from exc  # issue 9: a full disk says so, and what to do
+        raise os_error("write", path, exc) from exc  # a full disk says so, and what to do
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

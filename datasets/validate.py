@@ -157,27 +157,6 @@ def count_violation(tbl: pa.Table, col: ColumnSpec, rule: str) -> tuple[int, Any
     return bad, example
 
 
-def rule_violations(tbl: pa.Table, tspec: TableSpec) -> list[Violation]:
-    """Every broken rule of every column of ``tbl``, counted exactly (a full scan)."""
-    out = []
-    for col in tspec.columns:
-        for rule in _rules_of(effective_rules(col)):
-            bad, example = count_violation(tbl, col, rule)
-            if bad:
-                out.append(Violation(_rule_text(rule, effective_rules(col)), col.name, bad, tbl.num_rows, "full scan", example))
-    return out
-
-
-def _rules_of(r: Rules) -> list[str]:
-    rules = ["nulls"]
-    rules += ["min"] if r.min is not None else []
-    rules += ["max"] if r.max is not None else []
-    rules += ["allowed"] if r.allowed is not None else []
-    rules += ["pattern"] if r.pattern is not None else []
-    rules += ["unique"] if r.unique else []
-    return rules
-
-
 # -- the check -----------------------------------------------------------------------------
 
 def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any) -> str:
@@ -218,11 +197,3 @@ def report(spec: DatasetSpec, table: str, p: int, violations: list[Violation]) -
     lines = "\n  ".join(v.line() for v in violations)
     return (f"partition {p} of {spec.name}.{table} broke {len(violations)} rule(s) and was not published:\n  {lines}\n"
             f"Fix the column's generator or its rules in the dataset spec, then generate again.")
-
-
-def validate_partition(tbl: pa.Table, tspec: TableSpec, partition: int) -> None:
-    """Full-scan check of an in-memory table (tests, small tables); raises ``ValidationFailed``."""
-    problems = rule_violations(tbl, tspec)
-    if problems:
-        raise ValidationFailed(f"partition {partition} of table {tspec.name} broke its rules and was not published:\n  "
-                               + "\n  ".join(v.line() for v in problems))

@@ -22,7 +22,7 @@ from scenario_pipeline.warehouse.base import connect
 def compare_runs(run_ids: list[str], warehouse_url: str | None = None, storage_url: str | None = None, correction: str = "holm",
                  alpha: float = 0.05, n_boot: int = 10_000) -> dict[str, Any]:
     """Compare every run with the first (the reference). Returns the comparison (JSON-ready) with its report's URL."""
-    check_compare_params(run_ids, warehouse_url, storage_url, correction, alpha, n_boot)  # issue 9: bad input stops here, before any work
+    check_compare_params(run_ids, warehouse_url, storage_url, correction, alpha, n_boot)  # bad input stops here, before any work
     logger = get_run_logger()
     settings = load_settings()
     url = warehouse_url or settings.resolved_warehouse_url()

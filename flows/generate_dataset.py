@@ -38,7 +38,7 @@ def generate_dataset(
     interrupted one is finished without rewriting the partitions it already has.
     """
     settings = load_settings()
-    # issue 9: bad input stops here, before any work (the same checks as `scenario generate`)
+    # bad input stops here, before any work (the same checks as `scenario generate`)
     spec = check_generate_params(dataset, records, partition_rows, seed, storage_url, dask_address, settings)
     logger = get_run_logger()
     t0 = time.perf_counter()

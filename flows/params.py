@@ -10,7 +10,7 @@ from typing import Any
 
 from scenario_pipeline.agents.loader import agent_kind
 from scenario_pipeline.datasets.spec import MAX_RECORDS
-from scenario_pipeline.errors import UsageError
+from scenario_pipeline.errors import UsageError, positive
 from scenario_pipeline.scenarios.base import Scenario
 from scenario_pipeline.scenarios.registry import get_scenario, short_id
 from scenario_pipeline.settings import Settings
@@ -169,12 +169,6 @@ class RunParams:
 
     def describe_seed(self) -> str:
         return f"a private seed (commitment {self.seed_commitment[:12]})" if self.seed_commitment else f"seed {self.seed}"
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UsageError(f"{name} must be a positive whole number, got {value!r}")
-    return value
 
 
 MAX_CASE_TIMEOUT_S = 86_400.0  # a day: longer is a stuck agent, not a slow one
@@ -370,7 +364,6 @@ def check_reconcile_params(days: object = None, warehouse_url: object = None, to
         return date.fromisoformat(today)
     except ValueError:
         raise UsageError(f"today must be a date as YYYY-MM-DD, got {today!r}") from None
-# ---- end issue 9 ----
 
 
 def new_run_id(scenario_id: str) -> str:
@@ -418,14 +411,14 @@ def resolve_params(
     storage_url = from_variable(storage_url, "storage URL")
     warehouse_url = from_variable(warehouse_url, "warehouse URL")
     dask_address = from_variable(dask_address, "Dask address")
-    records = _positive("records", records if records is not None else sc.default_records)
-    cases = _positive("cases", cases if cases is not None else sc.default_cases)
+    records = positive("records", records if records is not None else sc.default_records, integer=True)
+    cases = positive("cases", cases if cases is not None else sc.default_cases, integer=True)
     if records > MAX_RECORDS:  # the largest dataset there is
         raise UsageError(f"records must be at most 10^12, got {records:,}")
     if cases > sc.max_cases:
         raise UsageError(f"{sc.id} draws at most {sc.max_cases} cases, got {cases}")
     if shard_size is not None:
-        _positive("shard size", shard_size)
+        positive("shard size", shard_size, integer=True)
     check_seed(seed)  # also at most 2^63-1
     if not isinstance(private, bool) or not isinstance(fail_on_threshold, bool):
         raise UsageError("private seed and fail on threshold must be true or false")

@@ -35,7 +35,7 @@ class GateDecision(RunInput):
 @flow(name="promote-baseline", log_prints=True, validate_parameters=False)
 def promote_baseline(run_id: str, warehouse_url: str | None = None, interactive: bool = False, decided_by: str | None = None,
                      timeout_s: int = 3600, poll_interval_s: int = 5) -> dict[str, Any]:
-    check_promote_params(run_id, warehouse_url, interactive, decided_by, timeout_s, poll_interval_s)  # issue 9: before any work
+    check_promote_params(run_id, warehouse_url, interactive, decided_by, timeout_s, poll_interval_s)  # bad input stops here, before any work
     logger = get_run_logger()
     url = warehouse_url or load_settings().resolved_warehouse_url()
     wh = connect(url)

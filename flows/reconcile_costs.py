@@ -42,7 +42,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 @flow(name="reconcile-costs", log_prints=True, validate_parameters=False)
 def reconcile_costs(days: int | None = None, warehouse_url: str | None = None, today: str | None = None) -> dict[str, Any]:
     """Fill actuals for the last ``days`` days (default SCENARIO_COST_RECONCILE_DAYS, 7); ``today`` (YYYY-MM-DD) is for backfills."""
-    day = check_reconcile_params(days, warehouse_url, today)  # issue 9: bad input stops here, before any work
+    day = check_reconcile_params(days, warehouse_url, today)  # bad input stops here, before any work
     logger = get_run_logger()
     warehouse_url = from_variable(warehouse_url, "warehouse URL") or load_settings().resolved_warehouse_url()
     check_warehouse_url(warehouse_url)

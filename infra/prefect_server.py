@@ -127,7 +127,7 @@ def stop(settings: PrefectServerSettings | None = None) -> bool:
 
 def ensure_api(settings: PrefectServerSettings | None = None) -> ServerStatus:
     """Make sure a Prefect API answers, and export PREFECT_API_URL for this process and its children."""
-    # issue 9: ride through a restart of the Prefect server. Prefect's client retries a lost connection with
+    # Ride through a restart of the Prefect server. Prefect's client retries a lost connection with
     # exponential backoff (2, 4, 8, ... s): 7 retries wait about 4 min in all, its default 5 about 1 min.
     # Set before Prefect is imported (it reads its settings then); a user's own value wins.
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "7")

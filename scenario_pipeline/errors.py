@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 class ScenarioError(Exception):
     """Base of every error this project raises on purpose. The CLI prints its message, exits 2."""
@@ -13,12 +16,20 @@ class UsageError(ScenarioError):
     """Bad input from the user: an unknown name, a number out of range, a malformed URL."""
 
 
+def positive(name: str, value: Any, integer: bool = False) -> Any:
+    """``value`` when it is a positive (``integer``: whole) finite number; else a UsageError naming ``name``."""
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not value > 0 or (isinstance(value, float) and not math.isfinite(value)):
+        raise UsageError(f"{name} must be a positive {'whole ' if integer else ''}number, got {value!r}")
+    return value
+
+
 class UnknownScenarioError(UsageError):
     pass
 
 
 class AgentError(UsageError):
-    """An agent spec that does not import, is not callable, or does not answer (bad input: issue 9)."""
+    """An agent spec that does not import, is not callable, or does not answer (bad input)."""
 
 
 class StorageError(ScenarioError):

@@ -58,7 +58,7 @@ class CostSettings(BaseSettings):
     ce_max_attempts: int = Field(8, description="attempts per Cost Explorer request before giving up on throttling")
     ce_backoff_s: float = Field(1.0, description="first backoff after a throttled Cost Explorer request; doubles each time")
     ce_backoff_cap_s: float = Field(60.0, description="longest backoff between Cost Explorer attempts")
-    benchmarks: str | None = Field(None, description="docs/benchmarks.md to read plan inputs from; default the checkout's")
+    plan_inputs: str | None = Field(None, description="a TOML file of plan inputs to price plans from; default cost/plan_inputs.toml")
 
 
 class RedshiftSettings(BaseSettings):

@@ -205,7 +205,6 @@ def os_error(what: str, where: str, exc: OSError) -> StorageError:
     if reason:
         return disk_full_error(what, where, reason)
     return StorageError(f"cannot {what} {where}: {exc.strerror or exc}")
-# ---- end issue 9 ----
 
 
 def _safe(exc: BaseException) -> str:
@@ -364,23 +363,3 @@ def __getattr__(name: str) -> Any:
     if name == "RetryingS3FileSystem":  # pickle finds the class by name
         return _s3_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-# ---- end issue 9 ----
-
-
-def pyarrow_filesystem(storage: Storage):  # noqa: ANN201 - pyarrow.fs.FileSystem
-    """The pyarrow filesystem for a storage root (S3 honours the endpoint override)."""
-    import pyarrow.fs as pafs
-
-    if storage.scheme == "s3":
-        endpoint = s3_endpoint()
-        kwargs: dict[str, Any] = {}
-        if endpoint:
-            parsed = urlparse(endpoint)
-            kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            kwargs["region"] = region
-        # pyarrow's own retries for transient errors (its default is 3 attempts)
-        kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=S3_RETRIES + 1)
-        return pafs.S3FileSystem(**kwargs)
-    return pafs.LocalFileSystem()

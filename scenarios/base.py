@@ -105,11 +105,3 @@ class Scenario(Protocol):
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore: ...
 
     def aggregate(self, rows: list[dict[str, Any]]) -> dict[str, float]: ...
-
-
-@dataclass(frozen=True)
-class ScenarioInfo:
-    id: str
-    short: str
-    title: str
-    purpose: str

@@ -105,7 +105,3 @@ def find(metrics: tuple[Metric, ...], name: str, level: str) -> Metric | None:
         if m.name == name:
             return m
     return None
-
-
-def is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)

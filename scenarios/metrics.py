@@ -29,8 +29,3 @@ def percentile(values: Iterable[float | None], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(vals) - 1)
     return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
-
-
-def latency_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
-    lat = [r.get("latency_ms") for r in rows]
-    return {"latency_p50_ms": percentile(lat, 50), "latency_p95_ms": percentile(lat, 95), "latency_p99_ms": percentile(lat, 99)}

@@ -42,7 +42,7 @@ def test_wilcoxon_exact_and_normal_by_hand() -> None:
 
 
 def test_against_scipy_on_random_data() -> None:
-    """A second opinion where scipy is installed (it comes with great_expectations here)."""
+    """A second opinion from scipy (a dependency: S13's reference agent uses it)."""
     ss = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(3)
     for n in (5, 12, 30, 50):

@@ -31,6 +31,7 @@ def test_wheel_installs_only_scenario_pipeline(tmp_path: Path) -> None:
              and not (REPO / n.split("/", 1)[1]).is_file()]
     assert not stale, f"the wheel holds modules the repository lacks (delete the stale build/ folder): {stale}"
     assert any(n.startswith("scenario_pipeline/cost/profiles/") and n.endswith(".toml") for n in names)
+    assert "scenario_pipeline/cost/plan_inputs.toml" in names  # a plan is priced from it, in any install
 
 
 def test_outside_the_repository_datasets_is_not_ours(tmp_path: Path) -> None:

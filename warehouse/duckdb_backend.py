@@ -2,7 +2,7 @@
 by scanning Arrow tables, which is DuckDB's fastest path.
 
 DuckDB lets one process at a time open a file for writing; another process gets "Could not set
-lock on file". Opening therefore waits for the lock with bounded, jittered backoff (issue 9:
+lock on file". Opening therefore waits for the lock with bounded, jittered backoff (for
 concurrent runs publishing to one file), logging each wait, for up to
 ``SCENARIO_DUCKDB_LOCK_WAIT_S`` seconds (default 120); then it raises WarehouseError, which
 publishing turns into the outbox. Every opener (publish, outbox delivery, compare/, cost/, the CLI)

@@ -1,4 +1,4 @@
-"""``scenario costs RUN_ID``, ``scenario reconcile-costs`` and ``scenario price-profiles`` (issue 7, docs/costs.md)."""
+"""``scenario costs RUN_ID``, ``scenario reconcile-costs`` and ``scenario price-profiles`` (docs/costs.md)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def print_priced_plan(priced: dict) -> None:
               f"worker(s)); {priced['scenario']} fan-out of {f['cases']:,} cases ${f['usd']:,.4f}; storage ${priced['storage']['usd']:,.2f} "
               f"for {priced['storage']['months']:g} month(s). Total ${priced['total_usd']:,.2f}.")
     src = priced["inputs"]
-    out.print(f"Throughput from docs/benchmarks.md: {src['generate.rows_per_cpu_second']['value'] / 1e6:.2f} M rows per CPU-second, "
+    out.print(f"Throughput measured by the benchmarks (cost/plan_inputs.toml): {src['generate.rows_per_cpu_second']['value'] / 1e6:.2f} M rows per CPU-second, "
               f"{src['generate.bytes_per_row']['value']:g} bytes per row, {src['fanout.thread_seconds_per_case']['value'] * 1e3:.3f} ms of a "
               "worker thread per case (agent time not included; see --json for every assumption).", highlight=False)
 
@@ -150,7 +150,7 @@ def print_priced_plan(priced: dict) -> None:
 def add_priced_plan(est: dict, records: int, workers: int, profile: Optional[str], spec: object) -> None:
     """`scenario plan`: put the priced plan under ``est["priced"]`` (``est`` is datasets/plan.py's estimate).
 
-    With no --profile the plan is priced at the default profile when docs/benchmarks.md can be read,
+    With no --profile the plan is priced at the default profile when its plan inputs can be read,
     and says why not otherwise; a --profile given explicitly must work.
     """
     from scenario_pipeline.cost.plan import price_plan  # lazy (cli/__init__.py): with the dataset generator, 0.4 s

@@ -91,8 +91,10 @@ class Catalog:
 _MASK = (1 << 64) - 1
 
 
-def mix_scalar(key: int, *values: int) -> int:
-    """splitmix64 of a few scalars in plain Python: the catalog draws ~30 numbers per subject."""
+def splitmix64_scalars(key: int, *values: int) -> int:
+    """splitmix64 folded over a few scalars in plain Python: the catalog draws ~30 numbers per subject.
+
+    Not datasets/hashing.py ``mix64_scalars``: a different mix, different numbers (the catalog's are pinned)."""
     x = key & _MASK
     for v in values:
         z = (x + (v + 0x9E3779B97F4A7C15) * 0x9E3779B97F4A7C15) & _MASK
@@ -118,8 +120,8 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
     attr_words = [words[i] for i in order[SUBJECT_WORDS + keys:SUBJECT_WORDS + keys + 512]]
     key_names = [f"{w}_id" for w in key_words]
     k = stream_key(seed, "catalog")
-    a = (mix_scalar(k, 1) | 1) % MAX_SUBJECTS  # odd: a bijection on pair numbers
-    b = mix_scalar(k, 2) % MAX_SUBJECTS
+    a = (splitmix64_scalars(k, 1) | 1) % MAX_SUBJECTS  # odd: a bijection on pair numbers
+    b = splitmix64_scalars(k, 2) % MAX_SUBJECTS
     domains = list(DOMAINS)
     tables: list[CatalogTable] = []
     lineage: list[tuple[str, str, str]] = []
@@ -127,23 +129,23 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
     for s in range(subjects):
         pair = (a * s + b) % MAX_SUBJECTS
         w1, w2 = subject_words[pair // SUBJECT_WORDS], subject_words[pair % SUBJECT_WORDS]
-        domain = domains[_pick(mix_scalar(k, 3, s), len(domains))]
-        noun = DOMAINS[domain][_pick(mix_scalar(k, 4, s), 3)]
-        n_keys = 1 + _pick(mix_scalar(k, 5, s), 3)
+        domain = domains[_pick(splitmix64_scalars(k, 3, s), len(domains))]
+        noun = DOMAINS[domain][_pick(splitmix64_scalars(k, 4, s), 3)]
+        n_keys = 1 + _pick(splitmix64_scalars(k, 5, s), 3)
         chosen: list[str] = []
         j = 0
         while len(chosen) < min(n_keys, keys):
-            name = key_names[_pick(mix_scalar(k, 6, s, j), keys)]
+            name = key_names[_pick(splitmix64_scalars(k, 6, s, j), keys)]
             if name not in chosen:
                 chosen.append(name)
             j += 1
         subject_keys.append(tuple(chosen))
         cols = [CatalogColumn(name, "BIGINT", f"Identifier of a {name[:-3]}; tables that share it join on it", True) for name in chosen]
-        n_attr = 3 + _pick(mix_scalar(k, 7, s), 10)
+        n_attr = 3 + _pick(splitmix64_scalars(k, 7, s), 10)
         seen = set(chosen)
         for j in range(n_attr):
-            word = attr_words[_pick(mix_scalar(k, 8, s, j), len(attr_words))]
-            suffix, typ, text = ATTRIBUTES[_pick(mix_scalar(k, 9, s, j), len(ATTRIBUTES))]
+            word = attr_words[_pick(splitmix64_scalars(k, 8, s, j), len(attr_words))]
+            suffix, typ, text = ATTRIBUTES[_pick(splitmix64_scalars(k, 9, s, j), len(ATTRIBUTES))]
             name = f"{word}_{suffix}"
             if name not in seen:
                 seen.add(name)
@@ -151,15 +153,15 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
         phrase = f"{w1} {w2} {noun}"
         short = f"{domain}_{w1}_{w2}_{noun}"
         for li, layer in enumerate(LAYERS):
-            rows = int(10 ** (3 + 6 * (mix_scalar(k, 10, s, li) % 10_000) / 10_000))
+            rows = int(10 ** (3 + 6 * (splitmix64_scalars(k, 10, s, li) % 10_000) / 10_000))
             extra = (CatalogColumn("ingested_at", "TIMESTAMP", "When the row was loaded", False),) if layer == "raw" else ()
             tables.append(CatalogTable(f"{layer}.{short}", layer, domain, s, phrase,
                                        f"{LAYER_TEXT[layer]} {phrase} for the {domain} team.", rows, tuple(cols) + extra))
         lineage.append((tables[-3].name, tables[-2].name, "cleans and deduplicates"))
         lineage.append((tables[-2].name, tables[-1].name, "models for analysis"))
     for s in range(subjects):  # some marts also read another subject's staging table
-        if subjects > 1 and mix_scalar(k, 11, s) % 4 == 0:
-            other = _pick(mix_scalar(k, 12, s), subjects)
+        if subjects > 1 and splitmix64_scalars(k, 11, s) % 4 == 0:
+            other = _pick(splitmix64_scalars(k, 12, s), subjects)
             if other != s:
                 lineage.append((tables[3 * other + 1].name, tables[3 * s + 2].name, "enriches"))
     return Catalog(tuple(tables), tuple(lineage), tuple(subject_keys))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scenario_pipeline.datasets.hashing import stream_key
-from .features import Catalog, mix_scalar
+from .features import Catalog, splitmix64_scalars
 
 SHAPES = ("direct", "star", "bridge")
 WORDINGS = {
@@ -102,7 +102,7 @@ class QuestionDrawer:
         while len(out) < n:
             if attempt > 50 * (n + 10) + 4 * subjects:
                 raise ValueError(f"the catalog holds only {len(out)} distinct questions; use more records (tables)")
-            h = mix_scalar(key, attempt)
+            h = splitmix64_scalars(key, attempt)
             attempt += 1
             shape = SHAPES[h % 3]
             start = (h >> 8) % subjects

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from scenario_pipeline.datasets import kinds_query  # noqa: F401 - registers the id_label column kind
 from scenario_pipeline.datasets.catalog import dataset, default_partition_rows
-from scenario_pipeline.datasets.hashing import mix_scalar, stream_key
+from scenario_pipeline.datasets.hashing import mix64_scalars, stream_key
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec, column
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
@@ -121,9 +121,9 @@ class NaturalLanguageQuery(DeclaredMetrics):
         schema = schema_of(spec)
         cases = []
         for i in range(n):
-            h = mix_scalar(key, i)
+            h = mix64_scalars(key, i)
             template = names[h % len(names)]
-            slots = {slot: pools[slot][mix_scalar(key, i, j + 1) % len(pools[slot])] for j, slot in enumerate(TEMPLATES[template][1])}
+            slots = {slot: pools[slot][mix64_scalars(key, i, j + 1) % len(pools[slot])] for j, slot in enumerate(TEMPLATES[template][1])}
             q = build_question(template, slots, h >> 32)
             cases.append(Case(
                 case_id=f"{self.id}-{i:05d}",
