@@ -15,7 +15,7 @@ from fsspec.spec import AbstractFileSystem
 
 
 class _MeteredFile:
-    def __init__(self, fh: Any, meter: "MeteredFileSystem") -> None:
+    def __init__(self, fh: Any, meter: MeteredFileSystem) -> None:
         self._fh = fh
         self._meter = meter
 
@@ -32,7 +32,7 @@ class _MeteredFile:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fh, name)
 
-    def __enter__(self) -> "_MeteredFile":
+    def __enter__(self) -> _MeteredFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -140,7 +140,7 @@ def main() -> None:
           f"{rows / l_cpu / 1e6:.2f} M rows/CPU-s, {size_limit / 1e6 / l_cpu:.1f} MB/CPU-s "
           f"(median {statistics.median(limit) * 1e3:.1f} ms per partition)")
     print(f"    (for reference, pyarrow writing a table built the instant before, still in cache: median "
-          f"{statistics.median(hot) * 1e3:.1f} ms per partition; ours / that = {statistics.median(h / o for h, o in zip(hot, ours)):.3f})")
+          f"{statistics.median(hot) * 1e3:.1f} ms per partition; ours / that = {statistics.median(h / o for h, o in zip(hot, ours, strict=True)):.3f})")
     print(f"(c) tpchgen-cli lineitem SF1 ZSTD(1): {tp_bytes / 1e6:.1f} MB in {tp_cpu:.2f} CPU-s ({tp_wall:.1f} s wall) = "
           f"{tp_bytes / 1e6 / tp_cpu:.1f} MB/CPU-s")
     med = statistics.median(ours)
@@ -150,7 +150,7 @@ def main() -> None:
           f"for the partitions it checks: 64 of this dataset's {spec.partitions:,}, "
           f"{64 * statistics.median(gx_cost) / (spec.partitions * med) * 100:.1f}% of the whole)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    per_partition = statistics.median(l / o for l, o in zip(limit, ours))
+    per_partition = statistics.median(lim / o for lim, o in zip(limit, ours, strict=True))
     mb_ours = size_ours / 1e6 / o_cpu
     print(f"ratio ours/write-only (rows per CPU-second, median of {len(ours)} partitions; bar >= 0.9): {per_partition:.3f}")
     print(f"ratio ours/tpchgen-cli (Parquet MB per CPU-second; bar >= 2.0): {mb_ours / (tp_bytes / 1e6 / tp_cpu):.3f}")

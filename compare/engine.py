@@ -76,15 +76,13 @@ def _compare_pair(a: RunData, b: RunData, specs: dict[str, MetricSpec], n_boot: 
     ids_b = set(b.by_case())
     ids = [c["case_id"] for c in a.cases if c["case_id"] in ids_b]
     cols = _columns(a, b, ids)
-    boot_cols, rows = [], []
-    for name, (before, after, kind) in cols.items():
+    boot_cols: list[np.ndarray] = []
+    rows: list[dict[str, Any]] = []
+    for name, (before, after, _kind) in cols.items():
         valid = ~np.isnan(before) & ~np.isnan(after)
         diff = np.where(valid, after - before, np.nan)
         boot_cols += [diff, np.where(valid, before, np.nan), np.where(valid, after, np.nan)]
-        if name == PASS:
-            test = mcnemar_exact(before[valid] > 0.5, after[valid] > 0.5)
-        else:
-            test = wilcoxon_signed_rank(diff[valid])
+        test = mcnemar_exact(before[valid] > 0.5, after[valid] > 0.5) if name == PASS else wilcoxon_signed_rank(diff[valid])
         spec = specs.get(name) or MetricSpec(name, True, 0.0, False, quality=False)
         rows.append({"metric": name, "kind": "quality" if spec.quality else "operations", "test": test.test,
                      "n": int(valid.sum()), "test_n": test.n, "before_value": _mean(np.where(valid, before, np.nan)),
@@ -129,7 +127,7 @@ def compare_runs(runs: list[RunData], correction: str = "holm", alpha: float = 0
     pairs = [_compare_pair(ref, other, specs, n_boot) for other in runs[1:]]
     # One family for the multiplicity correction: every quality metric of every pair.
     family = [row for p in pairs for row in p["rows"] if row["kind"] == "quality"]
-    for row, adj in zip(family, CORRECTIONS[correction]([row["p_value"] for row in family])):
+    for row, adj in zip(family, CORRECTIONS[correction]([row["p_value"] for row in family]), strict=True):
         row["p_adjusted"] = adj
     for p in pairs:
         for row in p["rows"]:

@@ -94,7 +94,7 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
-def analyze_run(r: "RunData") -> dict[str, Any]:
+def analyze_run(r: RunData) -> dict[str, Any]:
     cases = r.cases
     failed = [c for c in cases if not c["passed"]]
     reasons: dict[str, list[str]] = defaultdict(list)
@@ -126,7 +126,7 @@ def analyze_run(r: "RunData") -> dict[str, Any]:
     }
 
 
-def analyze_pair(a: "RunData", b: "RunData") -> dict[str, Any]:
+def analyze_pair(a: RunData, b: RunData) -> dict[str, Any]:
     """What changed between two runs of the same cases: regressions, fixes, and the groups that moved."""
     cb = b.by_case()
     pairs = [(c, cb[c["case_id"]]) for c in a.cases if c["case_id"] in cb]
@@ -142,14 +142,15 @@ def analyze_pair(a: "RunData", b: "RunData") -> dict[str, Any]:
             inside = set(idx)
             others = [i for i in range(len(before)) if i not in inside]
             o_before, o_after = [before[i] for i in others], [after[i] for i in others]
-            entry = {"attribute": key, "value": label, "cases": len(idx), "metrics": {}}
+            by_metric: dict[str, dict[str, float | None]] = {}
+            entry = {"attribute": key, "value": label, "cases": len(idx), "metrics": by_metric}
             for m in metrics:
                 gb, ga, ob, oa = _mean(g_before, m), _mean(g_after, m), _mean(o_before, m), _mean(o_after, m)
-                entry["metrics"][m] = {"before": gb, "after": ga}
-                if None in (gb, ga):
+                by_metric[m] = {"before": gb, "after": ga}
+                if gb is None or ga is None:
                     continue
                 change = (gb - ga) if metrics[m] else (ga - gb)  # > 0: worse
-                rest_change = 0.0 if None in (ob, oa) else ((ob - oa) if metrics[m] else (oa - ob))
+                rest_change = 0.0 if ob is None or oa is None else ((ob - oa) if metrics[m] else (oa - ob))
                 if change >= MIN_GAP and change - rest_change >= MIN_GAP:  # worse here, and worse than elsewhere
                     verb = "fell" if metrics[m] else "rose"
                     findings.append((change * len(idx), f"{m} {verb} from {_fmt(gb)} to {_fmt(ga)} on cases with {key} = {label} "

@@ -32,9 +32,9 @@ def evidence(wh: SqlWarehouse, run_id: str) -> dict[str, Any]:
     metrics = wh.metric_rows(run_id)
     for m in metrics:
         if m["passed"] is False:
-            cmp = ">=" if m["higher_is_better"] else "<="
-            reasons.append(f"{m['metric']} = {num(m['value'])} misses its threshold {cmp} {num(m['target'])}")
-    cmp = None
+            op = ">=" if m["higher_is_better"] else "<="
+            reasons.append(f"{m['metric']} = {num(m['value'])} misses its threshold {op} {num(m['target'])}")
+    cmp: dict[str, Any] | None = None
     if base is not None:
         try:
             cmp = compare_runs([load_run(wh, base["run_id"]), load_run(wh, run_id)])

@@ -107,13 +107,13 @@ def paired_bootstrap(columns: list[np.ndarray], n_boot: int = 10_000, seed: int 
     if n == 0:
         return [(math.nan, math.nan) for _ in columns]
     valid = [~np.isnan(c) for c in columns]
-    filled = [np.where(v, c, 0.0) for c, v in zip(columns, valid)]
+    filled = [np.where(v, c, 0.0) for c, v in zip(columns, valid, strict=True)]
     means: list[list[np.ndarray]] = [[] for _ in columns]
     done = 0
     while done < n_boot:
         k = min(chunk, n_boot - done)
         idx = rng.integers(0, n, size=(k, n))
-        for j, (c, v) in enumerate(zip(filled, valid)):
+        for j, (c, v) in enumerate(zip(filled, valid, strict=True)):
             counts = v[idx].sum(axis=1)
             sums = c[idx].sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):

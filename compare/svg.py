@@ -6,15 +6,16 @@ Every chart is a function of plain numbers returning an ``<svg>`` string; every 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
+from typing import TypeGuard
 
 PALETTE = ["#4363d8", "#e6194b", "#3cb44b", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
 VERDICT_COLORS = {"improved": "#2e7d32", "degraded": "#c62828", "unchanged": "#616161", "inconclusive": "#ef6c00", None: "#455a64"}
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
-def _ok(v: float | None) -> bool:
+def _ok(v: float | None) -> TypeGuard[float]:
     return v is not None and not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))
 
 
@@ -102,7 +103,7 @@ def diff_chart(title: str, rows: Sequence[dict], width: int = 660) -> str:
             continue
         span = max(abs(lo), abs(hi), abs(me), abs(d)) * 1.15 or 1.0
 
-        def x(v: float) -> float:
+        def x(v: float, span: float = span) -> float:
             return left + pw * (v + span) / (2 * span)
 
         color = VERDICT_COLORS.get(r.get("verdict"), "#455a64")
@@ -136,7 +137,7 @@ def bars_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, float
         lo_v = min(vals + [0.0])
         ph = panel_h - 30
 
-        def y(v: float) -> float:
+        def y(v: float, oy: float = oy, ph: float = ph, lo_v: float = lo_v, hi_v: float = hi_v) -> float:
             return oy + 16 + ph * (1 - (v - lo_v) / ((hi_v - lo_v) or 1.0))
 
         body.append(f'<text x="{ox + 4}" y="{oy + 10}" font-weight="600">{escape(metric[:22])}</text>'
@@ -171,7 +172,7 @@ def histogram(title: str, series: dict[str, Sequence[float]], bins: int = 24, wi
         lo, hi = lo * 0.9 if lo else -1.0, hi * 1.1 if hi else 1.0
     edges = ([math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / bins) for i in range(bins + 1)] if log
              else [lo + (hi - lo) * i / bins for i in range(bins + 1)])
-    counts = {}
+    counts: dict[str, list[float]] = {}
     for name, s in series.items():
         c = [0] * bins
         for v in s:
@@ -183,10 +184,10 @@ def histogram(title: str, series: dict[str, Sequence[float]], bins: int = 24, wi
     top_share = max(max(c) for c in counts.values()) or 1.0
     pw, ph = width - left - right, height - top - bottom
     body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
-    for k, (name, c) in enumerate(counts.items()):
+    for k, (name, shares) in enumerate(counts.items()):
         color = PALETTE[k % len(PALETTE)]
         pts = []
-        for i, share in enumerate(c):
+        for i, share in enumerate(shares):
             x0, x1 = left + pw * i / bins, left + pw * (i + 1) / bins
             yv = top + ph * (1 - share / top_share)
             pts += [(x0, yv), (x1, yv)]

@@ -37,10 +37,10 @@ class Usage:
     unpriced_output_tokens: int = 0
     cases: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
-    def scaled(self, factor: float) -> "Usage":
+    def scaled(self, factor: float) -> Usage:
         """This usage times ``factor`` (counts rounded): imputing shards whose accounting was lost."""
         out = {}
         for f in fields(self):
@@ -52,7 +52,7 @@ class Usage:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Usage":
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
@@ -112,7 +112,7 @@ class Ledger:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Ledger":
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
         return cls(
             run_id=data["run_id"], attempts=int(data.get("attempts", 0)), imputed_shards=list(data.get("imputed_shards", [])),
             stages={k: Usage.from_dict(v) for k, v in data.get("stages", {}).items()},

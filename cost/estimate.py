@@ -65,7 +65,9 @@ def usage_cost(usage: Usage, profile: PriceProfile) -> float:
 
 def estimate(ledger: Ledger, profile: PriceProfile) -> dict[str, Any]:
     """A run's estimate: total, per stage, per item, and the recurring storage apart."""
-    by_stage, by_item, lines_out = {}, {}, []
+    by_stage: dict[str, float] = {}
+    by_item: dict[str, float] = {}
+    lines_out: list[dict[str, Any]] = []
     for stage, usage in sorted(ledger.by_stage().items()):
         lines = price(usage, profile)
         by_stage[stage] = round(one_time_usd(lines), 10)

@@ -76,11 +76,11 @@ class RunCost:
             usage = Usage(s3_get=2, bytes_read=len(json.dumps(manifest)))  # HEAD and GET of the manifest
         self.record("generate", usage)
 
-    def record_run_start(self, resuming: bool, done: set[int], shard_rows: ShardRows) -> None:
+    def record_run_start(self, resuming: bool, done: set[int], read_rows: ShardRows) -> None:
         """run.json (HEAD, then GET to compare or PUT to create) and the scan for finished shards."""
         shard_bytes = sum(self.ledger.shards[s].bytes_written for s in done if s in self.ledger.shards)
         self.record("checkpoints", Usage(s3_get=1 + int(resuming) + len(done), s3_put=int(not resuming), s3_list=1, bytes_read=shard_bytes))
-        self.account_resumed(done, shard_rows)
+        self.account_resumed(done, read_rows)
 
     def record_results_read(self, finished: set[int]) -> None:
         """The second scan for finished shards and the read of their rows: a listing, each file twice."""
@@ -92,12 +92,12 @@ class RunCost:
         billed = seconds if warehouse_url.startswith("redshift://") else 0.0
         self.record("publish", Usage(warehouse_rows=rows, warehouse_bytes=nbytes, warehouse_seconds=billed))
 
-    def account_resumed(self, done: set[int], shard_rows: ShardRows) -> None:
+    def account_resumed(self, done: set[int], read_rows: ShardRows) -> None:
         """Finished shards the ledger does not know (lost in a kill): agent usage from their rows, compute imputed."""
         missing = sorted(s for s in done if s not in self.ledger.shards)
         if not missing:
             return
-        rows = shard_rows(missing)
+        rows = read_rows(missing)
         known = list(self.ledger.shards.values())
         known_cases = sum(u.cases for u in known)
         per_case = Usage()

@@ -22,8 +22,8 @@ from scenario_pipeline.cost.plan_inputs import read_plan_inputs
 from scenario_pipeline.cost.prices import PriceProfile, load_profile
 from scenario_pipeline.datasets.plan import requests_per_file
 from scenario_pipeline.datasets.spec import DatasetSpec
-from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.errors import UsageError, positive
+from scenario_pipeline.scenarios.registry import get_scenario
 
 MAX_RECORDS = 10**12
 LIST_PAGE = 1000  # keys per S3 LIST response

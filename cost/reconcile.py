@@ -14,15 +14,19 @@ under category ``model``) and are reported apart.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from scenario_pipeline.cost.explorer import ce_client, daily_costs_by_run
-from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.cost.warehouse_rows import (
-    ACTUAL, ESTIMATE, oldest_estimated_day, replace_actuals, replace_reconciliations,
+    ACTUAL,
+    ESTIMATE,
+    oldest_estimated_day,
+    replace_actuals,
+    replace_reconciliations,
 )
 from scenario_pipeline.errors import UsageError
+from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.warehouse.base import connect
 from scenario_pipeline.warehouse.sql_warehouse import utcnow
 
@@ -85,7 +89,7 @@ def reconcile(warehouse_url: str, days: int | None = None, today: date | None = 
     """Fetch, write actuals for the window, write each touched run's reconciliation; returns a report."""
     settings = settings or CostSettings()
     days = settings.reconcile_days if days is None else days
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     wh = connect(warehouse_url)
     try:
         start, end = window(today, days, oldest_estimated_day(wh))

@@ -51,9 +51,9 @@ def write_estimate(warehouse_url: str, run_id: str, scenario: str, ledger: Ledge
     rows = estimate_rows(run_id, scenario, ledger, profile)
     wh = connect(warehouse_url)
     try:
-        with wh.transaction():  # type: ignore[attr-defined]  # every back end is a SqlWarehouse
-            wh._execute("DELETE FROM costs WHERE run_id = ? AND source = ?", [run_id, ESTIMATE])  # type: ignore[attr-defined]
-            wh._insert_rows("costs", COLUMNS, [_tuple(r) for r in rows])  # type: ignore[attr-defined]
+        with wh.transaction():
+            wh._execute("DELETE FROM costs WHERE run_id = ? AND source = ?", [run_id, ESTIMATE])
+            wh._insert_rows("costs", COLUMNS, [_tuple(r) for r in rows])
     finally:
         wh.close()
     return len(rows)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from scenario_pipeline.datasets.discovery import discover
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
-
 from scenario_pipeline.errors import UsageError
 
 

@@ -18,13 +18,15 @@ Each kind also names the Parquet encoding that suits its values (``encoding``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets import kernels
 from scenario_pipeline.datasets.discovery import discover
 from scenario_pipeline.datasets.hashing import mix64
@@ -36,7 +38,6 @@ from scenario_pipeline.datasets.layout import (
     uniform_width,
 )
 from scenario_pipeline.datasets.spec import ColumnSpec, Rules
-
 from scenario_pipeline.errors import UsageError
 
 Generator = Callable[[ColumnSpec, np.ndarray, Any, int], pa.Array]
@@ -67,6 +68,12 @@ class ColumnKind:
     @property
     def packed(self) -> bool:
         return self.bits is not None
+
+    def random_bits(self, col: ColumnSpec) -> int:
+        """Random bits per record a packed kind's column draws."""
+        if self.bits is None:
+            raise UsageError(f"column kind {self.name!r} is not a packed kind: it draws no bits of its own")
+        return self.bits(col)
 
     def encoding(self, col: ColumnSpec) -> str:
         """The column's Parquet encoding: its ``encoding`` param, else the kind's choice."""
@@ -119,7 +126,7 @@ def generate_column(col: ColumnSpec, ids: np.ndarray, key: int, records: int) ->
         uids = np.ascontiguousarray(ids, dtype=np.uint64)
         return kind.generate(col, uids, mix64(uids, key) if kind.hashed else uids, records)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    layout = column_layout(key, col, kind.bits(col))
+    layout = column_layout(key, col, kind.random_bits(col))
     return packed_columns([col], ids, layout, records, consecutive=bool(len(ids)) and bool(np.all(np.diff(ids) == 1)))[0]
 
 
@@ -136,7 +143,7 @@ def packed_columns(cols: list[ColumnSpec], ids: np.ndarray, layout: TableLayout,
     kinds = [column_kind(c.kind).generate for c in cols]
     # Every output byte is a write to memory the cache has not seen: keep buffers narrow and
     # share the ids buffer with a column whose values are the ids (no copy).
-    dtypes = [k.dtype(c) for k, c in zip(kinds, cols)]
+    dtypes = [k.dtype(c) for k, c in zip(kinds, cols, strict=True)]
     values = [ids if dt is None else pool_array(n, dt) for dt in dtypes]
     nulls = [layout.nulls.get(c.name) for c in cols]
     bitmaps = [pool_array((n + 7) // 8, np.dtype(np.uint8)) if f else None for f in nulls]
@@ -150,14 +157,15 @@ def packed_columns(cols: list[ColumnSpec], ids: np.ndarray, layout: TableLayout,
         words = scratch[:, : b - a]
         layout.draw_into(block_ids, words, consecutive)
         first = int(block_ids[0]) if consecutive else None
-        for i, (kind, col) in enumerate(zip(kinds, cols)):
+        for i, (kind, col) in enumerate(zip(kinds, cols, strict=True)):
             if dtypes[i] is not None:
                 kind.fill(col, block_ids, Bits(words, fields[i], first), records, values[i][a:b])
-            if nulls[i]:
-                f, threshold = nulls[i]
-                null_counts[i] += kernels.validity_bitmap(words[f.word], f.shift, f.width, threshold, bitmaps[i][a // 8: (b + 7) // 8])
+            null_field, bitmap = nulls[i], bitmaps[i]
+            if null_field and bitmap is not None:
+                f, threshold = null_field
+                null_counts[i] += kernels.validity_bitmap(words[f.word], f.shift, f.width, threshold, bitmap[a // 8: (b + 7) // 8])
     out = []
-    for i, (kind, col) in enumerate(zip(kinds, cols)):
+    for i, (kind, col) in enumerate(zip(kinds, cols, strict=True)):
         arr = kind.arrow(col, values[i])
         out.append(with_validity(arr, pa.py_buffer(bitmaps[i]), null_counts[i]) if nulls[i] else arr)
     return out
@@ -309,7 +317,7 @@ TS_TYPE = pa.timestamp("us", tz="UTC")
 
 def _ts_frame(c: ColumnSpec, records: int) -> tuple[int, int, float]:
     """(origin in microseconds, span in microseconds, step per record)."""
-    start = datetime.fromisoformat(c.params.get("start", "2026-01-01T00:00:00")).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(c.params.get("start", "2026-01-01T00:00:00")).replace(tzinfo=UTC)
     origin = int(start.timestamp()) * 1_000_000
     span = int(c.params.get("span_days", 365.0) * 86_400_000_000)
     return origin, span, span / max(records, 1)

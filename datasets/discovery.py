@@ -14,7 +14,7 @@ worker process imports their modules, and ``adopt`` makes the worker run them to
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 Hook = Callable[[], None]
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import tqdm
 
 from scenario_pipeline.datasets.columns import effective_rules
-from scenario_pipeline.datasets.spec import Rules, TableSpec, null_allowance
+from scenario_pipeline.datasets.spec import ColumnSpec, Rules, TableSpec, null_allowance
 
 _LOCK = threading.Lock()  # a GX context is not safe to share between threads
 _SUITES: dict[tuple[str, int], Any] = {}  # built once per table shape and sample size
@@ -54,7 +54,7 @@ def expectation_suite(tspec: TableSpec, rows: int) -> Any:
     for col in tspec.columns:
         r: Rules = effective_rules(col)
 
-        def add(rule: str, exp: Any) -> None:
+        def add(rule: str, exp: Any, col: ColumnSpec = col) -> None:
             exp.meta = {"column": col.name, "rule": rule}
             suite.add_expectation(exp)
 

@@ -13,7 +13,6 @@ from scenario_pipeline.datasets.partition import (
     write_partition,
 )
 from scenario_pipeline.datasets.spec import DatasetSpec
-
 from scenario_pipeline.errors import ValidationFailed
 from scenario_pipeline.storage import DiskFullError, Storage
 

@@ -12,6 +12,8 @@ record; ``datasets/layout.py`` packs the fields of a table into as few words as 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -98,7 +100,7 @@ def validity_bitmap(word: np.ndarray, shift: int, width: int, threshold: int, ou
     """Arrow validity bits (LSB first): row i is null when its field < threshold. Returns the null count."""
     s, m, t = np.uint64(shift), field_mask_nb(width), np.uint64(threshold)
     n = word.shape[0]
-    nulls = 0
+    nulls: Any = 0  # an int64 once compiled
     for i in range(n):  # branch-free count, vectorizes
         nulls += _field(word[i], s, m) < t
     full = n // 8

@@ -100,7 +100,7 @@ def plan_fields(columns: tuple[ColumnSpec, ...], bits_of: dict[str, int]) -> tup
     fields, words = _allocate(wanted)
     values: dict[str, Field] = {}
     nulls: dict[str, tuple[Field, int]] = {}
-    for (label, _), f in zip(wanted, fields):
+    for (label, _), f in zip(wanted, fields, strict=True):
         kind, name = label.split(":", 1)
         if kind == "v":
             values[name] = f

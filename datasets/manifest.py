@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scenario_pipeline.datasets.partition import CHECKSUM, PartitionInfo
@@ -71,7 +71,7 @@ def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> 
         "values_hash": spec.values_hash(),
         "generator_version": GENERATOR_VERSION,
         "checksum": CHECKSUM,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "spec": public_spec(spec),  # without seed and features: see PRIVATE_FIELDS
         "tables": tables,
     }

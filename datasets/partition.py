@@ -15,23 +15,23 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from scenario_pipeline.datasets import oracle
-from scenario_pipeline.datasets import kernels
+from scenario_pipeline.datasets import kernels, oracle
 from scenario_pipeline.datasets import validate as checks
 from scenario_pipeline.datasets.columns import Arena, column_kind, packed_columns
 from scenario_pipeline.datasets.features import feature_kind
+from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.layout import table_layout
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec
-from scenario_pipeline.datasets.hashing import mix64, stream_key
-from scenario_pipeline.errors import StorageError
+from scenario_pipeline.errors import DatasetError, StorageError
 from scenario_pipeline.storage import DiskFullError, Storage, os_error
 
 COMPRESSION = "zstd"
@@ -77,7 +77,7 @@ def _bits_of(tspec: TableSpec) -> dict[str, int]:
     for col in tspec.columns:
         kind = column_kind(col.kind)
         if kind.packed:
-            out[col.name] = kind.bits(col)
+            out[col.name] = kind.random_bits(col)
     return out
 
 
@@ -93,7 +93,7 @@ def build_rows(spec: DatasetSpec, table: str, start: int, stop: int, arena: Aren
         kernels.fill_range(start, ids)
     layout = table_layout(spec.seed, tspec, _bits_of(tspec))
     packed = [c for c in tspec.columns if column_kind(c.kind).packed]
-    by_name = dict(zip((c.name for c in packed), packed_columns(packed, ids, layout, records, consecutive=True, alloc=arena.take if arena else None)))
+    by_name = dict(zip((c.name for c in packed), packed_columns(packed, ids, layout, records, consecutive=True, alloc=arena.take if arena else None), strict=True))
     arrays = []
     for col in tspec.columns:
         if col.name not in by_name:  # hashed style: its own hash round, uint64 ids as it always had
@@ -162,6 +162,12 @@ class Encoded:
     sample: pa.Table | None  # evenly spaced rows, for Great Expectations
     dictionaries: dict[str, list[pa.Array]]  # dictionary columns: every dictionary written
 
+    def buffer(self) -> pa.Buffer:
+        """``data``, which validation and checksums need in memory (``_write_local`` maps the file in)."""
+        if self.data is None:
+            raise RuntimeError("the encoded partition's bytes are not in memory")
+        return self.data
+
 
 def sample_positions(rows: int, size: int) -> np.ndarray:
     """``size`` evenly spaced row positions of a partition of ``rows`` (all rows when fewer)."""
@@ -189,20 +195,19 @@ def encode_partition(spec: DatasetSpec, table: str, p: int, sample_rows: int = 0
     ``Encoded.data`` is None); keep a row sample when asked."""
     start, stop = spec.partition_bounds(p, table)
     positions = sample_positions(stop - start, sample_rows) + start if sample_rows else None
-    in_memory = sink is None
-    sink = pa.BufferOutputStream() if in_memory else sink
+    out = pa.BufferOutputStream() if sink is None else sink
     samples: list[pa.Table] = []
     dictionaries: dict[str, list[pa.Array]] = {}
     writer = None
     try:
         for a, chunk in iter_chunks(spec, table, p):
             if writer is None:
-                writer = pq.ParquetWriter(sink, chunk.schema, **parquet_options(spec, table))
+                writer = pq.ParquetWriter(out, chunk.schema, **parquet_options(spec, table))
             writer.write_table(chunk, row_group_size=spec.row_group_rows)
             if positions is not None:
                 lo, hi = np.searchsorted(positions, [a, a + chunk.num_rows])
                 samples.append(chunk.take(pa.array(positions[lo:hi] - a)))
-            for name, col in zip(chunk.column_names, chunk.columns):
+            for name, col in zip(chunk.column_names, chunk.columns, strict=True):
                 if pa.types.is_dictionary(col.type):
                     seen = dictionaries.setdefault(name, [])
                     for piece in col.chunks:
@@ -212,7 +217,9 @@ def encode_partition(spec: DatasetSpec, table: str, p: int, sample_rows: int = 0
     finally:
         if writer is not None:
             writer.close()
-    data = sink.getvalue() if in_memory else None
+    if writer is None:
+        raise DatasetError(f"partition {p} of {spec.name}.{table} has no rows to encode")
+    data = out.getvalue() if sink is None else None
     sample = pa.concat_tables(samples).combine_chunks() if samples else None
     return Encoded(data, writer.writer.metadata, sample, dictionaries)
 
@@ -290,14 +297,14 @@ def write_partition(spec: DatasetSpec, root: Storage, table: str, p: int, valida
     def finish(enc: Encoded) -> PartitionInfo:
         footer = read_footer(enc.metadata)
         label = checks.check_partition(spec, table, p, enc, footer) if validate else "none"
-        return PartitionInfo(table, p, rel, footer.rows, enc.data.size, file_checksum(memoryview(enc.data)), footer.row_groups, footer.stats(), label)
+        return PartitionInfo(table, p, rel, footer.rows, enc.buffer().size, file_checksum(memoryview(enc.buffer())), footer.row_groups, footer.stats(), label)
 
     if root.scheme == "file":
         info = _write_local(root.path(rel), lambda sink: encode_partition(spec, table, p, sample_rows, sink), finish)
         _put_local(root.path(sidecar_name(table, p)), json.dumps(info.to_json()).encode())
     else:  # object stores: encode in memory, then one PUT each (atomic by itself)
         info = finish(enc := encode_partition(spec, table, p, sample_rows))
-        root.write_bytes(rel, enc.data.to_pybytes())
+        root.write_bytes(rel, enc.buffer().to_pybytes())
         root.write_json(sidecar_name(table, p), info.to_json())
     return info
 

@@ -62,10 +62,10 @@ def calibrate(spec: DatasetSpec, with_gx: bool = True) -> Calibration:
         for p in sorted({min(x, probe.partitions_of(table) - 1) for x in picks}):
             c = _cpu()
             enc = encode_partition(probe, table, p)
-            xxhash.xxh3_128_hexdigest(memoryview(enc.data))
+            xxhash.xxh3_128_hexdigest(memoryview(enc.buffer()))
             cpu += _cpu() - c
             rows += enc.metadata.num_rows
-            size += enc.data.size
+            size += enc.buffer().size
     gx = 0.0
     if with_gx:
         table = probe.tables[0].name

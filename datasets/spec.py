@@ -113,7 +113,7 @@ class DatasetSpec(BaseModel):
     features: tuple[FeatureSpec, ...] = ()
 
     @model_validator(mode="after")
-    def _check(self) -> "DatasetSpec":
+    def _check(self) -> DatasetSpec:
         if self.records <= 0:
             raise ValueError(f"records must be a positive number, got {self.records}")
         if self.records > MAX_RECORDS:

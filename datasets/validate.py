@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -58,14 +58,14 @@ def gx_partition(spec: DatasetSpec, table: str, p: int) -> bool:
 
 # -- layer 1: statistics -------------------------------------------------------------------
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _number(v: object) -> float | None:
     if v is None or isinstance(v, str):
         return None
     if isinstance(v, datetime):  # timestamps are checked in whole microseconds
-        return ((v if v.tzinfo else v.replace(tzinfo=timezone.utc)) - _EPOCH) // timedelta(microseconds=1)
+        return ((v if v.tzinfo else v.replace(tzinfo=UTC)) - _EPOCH) // timedelta(microseconds=1)
     return float(v)  # type: ignore[arg-type]
 
 
@@ -77,9 +77,10 @@ def stats_suspects(tspec: TableSpec, footer: Any, dictionaries: dict[str, list[p
     nulls = footer.nulls
     for col in tspec.columns:
         r = effective_rules(col)
-        if r.min is not None and lo.get(col.name) is not None and lo[col.name] < r.min:
+        low, high = lo.get(col.name), hi.get(col.name)
+        if r.min is not None and low is not None and low < r.min:
             suspects.add((col.name, "min"))
-        if r.max is not None and hi.get(col.name) is not None and hi[col.name] > r.max:
+        if r.max is not None and high is not None and high > r.max:
             suspects.add((col.name, "max"))
         if nulls.get(col.name, 0) > null_allowance(r.max_null_rate, footer.rows):
             suspects.add((col.name, "nulls"))
@@ -102,7 +103,7 @@ def _all_pass(d: pa.Array, rule: str, arg: Any) -> bool:
     if not new:
         return True
     ok = pc.is_in(pa.array(new), pa.array(arg)) if rule == "allowed" else pc.match_substring_regex(pa.array(new), arg)
-    passed = [v for v, good in zip(new, ok.to_pylist()) if good]
+    passed = [v for v, good in zip(new, ok.to_pylist(), strict=True) if good]
     if len(known) + len(passed) > 1_000_000:
         known.clear()
     known.update(passed)
@@ -176,7 +177,7 @@ def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any
         label += f" + great expectations ({enc.sample.num_rows:,} sampled rows)"
     if not found:
         return label
-    whole = pq.read_table(pa.BufferReader(enc.data), columns=sorted({c for c, _ in found}))
+    whole = pq.read_table(pa.BufferReader(enc.buffer()), columns=sorted({c for c, _ in found}))
     violations = []
     for (column, rule), found_by in sorted(found.items()):
         col = tspec.column(column)

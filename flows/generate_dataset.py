@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, runtime
@@ -20,7 +20,7 @@ def _flow_run_name() -> str:
     p = runtime.flow_run.parameters
     records = p.get("records")
     scale = f"{records:.0e}".replace("+0", "").replace("+", "") if isinstance(records, int) else "default"
-    return f"generate-{p.get('dataset', 'events')}-{scale}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    return f"generate-{p.get('dataset', 'events')}-{scale}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 @flow(name="generate-dataset", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=False)

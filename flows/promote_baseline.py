@@ -18,9 +18,9 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from scenario_pipeline.compare.gate import decision_row, evidence, evidence_markdown, who
+from scenario_pipeline.compare.reports import artifact_key
 from scenario_pipeline.flows.params import check_promote_params
 from scenario_pipeline.settings import load_settings
-from scenario_pipeline.compare.reports import artifact_key
 from scenario_pipeline.warehouse.base import connect
 
 

@@ -84,16 +84,16 @@ def start(settings: PrefectServerSettings | None = None) -> ServerStatus:
     if healthy(url):
         return status(settings)
     if _read_pid(settings) is None:
-        log = open(log_file(settings), "ab")
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         env["PREFECT_UI_API_URL"] = url  # the UI asks the API there (its default is port 4200)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port), "--no-services"]
-            if os.environ.get("SCENARIO_SERVER_NO_SERVICES") else
-            [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )
+        with open(log_file(settings), "ab") as log:  # the server keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port), "--no-services"]
+                if os.environ.get("SCENARIO_SERVER_NO_SERVICES") else
+                [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            )
         _pid_file(settings).write_text(str(proc.pid))
     deadline = time.monotonic() + settings.start_timeout_s
     while time.monotonic() < deadline:

@@ -17,4 +17,4 @@ __version__ = "0.1.0"
 _here = Path(__file__).resolve().parent
 _root = _here.parent
 if not (_here / "flows").is_dir() and (_root / "flows" / "__init__.py").is_file():
-    __path__.append(str(_root))  # type: ignore[name-defined]  # source checkout layout
+    __path__.append(str(_root))  # source checkout layout

@@ -22,6 +22,7 @@ fingerprint that may be.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -131,18 +132,14 @@ def _make_key_file(path: Path) -> bytes:
             os.fsync(fd)
         finally:
             os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process made it first: then theirs is the key
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # another process made it first: then theirs is the key
+            os.link(tmp, path)
     except OSError as exc:
         raise HarnessKeyError(f"cannot make the harness key file {path}: {exc.strerror or exc}; set XDG_CONFIG_HOME to a "
                               f"private folder of yours, or set {ENV_VAR}") from None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
     return _read_key_file(path)
 
 

@@ -67,7 +67,7 @@ class Storage:
     url: str
 
     @classmethod
-    def from_url(cls, url: str) -> "Storage":
+    def from_url(cls, url: str) -> Storage:
         return cls(normalize_url(url))
 
     @property
@@ -93,7 +93,7 @@ class Storage:
         """A full URL for a relative path, for messages and for readers that take URLs."""
         return f"{self.scheme}://{self.path(*parts)}"
 
-    def child(self, *parts: str) -> "Storage":
+    def child(self, *parts: str) -> Storage:
         return Storage(self.uri(*parts))
 
     # -- reads ---------------------------------------------------------------------------
@@ -307,7 +307,8 @@ def _report(level: int, msg: str, *args: Any) -> None:
         try:
             from prefect.logging.handlers import APILogHandler  # lazy: only once the process has Prefect (above)
 
-            chain, lg = [], log
+            chain: list[logging.Handler] = []
+            lg: logging.Logger | None = log
             while lg is not None:  # already sent by PREFECT_LOGGING_EXTRA_LOGGERS? then not twice
                 chain += lg.handlers
                 lg = lg.parent if lg.propagate else None

@@ -9,7 +9,6 @@ direction is ever guessed from its name.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 from scenario_pipeline.scenarios.base import Case, Metric, Threshold

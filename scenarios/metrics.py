@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def precision_recall_f1(predicted: set[Any], truth: set[Any]) -> tuple[float, float, float]:

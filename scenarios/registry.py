@@ -23,13 +23,12 @@ from typing import TypeVar
 
 import scenario_pipeline.scenarios as pkg
 from scenario_pipeline.datasets.discovery import add_discovery
-from scenario_pipeline.scenarios.base import Scenario
-
 from scenario_pipeline.errors import UnknownScenarioError, UsageError
+from scenario_pipeline.scenarios.base import Scenario
 
 _REGISTRY: dict[str, type] = {}
 _LOADED = False
-T = TypeVar("T", bound=type)
+T = TypeVar("T", bound=type[Scenario])
 
 
 def register(cls: T) -> T:

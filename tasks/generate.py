@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from distributed import Client, as_completed
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+
+from scenario_pipeline import progress
 from scenario_pipeline.datasets import discovery
 from scenario_pipeline.datasets.jobs import verify_job, write_job
 from scenario_pipeline.datasets.manifest import (
@@ -29,10 +32,8 @@ from scenario_pipeline.datasets.manifest import (
 )
 from scenario_pipeline.datasets.partition import PartitionInfo
 from scenario_pipeline.datasets.spec import DatasetSpec
-from scenario_pipeline.scenarios import registry  # noqa: F401 - adds the scenario packages' discovery hook
-
-from scenario_pipeline import progress
 from scenario_pipeline.errors import DatasetError, ValidationFailed
+from scenario_pipeline.scenarios import registry  # noqa: F401 - adds the scenario packages' discovery hook
 from scenario_pipeline.storage import DiskFullError, Storage
 
 STALE_TEMP_S = 300  # temporary files older than this belong to a dead writer
@@ -84,14 +85,17 @@ def _window(client: Client) -> int:
     return max(4, 3 * threads)
 
 
-def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = None) -> dict[str, Any]:
-    """Generate the missing partitions on Dask, then write the manifest; returns the manifest."""
+def materialize(client: Client | None, spec: DatasetSpec, storage: Storage, log: Any = None) -> dict[str, Any]:
+    """Generate the missing partitions on Dask, then write the manifest; returns the manifest. A complete
+    dataset needs no cluster (``client`` None)."""
     root = dataset_root(storage, spec)
     if has_manifest(root):
         manifest = read_manifest(root)
         if manifest.get("spec_hash") != spec.spec_hash():
             raise DatasetError(f"dataset at {root.url} has a manifest for spec {manifest.get('spec_hash')}, not {spec.spec_hash()}; delete the folder and generate again")
         return manifest
+    if client is None:
+        raise DatasetError(f"dataset at {root.url} is not complete, and generating it needs a Dask cluster")
     root.ensure_writable()
     write_truth(storage, spec)  # first: a dataset whose answer key is lost could not be scored again
     remove_stale_temps(root, [t.name for t in spec.tables])
@@ -113,7 +117,7 @@ def materialize(client: Client, spec: DatasetSpec, storage: Storage, log: Any = 
         bar.advance(stage, len(present))
         report = _progress_log(log, f"{spec.name}.{table}", len(present), total)
 
-        def tick() -> None:  # called within this iteration only, so the loop variables are current
+        def tick(stage: str = stage, table: str = table, report: Any = report) -> None:
             bar.advance(stage, len(parts[table]))
             report(len(parts[table]))
 
@@ -169,7 +173,7 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
     def submit(p: int) -> Any:
         return client.submit(write_job, spec, root.url, table, p, hooks, pure=False, retries=2)
 
-    queue = as_completed([submit(p) for _, p in zip(range(window), pending)], loop=client.loop)
+    queue = as_completed([submit(p) for _, p in zip(range(window), pending, strict=False)], loop=client.loop)  # the first `window`
     disk_full: DiskFullError | None = None
     for fut in queue:
         result = fut.result()  # storage errors (after Dask's retries) end the run here
@@ -189,7 +193,7 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
 
 
 @task(name="generate-dataset", cache_policy=NO_CACHE)
-def ensure_dataset(client: Client, spec: DatasetSpec, storage: Storage) -> dict[str, Any]:
+def ensure_dataset(client: Client | None, spec: DatasetSpec, storage: Storage) -> dict[str, Any]:
     logger = get_run_logger()
     manifest = materialize(client, spec, storage, logger)
     rows = sum(t["rows"] for t in manifest["tables"].values())

@@ -53,7 +53,7 @@ def s15_pii_in_usage(case: dict[str, Any], context: dict[str, Any]) -> dict[str,
         values = tbl.column(column)
         if pa.types.is_dictionary(values.type):
             values = values.cast(values.type.value_type)
-        text = dict(zip(ids, values.to_pylist()))
+        text = dict(zip(ids, values.to_pylist(), strict=True))
         raw += [text[r] for rows in by_entity.values() for r in rows]
     answer["usage"] = {"input_tokens": 10, "output_tokens": 5, "notes": raw}
     return answer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROWS: list["FaultRow"] = []
+ROWS: list[FaultRow] = []
 
 
 @dataclass

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scenario_pipeline.datasets.manifest import dataset_root
 from scenario_pipeline.datasets.spec import DatasetSpec

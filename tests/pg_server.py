@@ -123,7 +123,7 @@ class _Shim:
             await writer.drain()
         parts = body[4:].split(b"\x00")
         kept = b""
-        for key, value in zip(parts[0::2], parts[1::2]):
+        for key, value in zip(parts[0::2], parts[1::2], strict=False):
             if key and key.decode() in KEEP_PARAMS:
                 kept += key + b"\x00" + value + b"\x00"
         return body[:4] + kept + b"\x00"
@@ -182,15 +182,15 @@ class PostgresForRedshift:
         self.base.chmod(0o755)
         return {"user": entry.pw_uid, "group": entry.pw_gid}
 
-    def start(self) -> "PostgresForRedshift":
+    def start(self) -> PostgresForRedshift:
         who = self._as_user()
         subprocess.run([str(_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-sync"],
                        check=True, capture_output=True, **who)
         args = [str(_bin() / "postgres"), "-D", str(self.pgdata), "-k", str(self.base), "-h", "", "-c", "max_connections=50"]
         if not self.fsync:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = open(self.base / "postgres.log", "wb")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **who)
+        with open(self.base / "postgres.log", "wb") as log:  # postgres keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **who)
         sock = self.base / ".s.PGSQL.5432"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -220,7 +220,7 @@ class PostgresForRedshift:
         self.proc = None
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresForRedshift":
+    def __enter__(self) -> PostgresForRedshift:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

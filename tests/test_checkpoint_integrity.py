@@ -12,8 +12,9 @@ import io
 import json
 import logging
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pyarrow as pa
@@ -25,7 +26,12 @@ from scenario_pipeline.datasets.partition import CHECKSUM, PartitionInfo, sideca
 from scenario_pipeline.errors import HarnessKeyError, IntegrityError, RunStateError, ScenarioError, StorageError, UsageError
 from scenario_pipeline.storage import Storage
 from scenario_pipeline.tasks.checkpoint import (
-    CASE_SCHEMA, finished_shards, mac_path, read_results, shard_path, write_shard,
+    CASE_SCHEMA,
+    finished_shards,
+    mac_path,
+    read_results,
+    shard_path,
+    write_shard,
 )
 from tests.helpers import TEST_AWS, moto_server
 

@@ -5,9 +5,9 @@ and the estimate error per run computed by hand."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pytest
@@ -16,8 +16,8 @@ from scenario_pipeline.cost.accounting import Ledger, Usage
 from scenario_pipeline.cost.explorer import CostExplorerError, ce_client
 from scenario_pipeline.cost.prices import load_profile
 from scenario_pipeline.cost.reconcile import reconcile
-from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.cost.warehouse_rows import write_estimate
+from scenario_pipeline.settings import CostSettings
 from scenario_pipeline.tasks.checkpoint import CASE_SCHEMA
 from scenario_pipeline.warehouse.base import connect
 from tests.cost_support import ThrottlingProxy, day, group, pages, reset, seed
@@ -134,9 +134,8 @@ def test_throttling_that_never_ends_fails_clearly_and_writes_nothing(aws: str, t
     url = warehouse_with_run(tmp_path)
     seed(aws, three_pages())
     settings = CostSettings(ce_backoff_s=0.01, ce_backoff_cap_s=0.02, ce_max_attempts=3)
-    with ThrottlingProxy(aws, throttle=1000) as proxy:
-        with pytest.raises(CostExplorerError, match="still throttling \\(ThrottlingException\\) after 3 attempts"):
-            reconcile(url, days=3, today=date(2026, 11, 22), client=ce_client(endpoint_url=proxy.url), settings=settings)
+    with ThrottlingProxy(aws, throttle=1000) as proxy, pytest.raises(CostExplorerError, match="still throttling \\(ThrottlingException\\) after 3 attempts"):
+        reconcile(url, days=3, today=date(2026, 11, 22), client=ce_client(endpoint_url=proxy.url), settings=settings)
     assert proxy.throttled == 3 and proxy.forwarded == 0
     assert actual_rows(url) == []
 

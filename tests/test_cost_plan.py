@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scenario_pipeline.cost.plan_inputs import PACKAGED, read_plan_inputs
 from scenario_pipeline.cost.plan import price_plan, shard_size_for
+from scenario_pipeline.cost.plan_inputs import PACKAGED, read_plan_inputs
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.errors import UsageError
 from tests.helpers import REPO, run_cli

@@ -4,6 +4,7 @@ no case and doubles none."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,7 +77,5 @@ def test_external_cluster_both_workers_work_and_a_lost_worker_loses_nothing(pref
                f"Dask rescheduled the lost worker's shards; run completed, {s['counts']['shards_failed']} shards failed", 40, n, n - distinct)
     finally:
         for p in procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

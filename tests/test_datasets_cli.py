@@ -18,7 +18,7 @@ NO_SERVER = {"PREFECT_API_URL": "http://127.0.0.1:9/api"}
 def _fails_cleanly(args: list[str], data: Path, message: str) -> str:
     res = run_cli(args, env_extra=NO_SERVER, timeout=120)
     assert res.returncode == 2, res.stderr
-    lines = [l for l in res.stderr.strip().splitlines() if l.strip()]
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert lines[0].startswith("error:"), res.stderr
     assert message in " ".join(res.stderr.split()), res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""

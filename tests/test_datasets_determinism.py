@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.manifest import dataset_root
 from scenario_pipeline.datasets.partition import (
@@ -18,7 +19,6 @@ from scenario_pipeline.datasets.partition import (
     write_partition,
 )
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec, column
-
 from scenario_pipeline.storage import Storage
 from tests.helpers import REPO
 
@@ -119,14 +119,14 @@ def test_a_spec_read_back_from_its_manifest_plants_the_same_truth() -> None:
     stores sorted JSON) drew other PII labels from the same hash. The truth of every feature
     must not depend on where the spec came from."""
     from scenario_pipeline.datasets.features import feature_kind
-    from scenario_pipeline.scenarios.s15_pii.features import build_column
     from scenario_pipeline.datasets.spec import FeatureSpec
     from scenario_pipeline.scenarios.registry import get_scenario
+    from scenario_pipeline.scenarios.s15_pii.features import build_column
 
     pii = get_scenario("s15").dataset_spec(1200, 7)
     again = DatasetSpec.model_validate(json.loads(json.dumps(json.loads(pii.model_dump_json()), sort_keys=True)))
     assert again.spec_hash() == pii.spec_hash()
-    for a, b in zip(pii.features, again.features):
+    for a, b in zip(pii.features, again.features, strict=True):
         assert feature_kind(a.kind).truth(pii, a) == feature_kind(b.kind).truth(again, b)
 
     mix = {"US_SSN": 0.3, "EMAIL_ADDRESS": 0.3}  # not in sorted order on purpose
@@ -144,11 +144,11 @@ def test_a_fresh_worker_process_finds_the_kinds_of_a_scenario_package(tmp_path: 
     never imports. A Dask worker process that has imported nothing of the scenarios generates
     them through the hooks each job carries (datasets/discovery.py), and writes the pinned bytes."""
     from distributed import Client, LocalCluster
+
     from scenario_pipeline.datasets.jobs import write_job
     from scenario_pipeline.scenarios.registry import get_scenario
-    from scenario_pipeline.tasks.generate import materialize
-
     from scenario_pipeline.settings import DEFAULT_SEED
+    from scenario_pipeline.tasks.generate import materialize
     from tests.test_spec_pins import PINS
 
     _, records, _, checksums = PINS["s02-conflicts"]

@@ -3,8 +3,8 @@ for every kind of planted feature this test knows how to scan for."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import pytest
@@ -62,7 +62,7 @@ def check_key_accounts(data_dir: Path) -> None:
     assert [r[2] for r in rows] == truth.account_of.tolist()
     assert [round(r[3] * 100) for r in rows] == truth.cents_of.tolist()
     # each planted row's timestamp lies inside its cell's week (the oracle chose ids for it)
-    for (_, _, _, _, ts), c in zip(rows, truth.cell_of):
+    for (_, _, _, _, ts), c in zip(rows, truth.cell_of, strict=True):
         cell = truth.cells[c]
         assert cell.ts_from <= ts.strftime("%Y-%m-%dT%H:%M:%S") < cell.ts_to
 

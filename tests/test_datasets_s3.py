@@ -4,8 +4,8 @@ loopback), read back with DuckDB over a pyarrow dataset on pyarrow's S3 filesyst
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import duckdb

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 from distributed import Client
 
@@ -39,7 +38,7 @@ def test_range_rule_broken_fails_with_exact_count(data_dir: Path) -> None:
         write_partition(spec, root, "t", 0, gx=True)
     text = str(info.value)
     assert "partition 0 of rules.t broke 1 rule(s) and was not published" in text
-    line = next(l for l in text.splitlines() if "column qty" in l)
+    line = next(ln for ln in text.splitlines() if "column qty" in ln)
     assert f"rule '<= 49' on column qty: {expected:,} of 20,000 rows break it (found by footer statistics)" in line
     _nothing_published(root)
 
@@ -51,7 +50,7 @@ def test_uniqueness_only_the_expectation_suite_can_see(data_dir: Path) -> None:
     root = dataset_root(Storage.from_url(str(data_dir)), spec)
     with pytest.raises(ValidationFailed) as info:
         write_partition(spec, root, "t", 0, gx=True)
-    line = next(l for l in str(info.value).splitlines() if "column code" in l)
+    line = next(ln for ln in str(info.value).splitlines() if "column code" in ln)
     assert "rule 'unique' on column code: 990 of 1,000 rows break it" in line
     assert "found by great expectations: expect_column_values_to_be_unique" in line
     _nothing_published(root)
@@ -83,7 +82,7 @@ def test_failing_partitions_keep_the_dataset_unpublished(data_dir: Path, dask_lo
 
     # ts rises with the record id over 4 days; the rule allows only the first 2 days, so
     # partitions 0-1 (records 0-9,999) pass and partitions 2-3 (10,000-19,999) break it
-    origin = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
+    origin = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
     two_days = 2 * 86_400 * 1_000_000
     spec = _spec(column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=4.0, rules=Rules(min=origin, max=origin + two_days)),
                  records=20_000, partition_rows=5_000)

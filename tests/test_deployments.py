@@ -31,9 +31,9 @@ def test_deploy_worker_and_deployment_run_complete_a_scenario(prefect_server: st
     env.pop("PYTHONPATH", None)  # the worker must find the flow code through prefect.yaml alone
     _prefect(["work-pool", "create", "scenario-local", "--type", "process", "--overwrite"], env)
     _prefect(["--no-prompt", "deploy", "--name", "s12-search"], env)
-    log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen([str(VENV_BIN / "prefect"), "worker", "start", "--pool", "scenario-local"],
-                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(tmp_path / "worker.log", "wb") as log:  # the worker keeps its own copy of the descriptor
+        worker = subprocess.Popen([str(VENV_BIN / "prefect"), "worker", "start", "--pool", "scenario-local"],
+                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out = _prefect(["deployment", "run", "run-scenario/s12-search", "--param", "records=1000000", "--param", "cases=6",
                         "--param", "run_id=deploy-1", "--param", "fail_on_threshold=false"], env).stdout

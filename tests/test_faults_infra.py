@@ -13,9 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import httpx
@@ -121,7 +121,7 @@ class FlakyS3Proxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
 
-    def __enter__(self) -> "FlakyS3Proxy":
+    def __enter__(self) -> FlakyS3Proxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -334,8 +334,9 @@ class PrivatePrefectServer:
         env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": self.url}
         env.pop("PREFECT_API_URL", None)
         started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=open(self.home / "server.log", "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        with open(self.home / "server.log", "ab") as log:  # the server keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         while time.monotonic() - started < 180:
             if self.healthy():
                 return time.monotonic() - started

@@ -127,7 +127,7 @@ def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_w
     started = time.monotonic()
     procs = []
     for i in range(1, RUNS + 1):
-        out, err = open(tmp_path / f"load-{i}.json", "w"), open(tmp_path / f"load-{i}.log", "w")  # files: pipes would fill and block
+        out, err = open(tmp_path / f"load-{i}.json", "w"), open(tmp_path / f"load-{i}.log", "w")  # noqa: SIM115 - files: pipes would fill and block; closed below
         logs.append((out, err))
         procs.append(subprocess.Popen([str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(CASES),
                                        "--agent", AGENT, "--run-id", f"load-{i}", "--data-dir", str(data_dir), "--json"],

@@ -106,7 +106,6 @@ import scenario_pipeline.scenarios.registry
 print(write_partition(spec, dataset_root(storage, spec), "crm", 0).checksum)
 """
     from scenario_pipeline.scenarios.registry import get_scenario
-
     from scenario_pipeline.settings import DEFAULT_SEED
     from tests.test_spec_pins import PINS
 

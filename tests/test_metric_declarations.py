@@ -61,7 +61,7 @@ def test_a_run_of_errored_cases_meets_no_quality_threshold() -> None:
 def _run(run_id: str, scenario: str, per_case: list[dict[str, float]], passed: list[bool]) -> RunData:
     cases = [{"case_id": f"c{i}", "case_index": i, "passed": p, "reason": None if p else "missed", "metrics": m, "attributes": {},
               "latency_ms": 1.0, "cost_usd": None, "input_tokens": None, "output_tokens": None}
-             for i, (m, p) in enumerate(zip(per_case, passed))]
+             for i, (m, p) in enumerate(zip(per_case, passed, strict=True))]
     run = {"run_id": run_id, "scenario": scenario, "records": 1000, "seed": 1, "seed_commitment": None, "dataset_hash": "h",
            "agent": "a", "status": "completed", "passed": True, "started_at": None, "finished_at": None, "code_version": "x"}
     return RunData(run, {}, cases)

@@ -10,16 +10,15 @@ import duckdb
 import pytest
 
 from scenario_pipeline.agents.reference.context_packing import STRATEGIES
+from scenario_pipeline.agents.reference.knapsack import best_subset, best_value
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.scenarios.base import Case
-from scenario_pipeline.agents.reference.knapsack import best_subset, best_value
 from scenario_pipeline.scenarios.registry import get_scenario
 from scenario_pipeline.scenarios.s01_overflow import ContextOverflow, credited_pairs, item_text
 from scenario_pipeline.scenarios.tokenizer import count_tokens, tokenize, truncate
 from tests import agents_issue4 as agents
 from tests.helpers import run_cli
 from tests.issue4_support import materialize_dataset, run_cases
-
 
 # -- the tokenizer -------------------------------------------------------------------------
 
@@ -186,8 +185,8 @@ def test_perfect_empty_malformed_and_reference_agents(small: tuple) -> None:
 def test_account_ids_are_distinct_within_a_cell_and_4_to_10_digits() -> None:
     import numpy as np
 
-    from scenario_pipeline.scenarios.s01_overflow.features import ACCOUNT_STRIDE, _account_ids
     from scenario_pipeline.datasets.hashing import stream_key
+    from scenario_pipeline.scenarios.s01_overflow.features import ACCOUNT_STRIDE, _account_ids
 
     key = lambda *parts: stream_key(1, "key-accounts", "sales", *parts)  # noqa: E731
     for cell in (0, 7, 999):

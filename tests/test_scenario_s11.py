@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from scenario_pipeline.datasets import oracle
-from scenario_pipeline.scenarios.s11_evolution.features import evaluate
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.registry import get_scenario
+from scenario_pipeline.scenarios.s11_evolution.features import evaluate
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
 from tests.issue5_support import materialize_local, score_run
@@ -130,7 +130,7 @@ def test_a_cross_history_query_by_hand_and_the_naive_union(small: tuple) -> None
     root = Path(ctx["dataset"]["url"].removeprefix("file://"))
     region = [e.columns["region"][0] for e in evo.epochs]  # region, ..., sales_region after the rename
     assert region[0] == "region" and region[-1] == "sales_region"
-    union = " UNION ALL ".join(f"SELECT \"{n}\" AS r FROM '{root / e.table}/*.parquet'" for e, n in zip(evo.epochs, region))
+    union = " UNION ALL ".join(f"SELECT \"{n}\" AS r FROM '{root / e.table}/*.parquet'" for e, n in zip(evo.epochs, region, strict=True))
     with duckdb.connect() as con:
         by_hand = con.execute(f"SELECT count(*) FROM ({union}) WHERE r = 'north'").fetchone()[0]
         naive = con.execute(f"SELECT count(*) FROM read_parquet('{root}/orders__*/*.parquet', union_by_name=true) WHERE sales_region = 'north'").fetchone()[0]

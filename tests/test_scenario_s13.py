@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from scenario_pipeline.scenarios.s13_insights.agent import benjamini_hochberg
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.scenarios.registry import get_scenario
+from scenario_pipeline.scenarios.s13_insights.agent import benjamini_hochberg
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
 from tests.issue5_support import materialize_local, score_run
@@ -166,7 +166,7 @@ def test_reference_agent_controls_the_fdr_at_default_scale(tmp_path: Path) -> No
     assert m["recall"] == 1.0
     # averaged over the cases of each q, the observed false discovery proportion stays at or below q
     for q in (0.05, 0.1, 0.2):
-        fdps = [r["metrics"]["fdp"] for r, c in zip(rows, cases) if c.input["q"] == q]
+        fdps = [r["metrics"]["fdp"] for r, c in zip(rows, cases, strict=True) if c.input["q"] == q]
         assert len(fdps) >= 30 and sum(fdps) / len(fdps) <= q, (q, sum(fdps) / len(fdps))
     assert m["fdp"] <= m["q"] - 0.03  # with a margin
 

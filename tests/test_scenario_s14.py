@@ -9,6 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -88,7 +89,7 @@ def test_execution_accuracy_by_hand(small: tuple) -> None:
     ]
     cases = [region, listing, top, _case("region_revenue", {"region": "west"}, 3), _case("region_revenue", {"region": "south"}, 4)]
     before = _digest(context)
-    scores = [sc.score(c, {"sql": a}, context) for c, a in zip(cases, answers)]
+    scores = [sc.score(c, {"sql": a}, context) for c, a in zip(cases, answers, strict=True)]
     assert [s.passed for s in scores] == [True, True, False, False, False]
     assert [s.metrics["sql_error"] for s in scores] == [0.0, 0.0, 0.0, 1.0, 1.0]
     assert "differs in the asked order" in scores[2].reason
@@ -127,7 +128,7 @@ def test_sandbox_blocks_writes_even_past_the_statement_check(small: tuple) -> No
     cur = database_for(context).con.cursor()
     for sql in ("DELETE FROM sales", "DROP TABLE stores", "COPY sales TO '/tmp/stolen.csv'",
                 "SELECT * FROM read_csv('/etc/passwd')", "SET enable_external_access = true"):
-        with pytest.raises(Exception):
+        with pytest.raises(duckdb.Error):
             cur.execute(sql)
     assert cur.execute("SELECT COUNT(*) FROM stores").fetchone() == (40,)
     assert not Path("/tmp/stolen.csv").exists()

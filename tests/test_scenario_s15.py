@@ -169,7 +169,7 @@ def test_planted_tables_are_what_the_oracle_says(small: tuple) -> None:
         assert data.column("row_id").to_pylist() == list(range(400))
         for col in truth.columns:
             assert data.column(col.name).to_pylist() == list(col.values)
-            for ls, raw in zip(col.labels, col.raw):  # each planted value sits in its cell's text
+            for ls, raw in zip(col.labels, col.raw, strict=True):  # each planted value sits in its cell's text
                 assert len(ls) == len(raw)
 
 

@@ -4,18 +4,18 @@ rule as SQL written here), the traps, the test agents, the reference agent, one 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from scenario_pipeline.datasets.catalog import build_spec
-from scenario_pipeline.scenarios.s16_zombies.catalog_plan import schema_names
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Case
 from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.scenarios.registry import get_scenario
+from scenario_pipeline.scenarios.s16_zombies.catalog_plan import schema_names
 from tests import agents_issue5 as agents
 from tests.helpers import run_cli
 from tests.issue5_support import materialize_local, score_run
@@ -116,7 +116,7 @@ def test_the_traps_catch_a_careless_rule(small: tuple) -> None:
     """Without lineage, tables read only through a view or a job look dead; without the creation
     date, tables too new to judge do."""
     spec, ctx = small
-    as_of = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    as_of = datetime(2027, 1, 1, tzinfo=UTC)
     schemas = schema_names(240)  # 20,000 records: 240 objects in 4 schemas
     truth = set().union(*(_zombies_by_sql(ctx, s, as_of, 120) for s in schemas))
     no_lineage = set().union(*(_zombies_by_sql(ctx, s, as_of, 120, lineage=False) for s in schemas))

@@ -33,7 +33,7 @@ def _rows(data_dir: Path, run_id: str) -> list[dict]:
     cur = con.execute("SELECT case_id, passed, reason, metrics_json, error_kind, read_bytes, input_tokens FROM case_results "
                       "WHERE run_id = ? ORDER BY case_index", [run_id])
     names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     con.close()
     return rows
 

@@ -29,8 +29,9 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import httpx
@@ -334,9 +335,8 @@ def test_failing_connects_raise_errors_without_secrets(pg_redshift, warehouse: s
         for k, v in keys.items():
             monkeypatch.setenv(k, v)
         s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would keep the previous keys
-        with enable_iam_authentication():
-            with pytest.raises(StorageError) as exc:
-                Storage.from_url(f"s3://{BUCKET}/in-process").ensure_writable()
+        with enable_iam_authentication(), pytest.raises(StorageError) as exc:
+            Storage.from_url(f"s3://{BUCKET}/in-process").ensure_writable()
         texts[label] = _chain_text(exc.value)
     s3fs.S3FileSystem.clear_instance_cache()
     leaks = {(where, s) for where, text in texts.items()

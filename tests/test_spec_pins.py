@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 
 import pytest
+
 from scenario_pipeline.datasets.manifest import MANIFEST, dataset_root
 from scenario_pipeline.scenarios.registry import get_scenario, scenario_ids
-
 from scenario_pipeline.settings import DEFAULT_SEED
 from scenario_pipeline.storage import Storage
 from tests.issue5_support import materialize_local

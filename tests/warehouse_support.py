@@ -88,7 +88,7 @@ class WarehouseDown:
     def __init__(self, kind: str, url: str, pg: Any | None) -> None:
         self.kind, self.url, self.pg, self.proc = kind, url, pg, None
 
-    def __enter__(self) -> "WarehouseDown":
+    def __enter__(self) -> WarehouseDown:
         import os
         import subprocess
         import sys

@@ -1,34 +1,13 @@
-"""The warehouse interface and how a URL picks its back end."""
+"""How a warehouse URL picks its back end; both are warehouse/sql_warehouse.py's SqlWarehouse."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
 from urllib.parse import urlparse
-
-import pyarrow as pa
 
 from scenario_pipeline.errors import UsageError
 from scenario_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from scenario_pipeline.warehouse.redshift_backend import RedshiftWarehouse
-
-
-class Warehouse(Protocol):
-    """What a back end offers; both implement it through warehouse/sql_warehouse.py's SqlWarehouse."""
-
-    url: str
-    dialect: str
-
-    def migrate(self) -> int: ...
-
-    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]],
-                    alerts: list[dict[str, Any]] | None = None, costs: list[dict[str, Any]] | None = None,
-                    copy_manifest: str | None = None) -> None: ...
-
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]: ...
-
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]: ...
-
-    def close(self) -> None: ...
+from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 
 def redact_url(url: str) -> str:
@@ -39,7 +18,7 @@ def redact_url(url: str) -> str:
     return url
 
 
-def connect(url: str) -> Warehouse:
+def connect(url: str) -> SqlWarehouse:
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
         return DuckDBWarehouse(url)

@@ -11,21 +11,23 @@ comes through here, so all of them tolerate the lock the same way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
-from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 from scenario_pipeline.errors import WarehouseError
 from scenario_pipeline.settings import DuckDBSettings
+from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 _log = logging.getLogger("scenario_pipeline.warehouse.duckdb")
 
@@ -149,10 +151,8 @@ class DuckDBWarehouse(SqlWarehouse):
         self._execute("COMMIT")
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):  # nothing open: the failure happened before BEGIN took effect
             self.con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # nothing open: the failure happened before BEGIN took effect
 
     def close(self) -> None:
         self.con.close()

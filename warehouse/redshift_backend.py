@@ -16,17 +16,19 @@ what Redshift accepts (warehouse/redshift_rules.py).
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pyarrow as pa
-from scenario_pipeline.warehouse.redshift_copy import copy_statement
-from scenario_pipeline.warehouse.schema import CASE_COLUMNS
-from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 from scenario_pipeline.errors import UsageError, WarehouseError
 from scenario_pipeline.settings import RedshiftSettings
+from scenario_pipeline.warehouse.redshift_copy import copy_statement
+from scenario_pipeline.warehouse.schema import CASE_COLUMNS
+from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 MAX_BIND_PARAMS = 32767  # redshift_connector refuses statements with more bound parameters
 MAX_STATEMENT_BYTES = 8 << 20  # well under Redshift's 16 MB statement limit
@@ -107,7 +109,8 @@ def _password(settings: RedshiftSettings) -> str:
         from prefect.blocks.system import Secret  # lazy: Prefect (0.65 s) only when a Secret block holds the password
 
         try:
-            return str(Secret.load(settings.password_block).get())
+            secret = cast(Secret, Secret.load(settings.password_block))  # a sync caller: the block, not a coroutine
+            return str(secret.get())
         except Exception as exc:  # noqa: BLE001 - a missing block or an unreachable API, told plainly
             raise WarehouseError(f"cannot read the Prefect Secret block {settings.password_block!r} for the Redshift password: "
                                  f"{type(exc).__name__}") from exc
@@ -207,16 +210,12 @@ class RedshiftWarehouse(SqlWarehouse):
 
     def _rollback(self) -> None:
         self.statements.append("ROLLBACK")
-        try:
+        with contextlib.suppress(*self._driver_errors):  # the connection is gone; the server rolls back by itself
             self.con.rollback()
-        except self._driver_errors:
-            pass  # the connection is gone; the server rolls back by itself
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(*self._driver_errors):
             self.con.close()
-        except self._driver_errors:
-            pass
 
 
 def _scrub(exc: BaseException, secret: str) -> None:
@@ -241,10 +240,8 @@ def _scrub(exc: BaseException, secret: str) -> None:
         if id(e) in seen:
             return
         seen.add(id(e))
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             e.args = tuple(clean(a) for a in e.args)
-        except (AttributeError, TypeError):
-            pass
         for nxt in (e.__cause__, e.__context__):
             if nxt is not None:
                 seen_exc(nxt)

@@ -12,7 +12,7 @@ indices of the chosen items:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from scenario_pipeline.agents.reference.knapsack import best_subset
 

@@ -20,10 +20,11 @@ def metered_query(context: dict[str, Any], files: list[str], sql: str, params: d
         if is_local(context):
             con.execute("CALL enable_logging('FileSystem')")
             rows = con.execute(sql.format(source="read_parquet($files)"), {**params, "files": files}).fetchall()
-            opened, read = con.execute(
+            logged = con.execute(
                 "SELECT COUNT(DISTINCT path) FILTER (WHERE op = 'OPEN'), COALESCE(SUM(bytes) FILTER (WHERE op = 'READ'), 0) "
                 "FROM duckdb_logs_parsed('FileSystem')"
             ).fetchone()
+            opened, read = logged if logged is not None else (0, 0)  # an aggregate: always one row
             return rows, int(read), int(opened)
         # Object stores: DuckDB scans a pyarrow dataset (filter pushdown into row groups) whose
         # reads go through a metering filesystem.

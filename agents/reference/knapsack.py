@@ -8,7 +8,7 @@ reference agents' helpers (the agents layer, below the scenarios) so that both c
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ import numpy as np
 def _table(weights: Sequence[int], values: Sequence[int], capacity: int, keep: bool) -> tuple[np.ndarray, list[np.ndarray]]:
     best = np.zeros(capacity + 1, dtype=np.int64)  # best[c]: most value within c tokens
     taken: list[np.ndarray] = []
-    for w, v in zip(weights, values):
+    for w, v in zip(weights, values, strict=True):
         w, v = int(w), int(v)
         if w < 0 or v < 0:
             raise ValueError("knapsack weights and values must be >= 0")

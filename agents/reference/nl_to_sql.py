@@ -37,7 +37,7 @@ def _quote(v: str) -> str:
 class SqlWriter:
     def __init__(self, schema: dict[str, list[list[str]]], values: dict[str, set[str]]) -> None:
         self.schema = {t: [c for c, _ in cols] for t, cols in schema.items()}
-        self.owner = {}
+        self.owner: dict[str, str] = {}
         for t, cols in self.schema.items():
             for c in cols:
                 self.owner.setdefault(c, t)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scenario_pipeline.storage import Storage
@@ -11,7 +11,7 @@ from scenario_pipeline.storage import Storage
 def instant(value: str) -> datetime:
     """An ISO timestamp as an aware datetime; a timestamp without a zone is UTC."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def files_overlapping(context: dict[str, Any], table: str, column: str, lo: str, hi: str) -> list[str]:

@@ -13,9 +13,9 @@ import pkgutil
 from typing import Any, Protocol
 
 import pyarrow as pa
+
 from scenario_pipeline.datasets.discovery import add_discovery, discover
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec
-
 from scenario_pipeline.errors import UsageError
 
 

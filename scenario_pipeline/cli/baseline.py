@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -28,9 +27,9 @@ def promote(
     run_id: str = typer.Argument(..., help="the run to make the baseline for its scenario and scale"),
     non_interactive: bool = typer.Option(False, "--non-interactive", help="let the thresholds decide (the default in CI or without a terminal)"),
     interactive: bool = typer.Option(False, "--interactive", help="wait for a reviewer in the Prefect UI even without a terminal"),
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    decided_by: Optional[str] = typer.Option(None, help="who decides (stored with the decision)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    decided_by: str | None = typer.Option(None, help="who decides (stored with the decision)"),
     timeout: int = typer.Option(3600, help="seconds to wait for a reviewer before the decision expires"),
     poll_interval: int = typer.Option(5, help="seconds between checks for the reviewer's answer"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -69,8 +68,8 @@ def promote(
 
 @baseline_app.command("show")
 def show(
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The current baselines and the gate decisions that set them."""

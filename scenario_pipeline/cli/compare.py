@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,13 +18,13 @@ VERDICT_STYLE = {"improved": "green", "degraded": "red", "unchanged": "white", "
 
 @app.command("compare")
 def compare(
-    run_ids: List[str] = typer.Argument(..., help="two or more run ids; the first is the reference (before)"),
+    run_ids: list[str] = typer.Argument(..., help="two or more run ids; the first is the reference (before)"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON on stdout and nothing else there"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="md | csv | json: print (or with --output, write) in this format"),
-    output: Optional[Path] = typer.Option(None, "--output", help="write the comparison to this file (format from --format or the suffix)"),
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    storage: Optional[str] = typer.Option(None, help="storage URL where the HTML report goes (default: the data folder)"),
+    fmt: str | None = typer.Option(None, "--format", help="md | csv | json: print (or with --output, write) in this format"),
+    output: Path | None = typer.Option(None, "--output", help="write the comparison to this file (format from --format or the suffix)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    storage: str | None = typer.Option(None, help="storage URL where the HTML report goes (default: the data folder)"),
     correction: str = typer.Option("holm", help="multiple-comparison correction across metrics: holm | bh"),
     alpha: float = typer.Option(0.05, help="significance level"),
     fail_on_degraded: bool = typer.Option(False, "--fail-on-degraded", help="exit 1 when any metric is degraded (for CI)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,7 +14,7 @@ from scenario_pipeline.cli.common import _data_dir, app, check_aws_credentials, 
 from scenario_pipeline.errors import UsageError
 
 
-def _warehouse_url(warehouse: Optional[str]) -> str:
+def _warehouse_url(warehouse: str | None) -> str:
     """The whole URL, a credential, and a warehouse that exists (a look must not create one)."""
     from scenario_pipeline.settings import load_settings  # lazy (cli/__init__.py): 93 ms
 
@@ -24,8 +24,8 @@ def _warehouse_url(warehouse: Optional[str]) -> str:
 @app.command("costs")
 def costs(
     run_id: str = typer.Argument(..., help="the run whose costs to show"),
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
     shards: bool = typer.Option(False, "--shards", help="also each shard's estimated cost"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -75,10 +75,10 @@ def costs(
 
 @app.command("reconcile-costs")
 def reconcile_costs_cmd(
-    days: Optional[int] = typer.Option(None, help="days back to ask Cost Explorer about (default SCENARIO_COST_RECONCILE_DAYS, 7)"),
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    today: Optional[str] = typer.Option(None, help="reconcile as of this date, YYYY-MM-DD (backfills); default today (UTC)"),
+    days: int | None = typer.Option(None, help="days back to ask Cost Explorer about (default SCENARIO_COST_RECONCILE_DAYS, 7)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    today: str | None = typer.Option(None, help="reconcile as of this date, YYYY-MM-DD (backfills); default today (UTC)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON on stdout"),
 ) -> None:
     """Fetch actual cost per run from AWS Cost Explorer (tag scenario-run-id) into the warehouse, next to the estimates."""
@@ -113,7 +113,7 @@ def price_profiles(as_json: bool = typer.Option(False, "--json", help="machine-r
     """The built-in price profiles (unit prices for estimates and plans) and what they charge."""
     from scenario_pipeline.cost.prices import load_profile, profile_names  # lazy (cli/__init__.py): with the settings, 99 ms
 
-    items = []
+    items: list[dict[str, Any]] = []
     for name in profile_names():
         p = load_profile(name)
         items.append({"name": name, "as_of": p.as_of, "description": p.description, "vcpu_hour": p.vcpu_hour, "gb_hour": p.gb_hour,
@@ -147,7 +147,7 @@ def print_priced_plan(priced: dict) -> None:
               "worker thread per case (agent time not included; see --json for every assumption).", highlight=False)
 
 
-def add_priced_plan(est: dict, records: int, workers: int, profile: Optional[str], spec: object) -> None:
+def add_priced_plan(est: dict, records: int, workers: int, profile: str | None, spec: object) -> None:
     """`scenario plan`: put the priced plan under ``est["priced"]`` (``est`` is datasets/plan.py's estimate).
 
     With no --profile the plan is priced at the default profile when its plan inputs can be read,

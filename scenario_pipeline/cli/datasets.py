@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,7 +18,7 @@ DEFAULT_RECORDS = 10_000_000
 MAX_PLAN_WORKERS = 1_000_000  # a plan for more is a typo
 
 
-def _spec(dataset: str, records: int, partition_rows: Optional[int], seed: Optional[int]) -> Any:
+def _spec(dataset: str, records: int, partition_rows: int | None, seed: int | None) -> Any:
     from scenario_pipeline.flows.params import check_generate_params  # lazy (cli/__init__.py): 144 ms
 
     return check_generate_params(dataset, records, partition_rows, seed)  # the generate flow's own checks
@@ -28,11 +28,11 @@ def _spec(dataset: str, records: int, partition_rows: Optional[int], seed: Optio
 def generate(
     dataset: str = typer.Argument(..., help="dataset name, e.g. events (see `scenario plan --help`)"),
     records: int = typer.Option(DEFAULT_RECORDS, parser=count, help="records in the dataset's main table (up to 10^12; 1e9 and 10^9 work)"),
-    partition_rows: Optional[int] = typer.Option(None, help="rows per Parquet partition (default 1,000,000, fewer for small datasets)"),
-    seed: Optional[int] = typer.Option(None, help="fixes every value (default: SCENARIO_SEED or 20261122)"),
-    storage: Optional[str] = typer.Option(None, help="file:///path or s3://bucket/prefix (default: the data folder)"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    dask_address: Optional[str] = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
+    partition_rows: int | None = typer.Option(None, help="rows per Parquet partition (default 1,000,000, fewer for small datasets)"),
+    seed: int | None = typer.Option(None, help="fixes every value (default: SCENARIO_SEED or 20261122)"),
+    storage: str | None = typer.Option(None, help="file:///path or s3://bucket/prefix (default: the data folder)"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    dask_address: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout and nothing else there"),
 ) -> None:
     """Generate a dataset: partitioned Parquet, a sidecar per partition, the manifest last.
@@ -84,12 +84,12 @@ def plan(
     records: int = typer.Option(..., parser=count, help="records in the dataset's main table (up to 10^12; 1e12 and 10^12 work)"),
     workers: int = typer.Option(..., parser=count, help="worker processes (one per core) that would generate it"),
     dataset: str = typer.Option("events", help="dataset name"),
-    partition_rows: Optional[int] = typer.Option(None, help="rows per Parquet partition (default: as `scenario generate`)"),
-    seed: Optional[int] = typer.Option(None, help="seed (does not change the estimate)"),
-    data_dir: Optional[Path] = typer.Option(None, help="where the calibration of this machine is kept"),
+    partition_rows: int | None = typer.Option(None, help="rows per Parquet partition (default: as `scenario generate`)"),
+    seed: int | None = typer.Option(None, help="seed (does not change the estimate)"),
+    data_dir: Path | None = typer.Option(None, help="where the calibration of this machine is kept"),
     recalibrate: bool = typer.Option(False, help="measure this machine again instead of using the kept calibration"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout and nothing else there"),
-    profile: Optional[str] = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),
+    profile: str | None = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),
 ) -> None:
     """Partitions, bytes, generation time on W workers, S3 requests and the priced plan, without generating."""
     from scenario_pipeline.datasets.plan import cached_calibration, estimate  # lazy (cli/__init__.py): the generator, 0.3 s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -14,11 +14,11 @@ from scenario_pipeline.errors import UsageError
 
 @app.command("publish")
 def publish(
-    run_id: Optional[str] = typer.Argument(None, help="the run whose rows wait in the outbox (omit with --all)"),
+    run_id: str | None = typer.Argument(None, help="the run whose rows wait in the outbox (omit with --all)"),
     all_pending: bool = typer.Option(False, "--all", help="deliver every run waiting in the outbox"),
-    warehouse: Optional[str] = typer.Option(None, help="deliver here instead of the warehouse the run was bound for"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    storage: Optional[str] = typer.Option(None, help="storage URL holding the outbox (default: the data folder)"),
+    warehouse: str | None = typer.Option(None, help="deliver here instead of the warehouse the run was bound for"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    storage: str | None = typer.Option(None, help="storage URL holding the outbox (default: the data folder)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Deliver runs whose warehouse was unreachable when they finished. Safe to repeat: nothing is doubled."""
@@ -38,8 +38,8 @@ def publish(
     _data_dir(data_dir)
     settings = load_settings()
     st = Storage.from_url(storage or settings.resolved_storage_url())
-    ids = outbox.pending(st) if all_pending else [run_id]
-    results = []
+    ids = outbox.pending(st) if run_id is None else [run_id]  # exactly one of the two was given
+    results: list[dict[str, Any]] = []
     for rid in ids:
         if not outbox.is_pending(st, rid):
             url = warehouse or settings.resolved_warehouse_url()

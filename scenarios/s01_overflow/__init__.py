@@ -15,6 +15,8 @@ import re
 from typing import Any, ClassVar
 
 import numpy as np
+
+from scenario_pipeline.agents.reference.knapsack import best_value
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import dataset, default_partition_rows
 from scenario_pipeline.datasets.columns import generate_column
@@ -26,15 +28,13 @@ from scenario_pipeline.datasets.spec import (
     TableSpec,
     column,
 )
+from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.budget import compression_ratio, judge_context
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
-from scenario_pipeline.agents.reference.knapsack import best_value
 from scenario_pipeline.scenarios.registry import register
 from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER
 from scenario_pipeline.scenarios.tokenizer import count_tokens
-
-from scenario_pipeline.errors import UsageError
 
 from .features import (
     ENTERPRISE,
@@ -158,7 +158,7 @@ class ContextOverflow(DeclaredMetrics):
                 "item_format": "<customer_id> <total revenue with two decimals>",
             },
             truth={
-                "items": {str(a): [totals[a], w] for a, w in zip(ids, weights)},  # str keys: truth may travel as JSON
+                "items": {str(a): [totals[a], w] for a, w in zip(ids, weights, strict=True)},  # str keys: truth may travel as JSON
                 "best_cents": best,
                 "relevant_rows": int(len(planted.rows_of_cell(c))),
                 "relevant_tokens": relevant_tokens(spec, planted, c),
@@ -167,7 +167,9 @@ class ContextOverflow(DeclaredMetrics):
         )
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import OverflowAgent  # lazy: its agent loads DuckDB and the metered reads, 0.17 s, at every load of the registry
+        from .agent import (
+            OverflowAgent,  # lazy: its agent loads DuckDB and the metered reads, 0.17 s, at every load of the registry
+        )
 
         return OverflowAgent(**params)
 
@@ -209,7 +211,7 @@ def relevant_rows_csv(spec: DatasetSpec, planted: KeyAccounts, c: int) -> str:
     region = planted.cells[c].region
     cents = planted.cents_of[rows]
     lines = [f"{rid},{t},{region},{ENTERPRISE},{acct},{v // 100}.{v % 100:02d}\n"
-             for rid, t, acct, v in zip(ids.tolist(), ts_text.tolist(), planted.account_of[rows].tolist(), cents.tolist())]
+             for rid, t, acct, v in zip(ids.tolist(), ts_text.tolist(), planted.account_of[rows].tolist(), cents.tolist(), strict=True)]
     return "record_id,ts,region,segment,customer_id,revenue\n" + "".join(lines)
 
 

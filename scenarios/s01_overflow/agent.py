@@ -20,9 +20,8 @@ from scenario_pipeline.agents.reference.partition_pruning import (
     files_overlapping,
     instant,
 )
-from scenario_pipeline.scenarios.tokenizer import count_tokens
-
 from scenario_pipeline.errors import AgentError
+from scenario_pipeline.scenarios.tokenizer import count_tokens
 
 SQL = (
     "SELECT customer_id, CAST(SUM(CAST(revenue AS DECIMAL(18, 2))) * 100 AS BIGINT) AS cents FROM {source} "

@@ -16,10 +16,11 @@ rows that were kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key, unit_float
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec
@@ -66,7 +67,7 @@ class KeyAccounts:
         accounts, inverse = np.unique(self.account_of[rows], return_inverse=True)
         sums = np.zeros(len(accounts), dtype=np.int64)
         np.add.at(sums, inverse, self.cents_of[rows])
-        return {int(a): int(s) for a, s in zip(accounts, sums)}
+        return {int(a): int(s) for a, s in zip(accounts, sums, strict=True)}
 
 
 def _base_offset(ids: np.ndarray, step: float) -> np.ndarray:
@@ -86,7 +87,7 @@ def week_ids(spec: DatasetSpec, table: str, week: int) -> tuple[int, int, dateti
     """Record ids [first, end) whose timestamp is inside ``week`` whatever its jitter, and the week."""
     ts = spec.table(table).column("ts").params
     records = spec.table_records(table)
-    start = datetime.fromisoformat(ts.get("start", "2026-01-01T00:00:00")).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(ts.get("start", "2026-01-01T00:00:00")).replace(tzinfo=UTC)
     step = int(ts.get("span_days", 365.0) * 86_400_000_000) / max(records, 1)  # as the timestamp kind computes it
     jitter = max(1, int(step))
     lo_off, hi_off = week * 7 * 86_400_000_000, (week + 1) * 7 * 86_400_000_000

@@ -13,6 +13,7 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import (
     build_spec,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
-from scenario_pipeline.agents.reference.dataset_access import is_local
 
+from scenario_pipeline.agents.reference.dataset_access import is_local
 from scenario_pipeline.storage import Storage
 
 
@@ -81,7 +81,7 @@ class ConflictResolver:
                     f'SELECT "{key}", "{updated}", {select} FROM read_parquet($files) WHERE "{key}" IN (SELECT UNNEST($ids))',
                     {"files": files, "ids": ids},
                 ).fetchall()
-                out[source] = {int(r[0]): {"_updated": r[1], **dict(zip(fields, r[2:]))} for r in result}
+                out[source] = {int(r[0]): {"_updated": r[1], **dict(zip(fields, r[2:], strict=True))} for r in result}
         finally:
             con.close()
         return out

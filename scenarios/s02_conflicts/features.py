@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from scenario_pipeline.datasets.columns import null_mask, register_column_kind
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key
@@ -57,7 +58,7 @@ _STREETS = ("oak", "elm", "pine", "maple", "cedar", "birch", "lake", "hill", "pa
 _SUFFIXES = ("st", "ave", "rd", "ln", "way", "blvd")
 _CITIES = ("springfield", "riverton", "fairview", "greenville", "madison", "salem", "georgetown", "franklin")
 PLANS = ("free", "starter", "pro", "enterprise")
-_UPDATED_START = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_000)
+_UPDATED_START = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 _UPDATED_SPAN_US = 1000 * 86_400 * 1_000_000
 _DAY_US = 86_400 * 1_000_000
 
@@ -83,12 +84,12 @@ def attribute_values(field_name: str, seed: int, ids: np.ndarray, variant: int =
     if field_name == "email":
         first, last = h % np.uint64(len(_FIRST)), (h >> np.uint64(8)) % np.uint64(len(_LAST))
         num, dom = (h >> np.uint64(16)) % np.uint64(100), ((h >> np.uint64(24)) + k) % np.uint64(len(_DOMAINS))
-        return [f"{_FIRST[a]}.{_LAST[b]}{n}@{_DOMAINS[d]}" for a, b, n, d in zip(first, last, num, dom)]
+        return [f"{_FIRST[a]}.{_LAST[b]}{n}@{_DOMAINS[d]}" for a, b, n, d in zip(first, last, num, dom, strict=True)]
     if field_name == "address":
         num = 1 + (h % np.uint64(9000)) + k * np.uint64(17)
         street, suffix = (h >> np.uint64(16)) % np.uint64(len(_STREETS)), (h >> np.uint64(24)) % np.uint64(len(_SUFFIXES))
         city = (h >> np.uint64(32)) % np.uint64(len(_CITIES))
-        return [f"{n} {_STREETS[s]} {_SUFFIXES[x]}, {_CITIES[c]}" for n, s, x, c in zip(num, street, suffix, city)]
+        return [f"{n} {_STREETS[s]} {_SUFFIXES[x]}, {_CITIES[c]}" for n, s, x, c in zip(num, street, suffix, city, strict=True)]
     if field_name == "plan":
         return [PLANS[int(p)] for p in ((h % np.uint64(len(PLANS))) + k) % np.uint64(len(PLANS))]
     if field_name == "mrr":
@@ -222,7 +223,7 @@ def _truth(params_json: str, records: int) -> Conflicts:
     by_entity: dict[int, list[PlantedConflict]] = {}
     updated: dict[int, dict[str, int]] = {}
     all_conflicts: list[PlantedConflict] = []
-    for eid, c in zip(conflicted.tolist(), choice.tolist()):
+    for eid, c in zip(conflicted.tolist(), choice.tolist(), strict=True):
         # Distinct update times in a random order of the sources, days apart.
         order = sorted(SOURCES, key=lambda s: mix64(np.array([eid], dtype=np.uint64), stream_key(seed, "s02-order", s))[0])
         base_day = (c >> 20) % 600
@@ -240,7 +241,7 @@ def _truth(params_json: str, records: int) -> Conflicts:
         all_conflicts.extend(planted)
     cos_choice = mix64(cosmetic.astype(np.uint64), stream_key(seed, "s02-cosmetic-choice"))
     cosmetic_map: dict[int, tuple[str, str, str]] = {}
-    for eid, c in zip(cosmetic.tolist(), cos_choice.tolist()):
+    for eid, c in zip(cosmetic.tolist(), cos_choice.tolist(), strict=True):
         name = STRING_FIELDS[c % len(STRING_FIELDS)]
         sources = tuple(FIELD_COLUMNS[name])
         source = sources[(c >> 8) % len(sources)]

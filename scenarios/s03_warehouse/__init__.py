@@ -24,14 +24,13 @@ from scenario_pipeline.datasets.spec import (
     TableSpec,
     column,
 )
+from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.budget import compression_ratio, judge_context
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.registry import register
 from scenario_pipeline.scenarios.tokenizer import NAME as TOKENIZER
 from scenario_pipeline.scenarios.tokenizer import count_tokens
-
-from scenario_pipeline.errors import UsageError
 
 from .agent import WarehouseAgent
 from .features import (

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.columns import vocabulary
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scenario_pipeline.datasets.hashing import stream_key
+
 from .features import Catalog, splitmix64_scalars
 
 SHAPES = ("direct", "star", "bridge")

@@ -10,10 +10,12 @@ only answer by unifying the schemas. See README.md in this package.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import numpy as np
+
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import (
     build_spec,
@@ -68,7 +70,7 @@ DEFINITIONS = {
     "widened": "the same column in a wider type of the same family: int32 to int64, float32 to float64",
     "type_changed": "the same column in a type of another family (for example numbers stored as text)",
 }
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, tzinfo=UTC)
 DAY_US = 86_400 * 1_000_000
 
 
@@ -127,7 +129,7 @@ def changes_between(evo: Evolution, d1: str, d2: str) -> list[dict[str, Any]]:
 
 
 def _day(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).date().isoformat()
 
 
 def _predicate(logical: str, name: str, h: int) -> tuple[dict[str, Any] | None, str]:
@@ -194,6 +196,11 @@ def _is_query(r: dict[str, Any]) -> bool:
     return json.loads(r.get("attributes_json") or "{}").get("kind") == "query" or "query_correct" in r["metrics"]
 
 
+def _pooled_part(kind: str, part: int) -> Callable[[list[dict[str, Any]]], float]:
+    """One part of ``_pooled`` (0 precision, 1 recall) of one change kind, as a run metric."""
+    return lambda rows: _pooled(rows, kind)[part]
+
+
 def _pooled(rows: list[dict[str, Any]], kind: str | None = None) -> tuple[float, float]:
     """Precision and recall of change labels pooled over the change cases (of one kind, or all)."""
     tp = fp = fn = 0.0
@@ -228,8 +235,8 @@ class SchemaEvolution(DeclaredMetrics):
         Metric("query_accuracy", threshold=0.95, min_effect=0.02, level="run", compute=_query_accuracy),
         Metric("query_correct", level="case"),
         *(m for k in KINDS for m in (
-            Metric(f"precision_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[0]),
-            Metric(f"recall_{k}", level="run", compute=lambda rows, k=k: _pooled(rows, k)[1]),
+            Metric(f"precision_{k}", level="run", compute=_pooled_part(k, 0)),
+            Metric(f"recall_{k}", level="run", compute=_pooled_part(k, 1)),
             Metric(f"tp_{k}", level="case", on_error=0.0),
             Metric(f"fp_{k}", higher_is_better=False, level="case", on_error=0.0),
             Metric(f"fn_{k}", higher_is_better=False, level="case"),
@@ -248,7 +255,7 @@ class SchemaEvolution(DeclaredMetrics):
         hs = mix64(np.arange(n, dtype=np.uint64), stream_key(seed, self.id, "cases")).tolist()
         cases = []
         for i, h in enumerate(hs):
-            base = {"table": TABLE, "tables_prefix": TABLE + "__", "definitions": DEFINITIONS}
+            base: dict[str, Any] = {"table": TABLE, "tables_prefix": TABLE + "__", "definitions": DEFINITIONS}
             if i % 2 == 0:
                 a = h % (len(evo.epochs) - 1)
                 b = min(len(evo.epochs) - 1, a + 1 + (h >> 8) % 3)

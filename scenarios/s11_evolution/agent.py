@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
+
 from scenario_pipeline.agents.reference.dataset_access import (
     dataset_filesystem,
     is_local,
 )
-
 from scenario_pipeline.storage import Storage
 
 _TYPE_NAMES = {"int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "float": "float32",
@@ -160,14 +160,14 @@ class EvolutionAgent:
         for key, op in (("from", ">="), ("to", "<")):
             if query.get(key):
                 where.append(f"order_ts {op} ${key}")
-                params[key] = datetime.fromisoformat(query[key][:10]).replace(tzinfo=timezone.utc)
+                params[key] = datetime.fromisoformat(query[key][:10]).replace(tzinfo=UTC)
         agg = "SUM(v)" if query["aggregate"] == "sum" else "COUNT(*)"
         sql = f"SELECT {agg} FROM ({' UNION ALL '.join(selects)}) WHERE {' AND '.join(where)}"
         with duckdb.connect(config={"threads": 1}) as con:
             if not is_local(context):
                 con.register_filesystem(dataset_filesystem(context))
             con.execute("SET TimeZone = 'UTC'")
-            value = con.execute(sql, params).fetchone()[0]
+            value = _one(con, sql, params)[0]
         if value is None:
             return 0
         return int(value) if integer or query["aggregate"] == "count" else float(value)
@@ -186,6 +186,14 @@ def _cast(name: str | None, sql_type: str) -> str:
     return "NULL" if name is None else f'TRY_CAST("{name}" AS {sql_type})'
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[Any, ...]:
+    """The one row of an aggregate query."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from an aggregate query: {sql[:200]}")
+    return row
+
+
 def _list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
@@ -194,13 +202,13 @@ def _profile(con: duckdb.DuckDBPyConnection, epoch: Epoch, name: str) -> dict[st
     typ, src, col = epoch.columns[name], f"read_parquet({_list(epoch.files)})", f'"{name}"'
     nulls = f"avg(CASE WHEN {col} IS NULL THEN 1.0 ELSE 0.0 END)"
     if typ in _NUMERIC:
-        lo, hi, avg, null = con.execute(f"SELECT min({col}), max({col}), avg({col}), {nulls} FROM {src}").fetchone()
+        lo, hi, avg, null = _one(con, f"SELECT min({col}), max({col}), avg({col}), {nulls} FROM {src}")
         return {"kind": "number", "min": lo, "max": hi, "mean": avg, "nulls": null}
     if typ == "bool":
-        true, null = con.execute(f"SELECT avg(CASE WHEN {col} THEN 1.0 ELSE 0.0 END), {nulls} FROM {src}").fetchone()
+        true, null = _one(con, f"SELECT avg(CASE WHEN {col} THEN 1.0 ELSE 0.0 END), {nulls} FROM {src}")
         return {"kind": "bool", "true": true, "nulls": null}
     values = {r[0] for r in con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {src} WHERE {col} IS NOT NULL").fetchall()}
-    (null,) = con.execute(f"SELECT {nulls} FROM {src}").fetchone()
+    (null,) = _one(con, f"SELECT {nulls} FROM {src}")
     return {"kind": "text", "values": values, "nulls": null}
 
 

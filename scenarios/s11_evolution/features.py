@@ -12,11 +12,12 @@ consecutive epochs, read from the table specs, and ``evaluate`` answers cross-hi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.columns import register_column_kind
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key
@@ -163,7 +164,7 @@ def evolution_of(spec: DatasetSpec) -> Evolution:
     changes = []
     for b in range(1, len(epochs)):
         before, after = epochs[b - 1].columns, epochs[b].columns
-        day = datetime.fromtimestamp(epochs[b].start_us / 1e6, tz=timezone.utc).date().isoformat()
+        day = datetime.fromtimestamp(epochs[b].start_us / 1e6, tz=UTC).date().isoformat()
         for logical in sorted(set(before) | set(after)):
             if logical not in after:
                 changes.append(Change(b, day, "dropped", before[logical][0], from_type=before[logical][1]))
@@ -233,7 +234,7 @@ def _us(iso: str | None, default: int) -> int:
     if not iso:
         return default
     dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return int((dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp() * 1_000_000)
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1_000_000)
 
 
 @register_feature_kind("s11_schema_epochs")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import build_spec
 from scenario_pipeline.datasets.hashing import mix64, stream_key
@@ -73,7 +74,9 @@ class NeedleSearch(DeclaredMetrics):
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
-        from .agent import NeedleSearchAgent  # lazy: its agent loads DuckDB and the metered reads, 0.15 s, at every load of the registry
+        from .agent import (
+            NeedleSearchAgent,  # lazy: its agent loads DuckDB and the metered reads, 0.15 s, at every load of the registry
+        )
 
         return NeedleSearchAgent(**params)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from scenario_pipeline.agents.reference.dataset_access import dataset_filesystem
 from scipy import stats
 
+from scenario_pipeline.agents.reference.dataset_access import dataset_filesystem
 from scenario_pipeline.storage import Storage
 
 
@@ -59,7 +59,7 @@ class InsightFinder:
                     tests.append((f"{other}.{name}", "pearson", float(r), float(p)))
         keep = benjamini_hochberg([t[3] for t in tests], float(case["q"]))
         return {
-            "relationships": [{"with": w, "test": t, "effect_size": e, "p_value": p} for (w, t, e, p), k in zip(tests, keep) if k],
+            "relationships": [{"with": w, "test": t, "effect_size": e, "p_value": p} for (w, t, e, p), k in zip(tests, keep, strict=True) if k],
             "tested": len(tests),
         }
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.columns import register_column_kind
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key
@@ -126,7 +127,7 @@ def _plan(key: str) -> Relationships:
     free = {a: list(assets[a]) for a in names}
     for a in names:  # a seeded order of each asset's measures
         free[a].sort(key=lambda m: mix64(np.array([0], dtype=np.uint64), stream_key(seed, "s13-order", a, m))[0])
-    clusters = []
+    clusters: list[list[Any]] = []  # [cluster, members, group effect]: the effect is set below
     k = 0
     for c in range(p.get("clusters", 4)):
         # the two least-loaded assets with room (ties in a seeded order)

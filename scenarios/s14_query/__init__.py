@@ -17,6 +17,7 @@ from scenario_pipeline.datasets import kinds_query  # noqa: F401 - registers the
 from scenario_pipeline.datasets.catalog import dataset, default_partition_rows
 from scenario_pipeline.datasets.hashing import mix64_scalars, stream_key
 from scenario_pipeline.datasets.spec import DatasetSpec, TableSpec, column
+from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.query_templates import TEMPLATES, build_question
@@ -26,8 +27,6 @@ from scenario_pipeline.scenarios.sql_sandbox import (
     database_for,
     normalize_rows,
 )
-
-from scenario_pipeline.errors import UsageError
 
 from .agent import QueryAgent
 

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pyarrow as pa
+
 from scenario_pipeline.agents.reference.catalog_reader import read_table
 from scenario_pipeline.agents.reference.nl_to_sql import SqlWriter
 

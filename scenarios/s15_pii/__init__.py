@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import dataset
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.kinds_pii import ENTITIES
 from scenario_pipeline.datasets.kinds_planted import planted_column
 from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec, TableSpec, column
+from scenario_pipeline.errors import UsageError
 from scenario_pipeline.scenarios.base import Agent, Answer, Case, CaseScore, Metric
 from scenario_pipeline.scenarios.declared import DeclaredMetrics
 from scenario_pipeline.scenarios.registry import register
-
-from scenario_pipeline.errors import UsageError
 
 from .agent import PiiAgent
 from .features import PiiTable
@@ -109,7 +110,7 @@ def _read_answer(answer: Answer) -> tuple[set[tuple[str, str]], set[tuple[str, i
         return "answer.columns must map column names to lists of entity types"
     if not isinstance(cells, dict):
         return "answer.cells must map column names to {entity type: [row ids]}"
-    unit_cells = set()
+    unit_cells: set[tuple[str, int, str]] = set()
     for c, by_entity in cells.items():
         if not isinstance(c, str) or not isinstance(by_entity, dict):
             return "answer.cells must map column names to {entity type: [row ids]}"
@@ -118,6 +119,11 @@ def _read_answer(answer: Answer) -> tuple[set[tuple[str, str]], set[tuple[str, i
                 return f"answer.cells[{c!r}] must map entity types to lists of integer row ids"
             unit_cells.update((c, r, e) for r in rows)
     return {(c, e) for c, es in cols.items() for e in es}, unit_cells
+
+
+def _pooled_part(level: str, entity: str, part: int) -> Callable[[list[dict[str, Any]]], float]:
+    """One part of ``_pooled`` (0 precision, 1 recall, 2 F2) of one level and entity type, as a run metric."""
+    return lambda rows: _pooled(rows, level, entity)[part]
 
 
 def _pooled(rows: list[dict[str, Any]], level: str, entity: str | None = None) -> tuple[float, float, float]:
@@ -153,9 +159,9 @@ class PiiDetection(DeclaredMetrics):
         # (its labels already count as missed in cell_f2 and column_f2).
         Metric("pii_echo_rate", higher_is_better=False, of="echoed_pii", threshold=0.0, min_effect=0.01, on_error=0.0),
         *(m for level, name in (("col", "column"), ("cell", "cell")) for e in ENTITIES for m in (
-            Metric(f"{name}_precision.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[0]),
-            Metric(f"{name}_recall.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[1]),
-            Metric(f"{name}_f2.{e}", level="run", compute=lambda rows, lv=level, e=e: _pooled(rows, lv, e)[2]),
+            Metric(f"{name}_precision.{e}", level="run", compute=_pooled_part(level, e, 0)),
+            Metric(f"{name}_recall.{e}", level="run", compute=_pooled_part(level, e, 1)),
+            Metric(f"{name}_f2.{e}", level="run", compute=_pooled_part(level, e, 2)),
         )),
         *(m for level in ("col", "cell") for e in ENTITIES + ("OTHER",) for m in (
             Metric(f"{level}_tp.{e}", level="case"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+
 from scenario_pipeline.agents.reference.catalog_reader import read_table
 from scenario_pipeline.agents.reference.pii_detectors import RECOGNIZERS
 
@@ -30,7 +31,7 @@ class PiiAgent:
             if pa.types.is_dictionary(arr.type):
                 arr = arr.cast(arr.type.value_type)
             found: dict[str, list[int]] = {}
-            for rid, text in zip(row_ids, arr.to_pylist()):
+            for rid, text in zip(row_ids, arr.to_pylist(), strict=True):
                 if not text:
                     continue
                 for entity in wanted:

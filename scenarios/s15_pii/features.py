@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.kinds_pii import (
@@ -53,7 +54,7 @@ class PiiTable:
 
     def pii_values(self) -> set[str]:
         """Every raw planted PII value (decoys excluded)."""
-        return {v for c in self.columns for ls, vs in zip(c.labels, c.raw) for label, v in zip(ls, vs) if label in ENTITIES}
+        return {v for c in self.columns for ls, vs in zip(c.labels, c.raw, strict=True) for label, v in zip(ls, vs, strict=True) if label in ENTITIES}
 
 
 def _draw(mix: dict[str, float], u: float) -> str | None:
@@ -75,7 +76,9 @@ def build_column(spec_seed: int, table: str, col: dict, rows: int) -> PiiColumn:
     h1 = [int(x) for x in mix64(ids, key)]
     h2 = [int(x) for x in mix64(ids, key ^ 0x5A5A5A5A)]
     h3 = [int(x) for x in mix64(ids, key ^ 0x3C3C3C3C)]
-    values, labels, raw = [], [], []
+    values: list[str] = []
+    labels: list[tuple[str, ...]] = []
+    raw: list[tuple[str, ...]] = []
     for i in range(rows):
         if col["style"] == "value":
             label = _draw(mix, (h1[i] & 0xFFFFFFFF) / _U32)

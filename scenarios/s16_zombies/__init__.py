@@ -11,10 +11,11 @@ but nobody reads, tables revived after a year, tables too new to judge. A case i
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
+
 from scenario_pipeline.datasets import oracle
 from scenario_pipeline.datasets.catalog import (
     build_spec,
@@ -91,7 +92,7 @@ def case_truth(spec: DatasetSpec, schema: str, as_of: str, idle_days: int) -> di
     truth: ZombieTruth = oracle.of_kind(spec, "s16_zombies")
     zombies = truth.zombies(schema, to_us(as_of[:10]), idle_days)
     plan = truth.plan
-    sizes = {n: int(b) for n, s, b in zip(plan.names, plan.schemas, plan.bytes.tolist()) if s == schema}
+    sizes = {n: int(b) for n, s, b in zip(plan.names, plan.schemas, plan.bytes.tolist(), strict=True) if s == schema}
     return {"zombies": [{"table": z["table"], "bytes": z["bytes"], "profile": z["profile"],
                          "last_access": _iso(z["last_access_us"])} for z in zombies], "sizes": sizes}
 
@@ -108,7 +109,7 @@ def case_input(schema: str, as_of: str, idle_days: int) -> dict[str, Any]:
 
 
 def _iso(us: int | None) -> str | None:
-    return None if us is None else datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
+    return None if us is None else datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
 
 
 def _storage_recall(rows: list[dict[str, Any]]) -> float:
@@ -205,7 +206,7 @@ def _zombie_bytes(row: dict[str, Any]) -> float:
 
 def _trap_counts(truth: ZombieTruth, schema: str) -> dict[str, int]:
     plan = truth.plan
-    in_slice = [int(p) for p, s in zip(plan.profile.tolist(), plan.schemas) if s == schema]
+    in_slice = [int(p) for p, s in zip(plan.profile.tolist(), plan.schemas, strict=True) if s == schema]
     return {f"n_{name}": in_slice.count(i) for i, name in enumerate(PROFILES) if name not in ("active", "view")}
 
 
@@ -216,7 +217,7 @@ def _same_day(claimed: Any, truth: str | None) -> bool:
     try:
         a = datetime.fromisoformat(str(claimed).replace("Z", "+00:00"))
         b = datetime.fromisoformat(truth)
-        a = a if a.tzinfo else a.replace(tzinfo=timezone.utc)
+        a = a if a.tzinfo else a.replace(tzinfo=UTC)
         return abs((a - b).total_seconds()) <= 86_400
     except ValueError:
         return False

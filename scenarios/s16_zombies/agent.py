@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-from scenario_pipeline.agents.reference.dataset_access import is_local
 
+from scenario_pipeline.agents.reference.dataset_access import is_local
 from scenario_pipeline.storage import Storage
 
 _SQL = """

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from scenario_pipeline.datasets.columns import register_column_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key, unit_float
 from scenario_pipeline.datasets.spec import ColumnSpec
@@ -44,7 +45,7 @@ _TEAMS = ("analytics", "data-eng", "finance-bi", "growth", "platform", "ml")
 
 
 def to_us(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+    return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp() * 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _plan(key: str) -> CatalogPlan:
     schema_of = [schemas_all[i % len(schemas_all)] for i in range(n)]
     h = hk("name")
     names = tuple(f"{schema_of[i]}.{_ADJ[int(a) % len(_ADJ)]}_{_NOUN[int(b) % len(_NOUN)]}_{i // len(schemas_all)}"
-                  for i, (a, b) in enumerate(zip(h, h >> np.uint64(16))))
+                  for i, (a, b) in enumerate(zip(h, h >> np.uint64(16), strict=True)))
     u = unit_float(hk("profile"))
     profile = np.full(n, P["active"], dtype=np.int8)
     edge_at = 0.0

@@ -18,6 +18,7 @@ from datetime import date
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from scenario_pipeline.datasets.columns import register_column_kind
 from scenario_pipeline.datasets.features import register_feature_kind
 from scenario_pipeline.datasets.hashing import mix64, stream_key, unit_float
@@ -70,7 +71,7 @@ class ZombieTruth:
 
 def _quarter_starts(start_us: int, end_us: int) -> list[int]:
     d0 = date.fromtimestamp(start_us / 1e6)
-    out = []
+    out: list[int] = []
     y, m = d0.year, ((d0.month - 1) // 3) * 3 + 1
     while True:
         t = to_us(f"{y:04d}-{m:02d}-01")
