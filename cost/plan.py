@@ -18,7 +18,7 @@ from typing import Any
 
 from scenario_pipeline.cost.accounting import GIB, Usage
 from scenario_pipeline.cost.estimate import price
-from scenario_pipeline.cost.plan_inputs import read_plan_inputs
+from scenario_pipeline.cost.plan_inputs import PlanInput, read_plan_inputs
 from scenario_pipeline.cost.prices import PriceProfile, load_profile
 from scenario_pipeline.datasets.plan import requests_per_file
 from scenario_pipeline.datasets.spec import DatasetSpec
@@ -39,6 +39,42 @@ def shard_size_for(cases: int, threads: int) -> int:
     return max(1, min(250, math.ceil(cases / (4 * threads))))
 
 
+def _check_plan_args(records: int, workers: int, threads_per_worker: int, months: float, agent_seconds_per_case: float,
+                     agent_usd_per_case: float) -> None:
+    positive("records", records, integer=True)
+    if records > MAX_RECORDS:
+        raise UsageError(f"records must be at most 10^12, got {records:,}")
+    positive("workers", workers, integer=True)
+    positive("threads per worker", threads_per_worker, integer=True)
+    positive("months", months)
+    _nonneg("agent seconds per case", agent_seconds_per_case)
+    _nonneg("agent USD per case", agent_usd_per_case)
+
+
+def _generation(spec: DatasetSpec | None, inputs: dict[str, PlanInput], gb_per_thread: float,
+                dataset_plan: dict[str, Any] | None) -> tuple[int, int, Usage]:
+    """(rows, partitions, usage) of generating ``spec``: its CPU time from the measured throughput, its S3
+    requests from its layout (or from the datasets plan, which knows multipart uploads and the write probe)."""
+    if spec is None:
+        total_rows, partitions, listings = 0, 0, 0
+    else:
+        total_rows = sum(spec.table_records(t.name) for t in spec.tables)
+        partitions = sum(spec.partitions_of(t.name) for t in spec.tables)
+        listings = sum(math.ceil(spec.partitions_of(t.name) / LIST_PAGE) for t in spec.tables)  # sidecar listings, 1,000 a page
+    gen_cpu = total_rows / inputs["generate.rows_per_cpu_second"].value
+    if dataset_plan is not None:
+        gen_put, gen_get_list = int(dataset_plan["s3_requests"]["put"]), int(dataset_plan["s3_requests"]["get_list"])
+        gen_get, gen_list = 1, gen_get_list - 1
+    else:
+        # each file a multipart upload above s3fs's threshold (datasets/plan.py)
+        per_file = requests_per_file(spec.partition_rows * inputs["generate.bytes_per_row"].value) if spec is not None else 1
+        gen_put = (per_file + 1) * partitions + 2 if partitions else 0  # each file and its sidecar, the manifest, the write probe
+        gen_get, gen_list = (1, listings) if partitions else (0, 0)  # the manifest check, the listings
+    usage = Usage(thread_seconds=gen_cpu, gb_seconds=gen_cpu * gb_per_thread, cpu_seconds=gen_cpu,
+                  s3_put=gen_put, s3_get=gen_get, s3_list=gen_list)
+    return total_rows, partitions, usage
+
+
 def price_plan(records: int, workers: int, profile: str | PriceProfile | None = None, *, scenario: str = "s12-search",
                cases: int | None = None, threads_per_worker: int = 1, agent_seconds_per_case: float = 0.0,
                agent_usd_per_case: float = 0.0, months: float = 1.0, seed: int = 0, spec: DatasetSpec | None = None,
@@ -48,14 +84,7 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
     ``spec`` replaces the scenario's dataset (``scenario plan --dataset``); ``dataset_plan`` is
     datasets/plan.py's estimate for it, whose S3 request counts (multipart uploads included) are used.
     """
-    positive("records", records, integer=True)
-    if records > MAX_RECORDS:
-        raise UsageError(f"records must be at most 10^12, got {records:,}")
-    positive("workers", workers, integer=True)
-    positive("threads per worker", threads_per_worker, integer=True)
-    positive("months", months)
-    _nonneg("agent seconds per case", agent_seconds_per_case)
-    _nonneg("agent USD per case", agent_usd_per_case)
+    _check_plan_args(records, workers, threads_per_worker, months, agent_seconds_per_case, agent_usd_per_case)
     prof = profile if isinstance(profile, PriceProfile) else load_profile(profile)
     inputs = read_plan_inputs(plan_inputs)
     sc = get_scenario(scenario)
@@ -66,24 +95,9 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
 
     # Generation: CPU-bound, every thread busy; layout from the spec (or the dataset plan).
     spec = spec if spec is not None else sc.dataset_spec(records, seed)
-    if spec is None:
-        total_rows, partitions, listings = 0, 0, 0
-    else:
-        total_rows = sum(spec.table_records(t.name) for t in spec.tables)
-        partitions = sum(spec.partitions_of(t.name) for t in spec.tables)
-        listings = sum(math.ceil(spec.partitions_of(t.name) / LIST_PAGE) for t in spec.tables)  # sidecar listings, 1,000 a page
-    gen_cpu = total_rows / inputs["generate.rows_per_cpu_second"].value
+    total_rows, partitions, generate = _generation(spec, inputs, gb_per_thread, dataset_plan)
+    gen_cpu = generate.cpu_seconds
     data_bytes = total_rows * inputs["generate.bytes_per_row"].value
-    if dataset_plan is not None:  # the datasets plan knows multipart uploads and the write probe
-        gen_put, gen_get_list = int(dataset_plan["s3_requests"]["put"]), int(dataset_plan["s3_requests"]["get_list"])
-        gen_get, gen_list = 1, gen_get_list - 1
-    else:
-        # each file a multipart upload above s3fs's threshold (datasets/plan.py)
-        per_file = requests_per_file(spec.partition_rows * inputs["generate.bytes_per_row"].value) if spec is not None else 1
-        gen_put = (per_file + 1) * partitions + 2 if partitions else 0  # each file and its sidecar, the manifest, the write probe
-        gen_get, gen_list = (1, listings) if partitions else (0, 0)  # the manifest check, the listings
-    generate = Usage(thread_seconds=gen_cpu, gb_seconds=gen_cpu * gb_per_thread, cpu_seconds=gen_cpu,
-                     s3_put=gen_put, s3_get=gen_get, s3_list=gen_list)
 
     # Fan-out: the harness per case (measured) plus the agent's own time (a parameter), in shards.
     shard_size = shard_size_for(cases, threads)
@@ -122,7 +136,7 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
             "not priced": "data transfer (same-region S3 to compute is free), an agent's own S3 reads, idle worker time, the warehouse",
         },
         "generate": {"rows": total_rows, "partitions": partitions, "bytes": round(data_bytes), "cpu_hours": gen_cpu / 3600,
-                     "wall_seconds": gen_cpu / threads, "s3_put": gen_put, "s3_get": gen_get, "s3_list": gen_list,
+                     "wall_seconds": gen_cpu / threads, "s3_put": generate.s3_put, "s3_get": generate.s3_get, "s3_list": generate.s3_list,
                      "usd": totals["generate"]},
         "fanout": {"cases": cases, "shards": shards, "shard_size": shard_size, "thread_hours": fan_busy / 3600,
                    "wall_seconds": fan_busy / min(threads, shards), "usd": totals["fanout"]},
