@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 def _run(data_dir: Path, budget: str, env: dict[str, str]) -> tuple[int, dict]:
     proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "100000", "--cases", "20", "--shard-size", "2", "--agent", "tests.cost_agents:penny",
-                    "--trust-agent",  # our test agent logs each call to a file the test reads: outside any sandbox
+                    # our test agent logs each call to a file the test reads: outside any sandbox, with the two variables it needs
+                    "--trust-agent", "--agent-env", "COST_CALL_LOG,COST_PHASE",
                     "--run-id", "budget-1", "--max-cost-usd", budget, "--data-dir", str(data_dir), "--json"], env, timeout=300)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     return proc.returncode, json.loads(proc.stdout)
