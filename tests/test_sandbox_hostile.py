@@ -283,6 +283,10 @@ def test_a_hung_agent_is_killed_with_its_whole_sandbox(layout, boxes) -> None:  
     box.box.kill_strays = lambda **kw: True  # pretend a daemon outran the cleanup: the timeout must still get it
     _ok(_call(box, layout, attack="daemon", marker="/tmp/m", delay=30))
     init, ns = box.box.init_pid, box.box.ns
+    # init, the agent and the daemon; the daemon's short-lived middle fork may take a moment to be reaped
+    deadline = time.monotonic() + 5
+    while len(bw.processes_in(ns)) > 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(bw.processes_in(ns)) == 3
     started = time.monotonic()
     r = _call(box, layout, timeout_s=0.5, attack="sleep", seconds=30)
