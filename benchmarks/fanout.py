@@ -49,7 +49,7 @@ def main() -> None:
             summary = run_scenario(
                 scenario="s12", records=1_000_000, cases=args.cases, agent="scenario_pipeline.agents.builtin:noop",
                 run_id=f"fanout-bench-{uuid.uuid4().hex[:8]}", storage_url=data, warehouse_url=f"duckdb://{data}/warehouse.duckdb",
-                dask_address=cluster.scheduler_address,
+                dask_address=cluster.scheduler_address, fail_on_threshold=False,  # a no-op agent misses every threshold
             )
             assert summary["counts"]["cases"] == args.cases, summary["counts"]
             flow.append(summary["timings"]["fanout_seconds"])

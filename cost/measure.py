@@ -46,6 +46,62 @@ class ShardMeter:
         return usage
 
 
+class LaneMeter:
+    """A fan-out lane's busy time, shared out among the shards it runs at the same time (tasks/lanes.py).
+
+    A lane holds one Dask worker thread from its start to its end, however many cases it has in
+    flight: that wall time is what is priced, once. While k shards of the lane are open, each
+    accrues 1/k of every second (and of the lane thread's CPU time), so the shards' thread-seconds
+    add up to the lane's wall time, never to the sum of their overlapping wall times (which would
+    price waiting on the agent times the concurrency)."""
+
+    def __init__(self) -> None:
+        self.t0 = self._last = time.perf_counter()
+        self._cpu = time.thread_time()
+        self.open: set[int] = set()
+        self.wall: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self.idle_seconds = 0.0  # lane time with no shard open (start-up before the first, if any)
+
+    def _advance(self) -> None:
+        now, cpu = time.perf_counter(), time.thread_time()  # called on the lane's own thread
+        dt, dc = now - self._last, cpu - self._cpu
+        self._last, self._cpu = now, cpu
+        if not self.open:
+            self.idle_seconds += dt
+            return
+        share, cshare = dt / len(self.open), dc / len(self.open)
+        for s in self.open:
+            self.wall[s] = self.wall.get(s, 0.0) + share
+            self.cpu[s] = self.cpu.get(s, 0.0) + cshare
+
+    def start(self, shard: int) -> None:
+        self._advance()
+        self.open.add(shard)
+
+    def finish(self, shard: int, rows: list[dict[str, Any]], extra_cpu_s: float, bytes_written: int) -> Usage:
+        """The shard's usage as it closes: its share of the lane's time, 1 PUT (its checkpoint), 1 HEAD
+        (measuring it), its agents' reported usage. ``extra_cpu_s``: CPU of its scoring and checkpoint thread."""
+        self._advance()
+        self.open.discard(shard)
+        busy = self.wall.pop(shard, 0.0)
+        usage = usage_of_rows(rows)
+        usage.thread_seconds = busy
+        usage.cpu_seconds = self.cpu.pop(shard, 0.0) + extra_cpu_s
+        usage.gb_seconds = busy * worker_memory_per_thread() / GIB
+        usage.s3_put = 1  # the checkpoint
+        usage.s3_get = 1  # the HEAD that measures it
+        usage.bytes_written = bytes_written
+        return usage
+
+    def abandon(self, shard: int) -> None:
+        """A shard that failed or was cancelled: it stops sharing the lane's time."""
+        self._advance()
+        self.open.discard(shard)
+        self.wall.pop(shard, None)
+        self.cpu.pop(shard, None)
+
+
 def cluster_shape(client: Any) -> tuple[int, float]:
     """(threads, memory bytes) of every worker of a Dask cluster, as its scheduler reports them."""
     workers = client.scheduler_info(n_workers=-1)["workers"].values()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from scenario_pipeline.agents.loader import agent_kind
 from scenario_pipeline.datasets.spec import MAX_RECORDS
@@ -110,7 +110,7 @@ def private_seed(seed_secret: object = None) -> int:
         from prefect.blocks.system import Secret
 
         try:
-            raw = str(Secret.load(seed_secret).get())
+            raw = str(cast(Secret, Secret.load(seed_secret)).get())  # load() is typed sync-or-async
         except Exception as exc:  # noqa: BLE001 - missing block, API down: one line
             raise UsageError(f"cannot read the Prefect Secret block {seed_secret!r} ({type(exc).__name__}); create it with "
                              f"Secret(value='<a large random whole number>').save({seed_secret!r})") from None
@@ -161,6 +161,8 @@ class RunParams:
     seed_commitment: str | None = None  # set when the seed is private: then it is never written, only this
     fail_on_threshold: bool = True  # a run that misses a threshold ends Failed (exit code 1)
     sandbox: SandboxParams = SandboxParams()
+    concurrency: int = 256  # agent calls in flight across the run (settings: fanout.concurrency)
+    max_retries: int = 5  # retries of a rate-limited or unavailable call (settings: fanout.max_retries)
 
     @property
     def public_seed(self) -> int:
@@ -186,6 +188,24 @@ def check_max_answer_bytes(value: object) -> int:
     """The largest answer accepted: a whole number of bytes from 1 to 1 GiB."""
     if isinstance(value, bool) or not isinstance(value, int) or not (0 < value <= MAX_ANSWER_BYTES_LIMIT):
         raise UsageError(f"max answer bytes must be a whole number from 1 to {MAX_ANSWER_BYTES_LIMIT:,}, got {value!r}")
+    return value
+
+
+MAX_CONCURRENCY = 100_000  # agent calls in flight across a run: sockets and sandbox calls, not threads
+MAX_RETRIES = 100
+
+
+def check_concurrency(value: object) -> int:
+    """Agent calls in flight across the whole run: a whole number from 1 to 100,000."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 < value <= MAX_CONCURRENCY):
+        raise UsageError(f"concurrency must be a whole number of agent calls in flight from 1 to {MAX_CONCURRENCY:,}, got {value!r}")
+    return value
+
+
+def check_max_retries(value: object) -> int:
+    """Retries of a rate-limited or unavailable agent call: a whole number from 0 to 100."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 <= value <= MAX_RETRIES):
+        raise UsageError(f"max retries must be a whole number from 0 to {MAX_RETRIES}, got {value!r}")
     return value
 
 
@@ -323,7 +343,8 @@ def check_generate_params(dataset: object, records: object, partition_rows: obje
     check_dask_address(dask_address)
     settings = settings or load_settings()
     try:
-        return build_spec(dataset, records=records, seed=settings.seed if seed is None else seed, partition_rows=partition_rows)
+        return build_spec(dataset, records=cast(int, records), seed=cast(int, settings.seed if seed is None else seed),
+                          partition_rows=cast("int | None", partition_rows))
     except UsageError as exc:
         raise UsageError(_one_line(str(exc))) from None
 
@@ -353,7 +374,7 @@ def check_reconcile_params(days: object = None, warehouse_url: object = None, to
     from scenario_pipeline.cost.reconcile import window
 
     if days is not None:
-        window(date.today(), days, None)  # 1 to MAX_LOOKBACK_DAYS, its message
+        window(date.today(), cast(int, days), None)  # 1 to MAX_LOOKBACK_DAYS, its message
     if warehouse_url is not None and not str(warehouse_url).startswith("variable:"):
         check_warehouse_url(warehouse_url)
     if today is None:
@@ -367,7 +388,7 @@ def check_reconcile_params(days: object = None, warehouse_url: object = None, to
 
 
 def new_run_id(scenario_id: str) -> str:
-    return f"{short_id(scenario_id)}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{short_id(scenario_id)}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def from_variable(value: str | None, what: str) -> str | None:
@@ -404,6 +425,8 @@ def resolve_params(
     seed_secret: str | None = None,
     fail_on_threshold: bool = True,
     sandbox: SandboxParams | None = None,
+    concurrency: int | None = None,
+    max_retries: int | None = None,
 ) -> RunParams:
     if not isinstance(scenario, str):
         raise UsageError(f"scenario must be a scenario id such as 's12', got {scenario!r}")
@@ -443,6 +466,8 @@ def resolve_params(
     from scenario_pipeline.cost.budget import check_max_cost
     from scenario_pipeline.cost.prices import normalize_ref
 
+    concurrency = check_concurrency(settings.fanout.concurrency if concurrency is None else concurrency)
+    max_retries = check_max_retries(settings.fanout.max_retries if max_retries is None else max_retries)
     max_cost_usd = check_max_cost(max_cost_usd)
     price_profile = normalize_ref(price_profile) if price_profile is not None else None
     return RunParams(
@@ -463,4 +488,6 @@ def resolve_params(
         seed_commitment=commitment,
         fail_on_threshold=fail_on_threshold,
         sandbox=sandbox,
+        concurrency=concurrency,
+        max_retries=max_retries,
     )

@@ -7,7 +7,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def _flow_run_name() -> str:
     agent = str(p.get("agent", "reference")).rsplit("/", 1)[-1].rsplit(":", 1)[-1][:24]
     records = p.get("records")
     scale = f"{records:.0e}".replace("+0", "").replace("+", "") if isinstance(records, int) else "default"
-    return f"{p.get('scenario', 's12')}-{scale}-{agent}-{datetime.now(timezone.utc):%Y%m%d-%H%M}"
+    return f"{p.get('scenario', 's12')}-{scale}-{agent}-{datetime.now(UTC):%Y%m%d-%H%M}"
 
 
 def _code_version() -> str:
@@ -101,6 +101,8 @@ def run_scenario(
     agent_max_processes: int | None = None,
     agent_network: str | None = None,
     agent_env: list[str] | None = None,
+    concurrency: int | None = None,
+    max_retries: int | None = None,
 ) -> dict[str, Any]:
     """Run one scenario against one agent; resumable by ``run_id``; returns the run summary.
 
@@ -114,18 +116,24 @@ def run_scenario(
     Secret block: the seed then appears nowhere (parameters, run.json, logs, warehouse), only its
     commitment. ``fail_on_threshold`` (default on) ends a run that misses a threshold in the
     Failed state. ``trust_agent`` and ``agent_*`` set the agent sandbox (docs/agents.md).
+
+    ``concurrency`` bounds the agent calls in flight across the run (default SCENARIO_FANOUT_CONCURRENCY);
+    ``max_retries`` is how often a call the agent refused for now (HTTP 429/503, a reset, ``RateLimited``)
+    is retried (default SCENARIO_FANOUT_MAX_RETRIES, 5); docs/agents.md, "Concurrency, rate limits and retries".
     """
     settings = load_settings()
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
                             max_cost_usd=max_cost_usd, price_profile=price_profile,
                             case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
                             private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold,
-                            sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env))
+                            sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env),
+                            concurrency=concurrency, max_retries=max_retries)
     run = open_run(params)
     with dask_client(params.dask_address) as client:
         prepare(run, client)
+        assert run.root is not None  # prepare() opened the dataset
         stats = fan_out(client, shard_jobs(run), agent_context(params, run.root, run.manifest), len(run.plan), len(run.cases),
-                        cost=run.cost)
+                        cost=run.cost, concurrency=params.concurrency, max_retries=params.max_retries)
     outcome = score(run, stats)
     outcome.warehouse_rows = publish_results(run, outcome)
     outcome.cost = run.cost.finish(params.warehouse_url, params.scenario.id, stats.budget_exceeded,
@@ -184,7 +192,7 @@ def open_run(params: RunParams) -> Run:
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()
     run = Run(params, storage, RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd), logger,
-              datetime.now(timezone.utc), time.perf_counter())
+              datetime.now(UTC), time.perf_counter())
     logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, params.scenario.id, params.agent,
                 f"{params.records:,}", params.cases, params.describe_seed())
     check_agent(params.agent, params.scenario)
@@ -234,7 +242,7 @@ def score(run: Run, stats: FanoutStats) -> Outcome:
         "seed": p.public_seed, "seed_commitment": p.seed_commitment,
         "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
         "passed": passed and complete,
-        "started_at": run.started_at.replace(tzinfo=None), "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "started_at": run.started_at.replace(tzinfo=None), "finished_at": datetime.now(UTC).replace(tzinfo=None),
         "code_version": _code_version(), "dataset_hash": run.spec.spec_hash() if run.spec else None,
         "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
         "params_json": None, "sandbox": run.sandbox,
@@ -254,7 +262,7 @@ def publish_results(run: Run, outcome: Outcome) -> int:
 def summarize(run: Run, stats: FanoutStats, o: Outcome) -> dict[str, Any]:
     """The run summary: what the CLI prints, --json gives, and the flow returns."""
     p = run.params
-    rows = o.results.select(["passed", "error_kind"]).to_pylist()
+    rows = o.results.select(["passed", "error_kind", "retries"]).to_pylist()
     errors = Counter(r["error_kind"] for r in rows if r["error_kind"])
     return {
         "run_id": p.run_id,
@@ -272,7 +280,10 @@ def summarize(run: Run, stats: FanoutStats, o: Outcome) -> dict[str, Any]:
             "failed": sum(not r["passed"] for r in rows), "errors": sum(errors.values()), "errors_by_kind": dict(sorted(errors.items())),
             "shards": len(run.plan), "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run,
             "shards_failed": len(stats.failed_shards),
+            "retries": sum(r["retries"] or 0 for r in rows), "cases_retried": sum(bool(r["retries"]) for r in rows),
         },
+        "concurrency": {"limit": p.concurrency, "max_retries": p.max_retries, "peak_in_flight": stats.peak_in_flight,
+                        "lanes": stats.lanes, "limit_decreases": stats.limit_decreases},
         "metrics": {k: clean(v) for k, v in o.metrics.items()},
         "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"], "unmeasured": m["unmeasured"]}
                        for m in o.metric_rows if m["target"] is not None},

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
+from scenario_pipeline.compare.reports import artifact_key
 from scenario_pipeline.errors import ThresholdsMissed
 from scenario_pipeline.flows.run_scenario import run_scenario
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short_id
-from scenario_pipeline.compare.reports import artifact_key
 
 
 def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, seed: Any, run_id: Any, storage_url: Any,
@@ -30,7 +30,7 @@ def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, see
     ids = [resolve_id(s) for s in scenarios] if scenarios else scenario_ids()
     if run_id is not None:
         check_run_id(run_id, "suite run id")
-    suite_id = run_id or f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    suite_id = run_id or f"suite-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     settings = load_settings()
     o = dict(options or {})
     sandbox = check_sandbox(settings, o.pop("trust_agent", None), o.pop("agent_memory_mb", None), o.pop("agent_max_processes", None),
@@ -40,7 +40,8 @@ def check_suite_params(scenarios: Any, records: Any, cases: Any, agent: Any, see
         resolve_params(settings, sid, records, cases, agent, seed, f"{suite_id}-{short_id(sid)}", storage_url, warehouse_url, dask_address,
                        o.get("shard_size"), price_profile=o.get("price_profile"), case_timeout_s=o.get("case_timeout_s"),
                        max_answer_bytes=o.get("max_answer_bytes"), private=private, seed_secret=o.get("seed_secret"),
-                       fail_on_threshold=o.get("fail_on_threshold", True), sandbox=sandbox)
+                       fail_on_threshold=o.get("fail_on_threshold", True), sandbox=sandbox,
+                       concurrency=o.get("concurrency"), max_retries=o.get("max_retries"))
     return ids, suite_id
 
 
@@ -56,7 +57,7 @@ def suite_row(sid: str, summary: dict[str, Any] | None, error: str | None) -> di
     }
 
 
-@flow(name="run-suite", flow_run_name=lambda: f"suite-{datetime.now(timezone.utc):%Y%m%d-%H%M}", validate_parameters=False)
+@flow(name="run-suite", flow_run_name=lambda: f"suite-{datetime.now(UTC):%Y%m%d-%H%M}", validate_parameters=False)
 def run_suite(
     scenarios: list[str] | None = None,
     records: int | None = None,
@@ -79,6 +80,8 @@ def run_suite(
     agent_max_processes: int | None = None,
     agent_network: str | None = None,
     agent_env: list[str] | None = None,
+    concurrency: int | None = None,
+    max_retries: int | None = None,
 ):  # noqa: ANN201 - the summary dict, or a Failed state holding it
     """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster; every option
     of a scenario run applies to each. Ends Failed when a scenario misses a threshold (unless
@@ -86,7 +89,8 @@ def run_suite(
     options = {"shard_size": shard_size, "price_profile": price_profile, "case_timeout_s": case_timeout_s,
                "max_answer_bytes": max_answer_bytes, "private_seed": private_seed, "seed_secret": seed_secret,
                "fail_on_threshold": fail_on_threshold, "trust_agent": trust_agent, "agent_memory_mb": agent_memory_mb,
-               "agent_max_processes": agent_max_processes, "agent_network": agent_network, "agent_env": agent_env}
+               "agent_max_processes": agent_max_processes, "agent_network": agent_network, "agent_env": agent_env,
+               "concurrency": concurrency, "max_retries": max_retries}
     ids, suite_id = check_suite_params(scenarios, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, options)
     logger = get_run_logger()
     rows, summaries = [], {}

@@ -12,6 +12,8 @@ class ProgressListener(Protocol):
 
     def finish(self, stage: str) -> None: ...
 
+    # Optional: ``note(stage, text)``, a line of state beside the bar (the fan-out: calls in flight, retried).
+
 
 class _Silent:
     def start(self, stage: str, total: int, unit: str) -> None:
@@ -21,6 +23,9 @@ class _Silent:
         pass
 
     def finish(self, stage: str) -> None:
+        pass
+
+    def note(self, stage: str, text: str) -> None:
         pass
 
 

@@ -27,6 +27,12 @@ class FanoutSettings(BaseSettings):
     shard_size: int | None = Field(None, description="cases per shard; default fits about four shards per worker thread")
     case_timeout_s: float = Field(60.0, description="wall-clock limit of one agent call")
     max_answer_bytes: int = Field(1_000_000, description="largest answer accepted, as serialized JSON")
+    concurrency: int = Field(256, description="agent calls in flight across the whole run (docs/agents.md, 'Concurrency, rate "
+                                              "limits and retries')")
+    max_retries: int = Field(5, description="retries of a call the agent rate-limited (HTTP 429, RateLimited) or could not take "
+                                            "(HTTP 503, connection reset, connect timeout), with exponential backoff")
+    sync_processes: int = Field(8, description="most sandbox processes per fan-out lane for a synchronous Python agent; the pool "
+                                               "grows only while its processes wait rather than compute")
 
 
 class SandboxSettings(BaseSettings):

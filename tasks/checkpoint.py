@@ -34,7 +34,7 @@ import logging
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -65,6 +65,7 @@ CASE_SCHEMA = pa.schema([
     ("worker", pa.string()),
     ("error_kind", pa.string()),  # typed reason of a case without a scorable answer (tasks/score.py CaseError)
     ("read_bytes", pa.int64()),  # bytes the agent's processes read during the call, measured by the harness
+    ("retries", pa.int32()),  # attempts after the first: the agent rate-limited or could not take the call (tasks/lanes.py)
 ])
 
 # Parameters that must match when a run id is reused: otherwise the shards would not line up.
@@ -146,10 +147,11 @@ class ShardCheck:
 def _not_found(exc: BaseException) -> bool:
     """The storage layer's "not found" (it wraps FileNotFoundError, which s3fs raises for NoSuchKey / 404)."""
     seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, FileNotFoundError):
+    cur: BaseException | None = exc
+    while cur is not None and seen < 5:
+        if isinstance(cur, FileNotFoundError):
             return True
-        exc, seen = exc.__cause__, seen + 1
+        cur, seen = cur.__cause__, seen + 1
     return False
 
 
@@ -223,7 +225,7 @@ def check_shard(storage: Storage, run_id: str, shard: int, key: _Key | None = No
 
 def _reject(storage: Storage, run_id: str, check: ShardCheck) -> str:
     """Move a shard that failed its check aside (file and sidecar), kept as evidence; returns the new file name."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     rel = shard_path(run_id, check.shard)
     aside = f"{rel}{REJECTED_SUFFIX}{stamp}"
     storage.write_bytes(aside, check.data or b"")
@@ -284,7 +286,7 @@ def finished_shards(storage: Storage, run_id: str, expected_rows: dict[int, int]
                            "was moved aside as %s", shard, run_id, check.reason, aside)
             continue
         try:
-            rows = pq.read_metadata(io.BytesIO(check.data)).num_rows
+            rows = pq.read_metadata(io.BytesIO(check.data or b"")).num_rows
         except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...: an unreadable footer
             logger.warning("Checkpoint shard %d of run %s has an unreadable Parquet footer (%s: %s): it will be run again.",
                            shard, run_id, type(exc).__name__, exc)
@@ -295,6 +297,16 @@ def finished_shards(storage: Storage, run_id: str, expected_rows: dict[int, int]
             continue
         done.add(shard)
     return done
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A shard written before a column was added (a run resumed across versions) gets it as nulls."""
+    if table.schema.names == CASE_SCHEMA.names:
+        return table
+    for f in CASE_SCHEMA:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(CASE_SCHEMA.names).cast(CASE_SCHEMA)
 
 
 def read_results(storage: Storage, run_id: str, shards: list[int]) -> pa.Table:
@@ -315,6 +327,6 @@ def read_results(storage: Storage, run_id: str, shards: list[int]) -> pa.Table:
                 f"{storage.uri(shard_path(run_id, s))} changed after it was verified, so nothing from this run was scored "
                 f"or published; find out who else can write that storage, then rerun the same command with --run-id "
                 f"{run_id}: the shard will be moved aside and run again")
-        tables.append(pq.read_table(io.BytesIO(check.data)))
+        tables.append(_conform(pq.read_table(io.BytesIO(check.data or b""))))
     table = pa.concat_tables(tables) if tables else CASE_SCHEMA.empty_table()
     return table.sort_by("case_index")

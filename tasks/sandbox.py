@@ -157,7 +157,7 @@ def readonly_view(path: str) -> bool:
 
 def hide_truth(libc: Any, dataset_path: str) -> bool:
     """Cover {storage}/truth (the specs with their seeds) with an empty read-only tmpfs in this namespace."""
-    from scenario_pipeline.datasets.manifest import TRUTH_DIR
+    TRUTH_DIR = bw.TRUTH_DIR  # noqa: N806
 
     root = bw.storage_root_of(dataset_path)
     if root is None or not os.path.isdir(os.path.join(root, TRUTH_DIR)):
@@ -170,22 +170,64 @@ def _reply_error(conn: Any, message: str) -> None:
     conn.send_bytes(b"E" + message.encode("utf-8", "replace"))
 
 
+def _is_async(agent: Any) -> bool:
+    """An ``async def`` agent (a coroutine function, or an object whose ``__call__`` is one)."""
+    import inspect
+
+    return inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(getattr(agent, "__call__", None))  # noqa: B004 - an object whose __call__ is async
+
+
+def _rate_limited(exc: BaseException) -> bytes | None:
+    """A ``scenario_pipeline.agents.RateLimited`` as its reply payload (JSON), else None."""
+    from scenario_pipeline.agents import RateLimited
+
+    if not isinstance(exc, RateLimited):
+        return None
+    after = getattr(exc, "retry_after", None)
+    after = float(after) if isinstance(after, (int, float)) and not isinstance(after, bool) and after >= 0 else None
+    return json.dumps({"message": str(exc)[:300], "retry_after": after}).encode()
+
+
+def _encode_answer(answer: Any, max_bytes: int) -> bytes:
+    """The reply to a call that returned: b"J" + the answer as JSON, or b"E" + why it cannot be one."""
+    try:
+        encoded = json.dumps(answer, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        return b"E" + f"answer is not JSON-serializable: {str(exc)[:200]}".encode("utf-8", "replace")
+    if len(encoded) > max_bytes:
+        return b"E" + f"answer too large: {len(encoded)} bytes over the {max_bytes} byte limit".encode()
+    return b"J" + encoded
+
+
+def _failure_reply(exc: BaseException) -> bytes:
+    limited = _rate_limited(exc)
+    if limited is not None:
+        return b"L" + limited
+    return b"E" + f"agent raised {type(exc).__name__}: {str(exc)[:300]}".encode("utf-8", "replace")
+
+
 def _child_main(conn: Any, agent_spec: str, scenario_id: str, readonly_path: str, mode: str) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
     if mode == "trusted":
         readonly_view(readonly_path)  # under bwrap the dataset is a read-only bind already
     contexts: dict[str, dict] = {}
-    agent = None
+    agent: Any = None  # a sync or async callable, or None when it failed to load
     load_error = None
     try:
-        from scenario_pipeline.agents.loader import load_agent
-        from scenario_pipeline.scenarios.registry import get_scenario
+        from scenario_pipeline.agents.loader import agent_kind, load_agent
 
-        agent = load_agent(agent_spec, get_scenario(scenario_id))
+        scenario = None
+        if agent_kind(agent_spec) == "reference":  # only reference agents need their scenario (and its imports)
+            from scenario_pipeline.scenarios.registry import get_scenario
+
+            scenario = get_scenario(scenario_id)
+        agent = load_agent(agent_spec, scenario)
     except Exception as exc:  # noqa: BLE001 - reported on every call
         load_error = f"agent failed to load: {type(exc).__name__}: {str(exc)[:300]}"
-    conn.send_bytes(b"R")  # ready: the case time limit starts counting only now
+    is_async = agent is not None and _is_async(agent)
+    loop = None
+    conn.send_bytes(b"RA" if is_async else b"R")  # ready: the case time limit starts counting only now
     while True:
         try:
             msg = conn.recv()
@@ -195,24 +237,26 @@ def _child_main(conn: Any, agent_spec: str, scenario_id: str, readonly_path: str
             contexts.clear()  # one run at a time per child
             contexts[msg[1]] = msg[2]
             continue
+        if msg[0] == "mux":  # from now on many calls at once, by request id (tasks/sandbox_mux.py)
+            from scenario_pipeline.tasks.sandbox_mux import child_mux
+
+            child_mux(conn.fileno(), agent, load_error, contexts)
+            return
         _, key, case_input, max_bytes = msg
         if load_error:
             _reply_error(conn, load_error)
             continue
         try:
             answer = agent(case_input, contexts[key])
+            if is_async:
+                import asyncio
+
+                loop = loop or asyncio.new_event_loop()
+                answer = loop.run_until_complete(answer)
         except BaseException as exc:  # noqa: BLE001 - an agent's failure is a result
-            _reply_error(conn, f"agent raised {type(exc).__name__}: {str(exc)[:300]}")
+            conn.send_bytes(_failure_reply(exc))
             continue
-        try:
-            encoded = json.dumps(answer, sort_keys=True, allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
-            _reply_error(conn, f"answer is not JSON-serializable: {str(exc)[:200]}")
-            continue
-        if len(encoded) > max_bytes:
-            _reply_error(conn, f"answer too large: {len(encoded)} bytes over the {max_bytes} byte limit")
-            continue
-        conn.send_bytes(b"J" + encoded)
+        conn.send_bytes(_encode_answer(answer, max_bytes))
 
 
 def child_entry(argv: list[str]) -> None:
@@ -234,7 +278,8 @@ class CallResult:
     error: str | None  # why there is no answer (one line), else None
     latency_ms: float = 0.0  # from sending the case to the answer (sandbox start excluded)
     read_bytes: int | None = None  # bytes the agent's processes read during the call, measured by the harness; None: unmeasured
-    error_kind: str | None = None  # load, raised, timeout, crashed, memory, too_large, not_json; None: from the message
+    error_kind: str | None = None  # load, raised, timeout, crashed, memory, too_large, not_json, rate_limited, unavailable
+    retry_after: float | None = None  # rate_limited / unavailable: seconds the agent asked the harness to wait
 
 
 class _Timeout(Exception):
@@ -326,6 +371,7 @@ class Sandbox:
         self.box: bw.BwrapBox | None = None
         self.chan: _Channel | None = None
         self.context_key: str | None = None
+        self.agent_async = False  # the child said its agent is an ``async def`` (tasks/sandbox_mux.py serves those)
         self.unavailable: str | None = None
         self.extra_env: tuple[str, ...] = ()
         self.mode = self._choose_mode()
@@ -393,9 +439,10 @@ class Sandbox:
         except (EOFError, OSError, _TooLarge):
             code = self.kill()
             raise OSError(f"the agent process exited before it was ready (exit code {code})") from None
-        if ready != b"R":
+        if ready not in (b"R", b"RA"):
             self.kill()
             raise OSError("the agent process did not start")
+        self.agent_async = ready == b"RA"
         if self.box is not None:
             self.box.find_main()
 
@@ -507,10 +554,23 @@ class Sandbox:
             return CallResult(None, self._memory_error("a process was killed"), latency_ms, read, "memory")
         if reply[:1] == b"J":
             return CallResult(reply[1:], None, latency_ms, read)
+        if reply[:1] == b"L":
+            return rate_limited_result(reply[1:], latency_ms, read)
         message = reply[1:].decode("utf-8", "replace")
         if message.startswith("agent raised MemoryError") and box is not None and box.memory_by == "rlimit":
             return CallResult(None, self._memory_error("allocation refused"), latency_ms, read, "memory")
         return CallResult(None, message, latency_ms, read)
+
+
+def rate_limited_result(payload: bytes, latency_ms: float, read: int | None) -> CallResult:
+    """The agent raised ``RateLimited``: a retryable result (tasks/lanes.py retries it)."""
+    try:
+        info = json.loads(payload)
+        message, after = str(info.get("message", ""))[:300], info.get("retry_after")
+        after = float(after) if isinstance(after, (int, float)) and not isinstance(after, bool) and 0 <= after < 1e9 else None
+    except (ValueError, AttributeError):
+        message, after = "", None
+    return CallResult(None, f"rate limited: agent raised RateLimited: {message}", latency_ms, read, "rate_limited", after)
 
 
 _LOCAL = threading.local()

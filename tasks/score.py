@@ -20,7 +20,7 @@ from scenario_pipeline.scenarios.declared import error_metrics
 from scenario_pipeline.tasks.sandbox import CallResult, Sandbox
 
 
-class CaseError(str, Enum):
+class CaseError(str, Enum):  # noqa: UP042 - StrEnum would change str() of members, which rows and messages use
     """Why a case has no scorable answer: a typed reason, stored with the case (``error_kind``)."""
 
     LOAD = "load"  # the agent did not import or start
@@ -32,6 +32,8 @@ class CaseError(str, Enum):
     NOT_JSON = "not_json"  # answer not JSON-serializable
     NOT_OBJECT = "not_object"  # answer not a JSON object
     MALFORMED = "malformed"  # the scorer could not read the answer
+    RATE_LIMITED = "rate_limited"  # still rate-limited (HTTP 429, RateLimited) after every retry
+    UNAVAILABLE = "unavailable"  # still unavailable (HTTP 503, connection reset, connect timeout) after every retry
 
 
 _PREFIXES = (("agent failed to load", CaseError.LOAD), ("agent raised", CaseError.RAISED), ("timeout", CaseError.TIMEOUT),
@@ -79,6 +81,13 @@ def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str
     it counts against every quality metric.
     """
     result = sandbox.call(dict(case.input), context, context_key, limits.timeout_s, limits.max_answer_bytes)
+    return score_result(scenario, case, result, context, run_id, shard)
+
+
+def score_result(scenario: Scenario, case: Case, result: CallResult, context: dict[str, Any], run_id: str, shard: int,
+                 retries: int = 0) -> dict[str, Any]:
+    """The case's row from the agent's answer (or failure): scored, never raises. ``retries``: the attempts
+    after the first (tasks/lanes.py)."""
     latency_ms = result.latency_ms
     read_bytes = getattr(result, "read_bytes", None)
     scoring_context = {**context, "measured": {"read_bytes": read_bytes}}
@@ -89,7 +98,7 @@ def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str
     kind: CaseError | None = error_kind(result) if error is not None else None
     answer: Any = None
     if error is None:
-        answer = json.loads(result.answer)
+        answer = json.loads(result.answer or b"")
         if not isinstance(answer, dict):
             error, kind = f"answer must be a JSON object, got {type(answer).__name__}", CaseError.NOT_OBJECT
     score: CaseScore
@@ -120,4 +129,5 @@ def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "error_kind": kind.value if kind is not None else None,
         "read_bytes": read_bytes,
+        "retries": retries,
     }

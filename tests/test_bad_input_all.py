@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,17 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("run", ["run", "s12", "--case-timeout-s", "abc"], "Invalid value for '--case-timeout-s': Input should be a valid number"),
     ("run", ["run", "s12", "--max-answer-bytes", "-1"], "max answer bytes must be a whole number from 1 to 1,073,741,824, got -1"),
     ("run", ["run", "s12", "--max-answer-bytes", "2000000000"], "max answer bytes must be a whole number from 1 to 1,073,741,824, got 2000000000"),
+    # -- issue 15: calls in flight and retries --
+    ("run", ["run", "s12", "--concurrency", "0"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0"),
+    ("run", ["run", "s12", "--concurrency", "-5"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got -5"),
+    ("run", ["run", "s12", "--concurrency", "10^6"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 1000000"),
+    ("run", ["run", "s12", "--concurrency", "lots"], "'lots' is not a whole number"),
+    ("run", ["run", "s12", "--concurrency", "2.5"], "'2.5' is not a whole number"),
+    ("run", ["run", "s12", "--max-retries", "-1"], "max retries must be a whole number from 0 to 100, got -1"),
+    ("run", ["run", "s12", "--max-retries", "1000"], "max retries must be a whole number from 0 to 100, got 1000"),
+    ("run", ["run", "s12", "--max-retries", "x"], "'x' is not a whole number"),
+    ("run all", ["run", "all", "--concurrency", "0"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0"),
+    ("run all", ["run", "all", "--max-retries", "101"], "max retries must be a whole number from 0 to 100, got 101"),
     ("run all", ["run", "all", "--agent", "gpt"], "is not 'reference', 'package.module:callable' or an http(s):// URL"),
     ("run all", ["run", "all", "--agent", "https://bob:hunter2-in-url@agent.example/"], "carries credentials"),
     ("run all", ["run", "all", "--max-cost-usd", "5"], "--max-cost-usd applies to one scenario's run"),
@@ -358,6 +370,18 @@ RUN_SCENARIO_CASES: list[tuple[dict[str, Any], str]] = [
     ({"max_cost_usd": math.nan}, "max cost must be a positive number of US dollars, got nan"),
     ({"max_cost_usd": "5"}, "max cost must be a positive number of US dollars, got '5'"),
     ({"price_profile": "aws-mars-1"}, "unknown price profile 'aws-mars-1'"),
+    # issue 15
+    ({"concurrency": 0}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0"),
+    ({"concurrency": -1}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got -1"),
+    ({"concurrency": 100_001}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 100001"),
+    ({"concurrency": 2.5}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 2.5"),
+    ({"concurrency": "64"}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got '64'"),
+    ({"concurrency": True}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got True"),
+    ({"max_retries": -1}, "max retries must be a whole number from 0 to 100, got -1"),
+    ({"max_retries": 101}, "max retries must be a whole number from 0 to 100, got 101"),
+    ({"max_retries": 1.0}, "max retries must be a whole number from 0 to 100, got 1.0"),
+    ({"max_retries": "5"}, "max retries must be a whole number from 0 to 100, got '5'"),
+    ({"max_retries": None, "concurrency": False}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got False"),
 ]
 
 
@@ -441,6 +465,8 @@ def _suite_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("run-suite", lambda: s(**{**base, "run_id": "../etc"}), "suite run id '../etc' may hold only"),
         ("run-suite", lambda: s(**{**base, "records": 0}), "records must be a positive whole number, got 0"),
         ("run-suite", lambda: s(**{**base, "warehouse_url": PW_URL}), NO_RS_PW),
+        ("run-suite", lambda: s(**base, options={"concurrency": 0}), "concurrency must be a whole number of agent calls in flight"),
+        ("run-suite", lambda: s(**base, options={"max_retries": -2}), "max retries must be a whole number from 0 to 100, got -2"),
     ]
 
 
@@ -458,6 +484,8 @@ def _flow_fn_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("promote-baseline", lambda: promote_baseline.fn(run_id="x'; DROP TABLE runs;--"), RUN_ID_MSG),
         ("reconcile-costs", lambda: reconcile_costs.fn(days=0), "days must be a whole number from 1 to 365"),
         ("run-suite", lambda: run_suite.fn(scenarios=["s99"]), "unknown scenario 's99'"),
+        ("run-suite", lambda: run_suite.fn(concurrency=-3), "concurrency must be a whole number of agent calls in flight"),
+        ("run-suite", lambda: run_suite.fn(max_retries="many"), "max retries must be a whole number from 0 to 100, got 'many'"),
     ]
 
 

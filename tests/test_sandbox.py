@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from scenario_pipeline.tasks.sandbox import (
     Sandbox,
     SandboxPolicy,
@@ -101,7 +102,6 @@ def test_http_agent_sends_the_authorization_header_from_the_environment(monkeypa
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from scenario_pipeline.agents.loader import AUTH_ENV, HttpAgent
-
     from tests.helpers import send_body
 
     seen: list[str | None] = []
@@ -141,7 +141,6 @@ def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> 
     )
     from scenario_pipeline.datasets.partition import write_partition
     from scenario_pipeline.scenarios.registry import get_scenario
-
     from scenario_pipeline.storage import Storage
 
     storage = Storage.from_url(str(tmp_path / "data"))
@@ -247,3 +246,13 @@ def test_the_policy_is_picklable_validated_and_part_of_the_sandbox_key(dataset) 
 def test_policy_from_env_reads_the_allowed_names(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("SCENARIO_AGENT_ENV", " OPENAI_API_KEY, ANTHROPIC_API_KEY ,,")
     assert SandboxPolicy.from_env(network="outbound") == SandboxPolicy(network="outbound", env_allow=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"))
+
+
+def test_the_sandboxs_storage_names_are_the_dataset_layers() -> None:
+    """tasks/sandbox_bwrap.py spells out the storage layout's folder names (a sandbox child must start
+    without importing the dataset layer): they must stay the ones datasets/manifest.py writes."""
+    from scenario_pipeline.datasets.manifest import DATASETS, TRUTH_DIR
+    from scenario_pipeline.tasks import sandbox_bwrap as bw
+
+    assert (bw.DATASETS, bw.TRUTH_DIR) == (DATASETS, TRUTH_DIR)
+    assert bw.TRUTH_DIR in bw._STORAGE_PRIVATE

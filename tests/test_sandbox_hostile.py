@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from scenario_pipeline.tasks import sandbox_bwrap as bw
 from scenario_pipeline.tasks.sandbox import (
     CallResult,

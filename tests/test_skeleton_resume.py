@@ -24,7 +24,9 @@ def test_kill_9_mid_fanout_then_resume_runs_only_unfinished_shards(prefect_serve
     args = [str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "40", "--shard-size", "2",
             "--agent", "tests.agents_skeleton:slow_logging", "--run-id", "resume-1", "--data-dir", str(data_dir), "--json",
             # our agent logs each call to a file the test reads: outside any sandbox, with those two variables
-            "--trust-agent", "--agent-env", "SKELETON_CALL_LOG,SKELETON_PHASE"]
+            "--trust-agent", "--agent-env", "SKELETON_CALL_LOG,SKELETON_PHASE",
+            # one call at a time per worker thread, as before calls in flight were their own setting (issue 15)
+            "--concurrency", "2"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server, "SKELETON_CALL_LOG": str(calls),
            "SCENARIO_DASK_N_WORKERS": "2", "SCENARIO_DASK_THREADS_PER_WORKER": "1"}
     first = subprocess.Popen(args, env={**env, "SKELETON_PHASE": "first"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

@@ -137,6 +137,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # HMAC of a private seed under the harness key; the seed column then holds -1
         "ALTER TABLE runs ADD COLUMN seed_commitment VARCHAR(64)",
     ]),
+    (4, "retries of each case (rate limits, unavailable agents)", [
+        "ALTER TABLE case_results ADD COLUMN retries INTEGER",
+    ]),
     # its rows are written by cost/warehouse_rows.py ---
     (100, "cost lines by stage and shard, Cost Explorer days, estimate reconciliations", [
         "ALTER TABLE costs ADD COLUMN stage VARCHAR(32)",  # generate, fanout, checkpoints, publish
@@ -162,7 +165,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 # COPY ... FORMAT AS PARQUET maps the checkpoint files' columns to the table's by position.
 CASE_COLUMNS = ["run_id", "scenario", "case_id", "case_index", "shard", "passed", "reason", "metrics_json", "answer_digest",
                 "answer_bytes", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "attributes_json", "worker", "error_kind",
-                "read_bytes"]
+                "read_bytes", "retries"]
 RUN_COLUMNS = ["run_id", "scenario", "agent", "records", "cases", "seed", "status", "passed", "started_at", "finished_at",
                "code_version", "dataset_hash", "flow_run_id", "triggered_by", "params_json", "sandbox", "seed_commitment"]
 METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed", "min_effect", "source"]

@@ -9,22 +9,31 @@ Writes keyed by a run are idempotent: DELETE the run's rows, then INSERT, in one
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
 from scenario_pipeline.errors import UsageError, WarehouseError
 from scenario_pipeline.warehouse.schema import (
-    ALERT_COLUMNS, BASELINE_COLUMNS, CASE_COLUMNS, COMPARISON_COLUMNS, COST_COLUMNS, DECISION_COLUMNS, METRIC_COLUMNS,
-    MIGRATIONS, MIGRATIONS_TABLE, RUN_COLUMNS,
+    ALERT_COLUMNS,
+    BASELINE_COLUMNS,
+    CASE_COLUMNS,
+    COMPARISON_COLUMNS,
+    COST_COLUMNS,
+    DECISION_COLUMNS,
+    METRIC_COLUMNS,
+    MIGRATIONS,
+    MIGRATIONS_TABLE,
+    RUN_COLUMNS,
 )
 
 
 def utcnow() -> datetime:
     """Naive UTC: both engines' TIMESTAMP has no zone, and every timestamp here is UTC."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _row(columns: list[str], record: dict[str, Any]) -> tuple:
@@ -62,7 +71,7 @@ class SqlWarehouse:
     def _insert_arrow(self, table: str, columns: list[str], data: pa.Table) -> None:
         """Insert an Arrow table's rows (the case results); DuckDB overrides this to scan Arrow directly."""
         cols = [data.column(c).to_pylist() for c in columns]
-        self._insert_rows(table, columns, list(zip(*cols)) if cols else [])
+        self._insert_rows(table, columns, list(zip(*cols, strict=False)) if cols else [])
 
     def _lock_migrations(self) -> None:
         """Serialize concurrent migrators (Redshift: LOCK); DuckDB has one writer per file anyway."""
@@ -133,7 +142,7 @@ class SqlWarehouse:
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         names, data = self._read(sql, params)
-        return [dict(zip(names, r)) for r in data]
+        return [dict(zip(names, r, strict=False)) for r in data]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         found = self.rows(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id])
@@ -198,7 +207,8 @@ class SqlWarehouse:
                     copy_manifest: str | None = None) -> None:
         """Replace everything a run publishes, in one transaction: publishing twice leaves one copy."""
         run_id = run["run_id"]
-        for name, typ in (("error_kind", pa.string()), ("read_bytes", pa.int64())):  # absent from checkpoints before schema 3
+        # absent from checkpoints before schema 3 (error_kind, read_bytes) and 4 (retries)
+        for name, typ in (("error_kind", pa.string()), ("read_bytes", pa.int64()), ("retries", pa.int32())):
             if name not in cases.column_names:
                 cases = cases.append_column(name, pa.nulls(cases.num_rows, typ))
         missing = [c for c in CASE_COLUMNS if c not in cases.column_names]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,13 +20,18 @@ class RichListener:
 
     def __init__(self) -> None:
         self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=err, transient=False)
         self.tasks: dict[str, Any] = {}
 
     def start(self, stage: str, total: int, unit: str) -> None:
         if not self.tasks:
             self.bars.start()
-        self.tasks[stage] = self.bars.add_task(stage, total=total, unit=unit)
+        self.tasks[stage] = self.bars.add_task(stage, total=total, unit=unit, note="")
+
+    def note(self, stage: str, text: str) -> None:
+        """A line of state beside the bar (the fan-out's calls in flight and retries)."""
+        if stage in self.tasks:
+            self.bars.update(self.tasks[stage], note=text)
 
     def advance(self, stage: str, done: int) -> None:
         if stage in self.tasks:
@@ -46,7 +51,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _data_dir(data_dir: Optional[Path]) -> None:
+def _data_dir(data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
 

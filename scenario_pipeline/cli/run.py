@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from scenario_pipeline import progress
 from scenario_pipeline.cli.common import RichListener, _data_dir, app, check_warehouse, check_writable, count, err, out
+
 
 @app.command("list")
 def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
@@ -30,39 +31,39 @@ def list_scenarios(as_json: bool = typer.Option(False, "--json", help="machine-r
 @app.command()
 def run(
     scenario: str = typer.Argument(..., help="scenario id (s12-search), short id (s12), or 'all'"),
-    records: Optional[int] = typer.Option(None, parser=count, help="dataset size in records (default: the scenario's)"),
-    cases: Optional[int] = typer.Option(None, parser=count, help="number of cases (default: the scenario's)"),
+    records: int | None = typer.Option(None, parser=count, help="dataset size in records (default: the scenario's)"),
+    cases: int | None = typer.Option(None, parser=count, help="number of cases (default: the scenario's)"),
     agent: str = typer.Option("reference", help="reference | package.module:callable | http(s)://endpoint"),
-    run_id: Optional[str] = typer.Option(None, help="reuse to resume an interrupted run"),
-    seed: Optional[int] = typer.Option(None, help="fixes dataset and cases (default: SCENARIO_SEED or 20261122)"),
-    data_dir: Optional[Path] = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
-    storage: Optional[str] = typer.Option(None, help="storage URL for datasets and checkpoints (file:// or s3://)"),
-    warehouse: Optional[str] = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
-    dask_address: Optional[str] = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
-    shard_size: Optional[int] = typer.Option(None, help="cases per shard (default: about four shards per worker thread)"),
+    run_id: str | None = typer.Option(None, help="reuse to resume an interrupted run"),
+    seed: int | None = typer.Option(None, help="fixes dataset and cases (default: SCENARIO_SEED or 20261122)"),
+    data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
+    storage: str | None = typer.Option(None, help="storage URL for datasets and checkpoints (file:// or s3://)"),
+    warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db"),
+    dask_address: str | None = typer.Option(None, help="tcp://host:port of an existing Dask scheduler"),
+    shard_size: int | None = typer.Option(None, help="cases per shard (default: about four shards per worker thread)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON summary on stdout and nothing else there"),
-    max_cost_usd: Optional[float] = typer.Option(None, "--max-cost-usd", help="stop before the run's estimated cost would cross this many US dollars; rerun with the same --run-id and a higher budget to finish"),
-    price_profile: Optional[str] = typer.Option(None, "--price-profile", help="unit prices of the estimate: a built-in name (scenario price-profiles) or a .toml file"),
-    case_timeout_s: Optional[float] = typer.Option(None, "--case-timeout-s", help="wall-clock limit of one agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S or 60)"),
-    max_answer_bytes: Optional[int] = typer.Option(None, "--max-answer-bytes", parser=count, help="largest answer accepted, in bytes (default: SCENARIO_FANOUT_MAX_ANSWER_BYTES or 1000000)"),
+    max_cost_usd: float | None = typer.Option(None, "--max-cost-usd", help="stop before the run's estimated cost would cross this many US dollars; rerun with the same --run-id and a higher budget to finish"),
+    price_profile: str | None = typer.Option(None, "--price-profile", help="unit prices of the estimate: a built-in name (scenario price-profiles) or a .toml file"),
+    case_timeout_s: float | None = typer.Option(None, "--case-timeout-s", help="wall-clock limit of one agent call (default: SCENARIO_FANOUT_CASE_TIMEOUT_S or 60)"),
+    max_answer_bytes: int | None = typer.Option(None, "--max-answer-bytes", parser=count, help="largest answer accepted, in bytes (default: SCENARIO_FANOUT_MAX_ANSWER_BYTES or 1000000)"),
     private_seed: bool = typer.Option(False, "--private-seed", help="take the seed from SCENARIO_PRIVATE_SEED: it is then written nowhere, only its commitment"),
-    seed_secret: Optional[str] = typer.Option(None, "--seed-secret", help="take a private seed from this Prefect Secret block"),
+    seed_secret: str | None = typer.Option(None, "--seed-secret", help="take a private seed from this Prefect Secret block"),
     fail_on_threshold: bool = typer.Option(True, "--fail-on-threshold/--no-fail-on-threshold", help="exit 1 and end the flow run Failed when a threshold is missed (default on)"),
     trust_agent: bool = typer.Option(False, "--trust-agent", help="run the agent without the sandbox: only for agents you wrote (default: SCENARIO_SANDBOX_TRUST_AGENT)"),
-    agent_memory_mb: Optional[int] = typer.Option(None, "--agent-memory-mb", help="memory limit of the agent's sandbox, all its processes (default: SCENARIO_SANDBOX_MEMORY_MB or 4096)"),
-    agent_max_processes: Optional[int] = typer.Option(None, "--agent-max-processes", help="process limit of the agent's sandbox (default: SCENARIO_SANDBOX_MAX_PROCESSES or 64)"),
-    agent_network: Optional[str] = typer.Option(None, "--agent-network", help="none (default) or outbound: the internet, never this host's loopback services"),
-    agent_env: Optional[str] = typer.Option(None, "--agent-env", help="comma-separated names of environment variables the agent gets (default: SCENARIO_AGENT_ENV); it gets no others"),
+    agent_memory_mb: int | None = typer.Option(None, "--agent-memory-mb", help="memory limit of the agent's sandbox, all its processes (default: SCENARIO_SANDBOX_MEMORY_MB or 4096)"),
+    agent_max_processes: int | None = typer.Option(None, "--agent-max-processes", help="process limit of the agent's sandbox (default: SCENARIO_SANDBOX_MAX_PROCESSES or 64)"),
+    agent_network: str | None = typer.Option(None, "--agent-network", help="none (default) or outbound: the internet, never this host's loopback services"),
+    agent_env: str | None = typer.Option(None, "--agent-env", help="comma-separated names of environment variables the agent gets (default: SCENARIO_AGENT_ENV); it gets no others"),
+    concurrency: int | None = typer.Option(None, "--concurrency", parser=count, help="agent calls in flight across the whole run (default: SCENARIO_FANOUT_CONCURRENCY or 256)"),
+    max_retries: int | None = typer.Option(None, "--max-retries", parser=count, help="retries of a call the agent refused for now: HTTP 429/503, a connection reset, RateLimited (default: SCENARIO_FANOUT_MAX_RETRIES or 5)"),
 ) -> None:
     """Run one scenario end to end: generate, fan out, score, checkpoint, publish.
 
     Exit codes: 0 passed; 1 the run missed a threshold (unless --no-fail-on-threshold), is incomplete
     or stopped at its budget; 2 bad input, nothing run."""
     from scenario_pipeline.agents.loader import check_agent
-    from scenario_pipeline.flows.params import resolve_params
+    from scenario_pipeline.flows.params import check_sandbox, resolve_params
     from scenario_pipeline.settings import load_settings
-
-    from scenario_pipeline.flows.params import check_sandbox
 
     _data_dir(data_dir)
     settings = load_settings()
@@ -70,7 +71,8 @@ def run(
     options = {"shard_size": shard_size, "price_profile": price_profile, "case_timeout_s": case_timeout_s, "max_answer_bytes": max_answer_bytes,
                "private_seed": private_seed, "seed_secret": seed_secret, "fail_on_threshold": fail_on_threshold,
                "trust_agent": sandbox.trust_agent, "agent_memory_mb": sandbox.memory_mb, "agent_max_processes": sandbox.max_processes,
-               "agent_network": sandbox.network, "agent_env": list(sandbox.agent_env)}
+               "agent_network": sandbox.network, "agent_env": list(sandbox.agent_env), "concurrency": concurrency,
+               "max_retries": max_retries}
     if scenario.strip().lower() == "all":
         if max_cost_usd is not None:  # a budget is per run; the suite is nine runs
             from scenario_pipeline.errors import UsageError
@@ -81,7 +83,8 @@ def run(
     params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage, warehouse, dask_address, shard_size,
                             max_cost_usd=max_cost_usd, price_profile=price_profile,
                             case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
-                            private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold, sandbox=sandbox)
+                            private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold, sandbox=sandbox,
+                            concurrency=concurrency, max_retries=max_retries)
     check_agent(params.agent, params.scenario)
     if params.dask_address:
         from scenario_pipeline.infra.dask_cluster import check_address
@@ -97,8 +100,8 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent: str, seed: Optional[int], run_id: Optional[str],
-             storage: Optional[str], warehouse: Optional[str], dask_address: Optional[str], as_json: bool, options: dict[str, Any]) -> None:
+def _run_all(settings: Any, records: int | None, cases: int | None, agent: str, seed: int | None, run_id: str | None,
+             storage: str | None, warehouse: str | None, dask_address: str | None, as_json: bool, options: dict[str, Any]) -> None:
     """``scenario run all``: every scenario as a sub-flow of one suite flow run."""
     from scenario_pipeline.agents.loader import check_agent
     from scenario_pipeline.flows.params import check_run_id, resolve_params
@@ -113,7 +116,8 @@ def _run_all(settings: Any, records: Optional[int], cases: Optional[int], agent:
     checked = [resolve_params(settings, sid, records, cases, agent, seed, f"{run_id}-{short_id(sid)}" if run_id else None, storage, warehouse,
                               dask_address, o["shard_size"], price_profile=o["price_profile"], case_timeout_s=o["case_timeout_s"],
                               max_answer_bytes=o["max_answer_bytes"], private=o["private_seed"], seed_secret=o["seed_secret"],
-                              fail_on_threshold=o["fail_on_threshold"], sandbox=sandbox)
+                              fail_on_threshold=o["fail_on_threshold"], sandbox=sandbox, concurrency=o["concurrency"],
+                              max_retries=o["max_retries"])
                for sid in scenario_ids()]  # validates every scenario's parameters before any work: every option passes through
     for params in checked:
         check_agent(params.agent, params.scenario)
@@ -196,6 +200,7 @@ def _run_flow(params: Any, quiet: bool, seed_secret: str | None = None) -> dict[
                 private_seed=bool(params.seed_commitment) and seed_secret is None, seed_secret=seed_secret,
                 fail_on_threshold=params.fail_on_threshold, trust_agent=sb.trust_agent, agent_memory_mb=sb.memory_mb,
                 agent_max_processes=sb.max_processes, agent_network=sb.network, agent_env=list(sb.agent_env),
+                concurrency=params.concurrency, max_retries=params.max_retries,
                 return_state=True,
             )
             return _state_data(state, "run_id")
@@ -204,7 +209,8 @@ def _run_flow(params: Any, quiet: bool, seed_secret: str | None = None) -> dict[
 
         from scenario_pipeline.errors import ScenarioError, ServerError
 
-        lost, seen = exc, 0
+        lost: BaseException | None = exc
+        seen = 0
         while lost is not None and not isinstance(lost, httpx.HTTPError) and seen < 10:  # Prefect may wrap it
             lost, seen = lost.__cause__ or lost.__context__, seen + 1
         if isinstance(exc, ScenarioError) or not isinstance(lost, httpx.HTTPError):
