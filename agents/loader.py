@@ -33,8 +33,10 @@ def agent_kind(spec: str) -> str:
         if url.username or url.password:
             # The agent spec is logged, stored with the run and shown in the UI: no secrets in it,
             # and not in this message either.
-            raise AgentError(f"the agent URL for {url.hostname} carries credentials; remove them and put the "
-                             f"Authorization header value in {AUTH_ENV} instead")
+            raise AgentError(
+                f"the agent URL for {url.hostname} carries credentials; remove them and put the "
+                f"Authorization header value in {AUTH_ENV} instead"
+            )
         return "http"
     if ":" in spec:
         return "python"
@@ -88,7 +90,9 @@ def check_agent(spec: str, scenario: HasReferenceAgent) -> None:
         try:
             socket.create_connection((url.hostname, port), timeout=5).close()
         except OSError as exc:
-            raise AgentError(f"agent {spec} does not answer: cannot connect to {url.hostname}:{port} ({exc.strerror or exc})") from exc
+            raise AgentError(
+                f"agent {spec} does not answer: cannot connect to {url.hostname}:{port} ({exc.strerror or exc})"
+            ) from exc
         return
     load_agent(spec, scenario)
 
@@ -221,14 +225,17 @@ class AsyncHttpAgent:
         self.busy[i] += 1
         try:
             async with asyncio.timeout(timeout_s):
-                resp = await self.clients[i].post(self.url, content=body, timeout=httpx.Timeout(
-                    timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S), pool=None))
+                resp = await self.clients[i].post(
+                    self.url, content=body, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S), pool=None)
+                )
         except TimeoutError:
             return HttpReply(None, f"timeout: no answer within {timeout_s:g} s", "timeout", timeout_s * 1000.0)
         except httpx.ConnectTimeout:
             return HttpReply(None, "agent unavailable: connect timeout", "unavailable", self._ms(started))
         except httpx.ConnectError as exc:
-            return HttpReply(None, f"agent unavailable: cannot connect ({str(exc)[:120] or 'refused'})", "unavailable", self._ms(started))
+            return HttpReply(
+                None, f"agent unavailable: cannot connect ({str(exc)[:120] or 'refused'})", "unavailable", self._ms(started)
+            )
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             return HttpReply(None, "agent unavailable: connection reset", "unavailable", self._ms(started))
         except httpx.TimeoutException:
@@ -242,7 +249,9 @@ class AsyncHttpAgent:
         if status in (429, 503):
             after = parse_retry_after(resp.headers.get("Retry-After"))
             what = "rate limited" if status == 429 else "agent unavailable"
-            return HttpReply(None, f"{what}: HTTP {status}", "rate_limited" if status == 429 else "unavailable", latency_ms, after)
+            return HttpReply(
+                None, f"{what}: HTTP {status}", "rate_limited" if status == 429 else "unavailable", latency_ms, after
+            )
         if status >= 400:
             return HttpReply(None, _raised(f"HTTP agent answered {status}: {resp.text[:200]}"), "raised", latency_ms)
         try:
@@ -254,7 +263,9 @@ class AsyncHttpAgent:
         except (TypeError, ValueError) as exc:
             return HttpReply(None, f"answer is not JSON-serializable: {str(exc)[:200]}", "not_json", latency_ms)
         if len(encoded) > max_bytes:
-            return HttpReply(None, f"answer too large: {len(encoded)} bytes over the {max_bytes} byte limit", "too_large", latency_ms)
+            return HttpReply(
+                None, f"answer too large: {len(encoded)} bytes over the {max_bytes} byte limit", "too_large", latency_ms
+            )
         return HttpReply(encoded, None, None, latency_ms)
 
     @staticmethod

@@ -39,7 +39,10 @@ def main() -> None:
     from scenario_pipeline.flows.run_scenario import run_scenario
 
     data = tempfile.mkdtemp(prefix="fanout-bench-")
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
         client.gather(client.map(_noop_case, range(10), pure=False))  # warm the workers' imports
         plain, flow = [], []
         for r in range(args.repeat):
@@ -47,14 +50,22 @@ def main() -> None:
             client.gather(client.map(_noop_case, range(args.cases), pure=False))
             plain.append(time.perf_counter() - t)
             summary = run_scenario(
-                scenario="s12", records=1_000_000, cases=args.cases, agent="scenario_pipeline.agents.builtin:noop",
-                run_id=f"fanout-bench-{uuid.uuid4().hex[:8]}", storage_url=data, warehouse_url=f"duckdb://{data}/warehouse.duckdb",
-                dask_address=cluster.scheduler_address, fail_on_threshold=False,  # a no-op agent misses every threshold
+                scenario="s12",
+                records=1_000_000,
+                cases=args.cases,
+                agent="scenario_pipeline.agents.builtin:noop",
+                run_id=f"fanout-bench-{uuid.uuid4().hex[:8]}",
+                storage_url=data,
+                warehouse_url=f"duckdb://{data}/warehouse.duckdb",
+                dask_address=cluster.scheduler_address,
+                fail_on_threshold=False,  # a no-op agent misses every threshold
             )
             assert summary["counts"]["cases"] == args.cases, summary["counts"]
             flow.append(summary["timings"]["fanout_seconds"])
-            print(f"repeat {r + 1}: plain client.map {plain[-1]:.3f} s, flow fan-out {flow[-1]:.3f} s "
-                  f"({summary['counts']['shards']} shards, checkpoints included), whole flow {summary['timings']['total_seconds']:.1f} s")
+            print(
+                f"repeat {r + 1}: plain client.map {plain[-1]:.3f} s, flow fan-out {flow[-1]:.3f} s "
+                f"({summary['counts']['shards']} shards, checkpoints included), whole flow {summary['timings']['total_seconds']:.1f} s"
+            )
     p, f = statistics.median(plain), statistics.median(flow)
     print(f"median of {args.repeat}: plain client.map {p:.3f} s for {args.cases} no-op calls; flow fan-out {f:.3f} s")
     print(f"ratio flow/plain = {f / p:.3f}")

@@ -90,13 +90,28 @@ def _answers(cases: int, seed: int) -> dict[str, dict]:
     from scenario_pipeline.scenarios.registry import get_scenario
 
     sc = get_scenario("s12")
-    return {c.input["predicate"]["value"]: {"record_ids": sorted(c.truth["record_ids"])}
-            for c in sc.draw_cases(sc.dataset_spec(RECORDS, seed), cases, seed)}
+    return {
+        c.input["predicate"]["value"]: {"record_ids": sorted(c.truth["record_ids"])}
+        for c in sc.draw_cases(sc.dataset_spec(RECORDS, seed), cases, seed)
+    }
 
 
 def _agent(port: int, answers: Path, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(HERE / "io_agent.py"), "--port", str(port), "--delay", str(DELAY_S), "--answers", str(answers),
-                             *extra], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "io_agent.py"),
+            "--port",
+            str(port),
+            "--delay",
+            str(DELAY_S),
+            "--answers",
+            str(answers),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert "listening" in line, line
     return proc
@@ -117,9 +132,19 @@ def _reset(port: int) -> None:
 def _flow(data: str, agent: str, cases: int, concurrency: int, seed: int, **kw: object) -> dict:
     from scenario_pipeline.flows.run_scenario import run_scenario
 
-    return run_scenario(scenario="s12", records=RECORDS, cases=cases, agent=agent, seed=seed, run_id=f"io-bench-{uuid.uuid4().hex[:8]}",
-                        storage_url=data, warehouse_url=f"duckdb://{data}/warehouse.duckdb", concurrency=concurrency,
-                        fail_on_threshold=False, **kw)
+    return run_scenario(
+        scenario="s12",
+        records=RECORDS,
+        cases=cases,
+        agent=agent,
+        seed=seed,
+        run_id=f"io-bench-{uuid.uuid4().hex[:8]}",
+        storage_url=data,
+        warehouse_url=f"duckdb://{data}/warehouse.duckdb",
+        concurrency=concurrency,
+        fail_on_threshold=False,
+        **kw,
+    )
 
 
 async def _plain(url: str, bodies: list[bytes], concurrency: int, per_client: int) -> float:
@@ -129,8 +154,10 @@ async def _plain(url: str, bodies: list[bytes], concurrency: int, per_client: in
 
     sem = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-    clients = [httpx.AsyncClient(limits=limits, timeout=60, headers={"Content-Type": "application/json"})
-               for _ in range(max(1, -(-concurrency // per_client)))]
+    clients = [
+        httpx.AsyncClient(limits=limits, timeout=60, headers={"Content-Type": "application/json"})
+        for _ in range(max(1, -(-concurrency // per_client)))
+    ]
 
     async def one(i: int, body: bytes) -> None:
         async with sem:
@@ -156,9 +183,19 @@ def _bodies(cases: int, seed: int, data: str) -> list[bytes]:
     sc = get_scenario("s12")
     spec = sc.dataset_spec(RECORDS, seed)
     root = dataset_root(Storage.from_url(data), spec)
-    context = {"scenario": sc.id, "run_id": "plain", "records": RECORDS,
-               "dataset": {"name": "events", "url": root.url, "manifest_url": root.uri("_manifest.json"), "rows": RECORDS,
-                           "tables": {"events": root.uri("events")}}, "limits": {"timeout_s": 60.0, "max_answer_bytes": 1_000_000}}
+    context = {
+        "scenario": sc.id,
+        "run_id": "plain",
+        "records": RECORDS,
+        "dataset": {
+            "name": "events",
+            "url": root.url,
+            "manifest_url": root.uri("_manifest.json"),
+            "rows": RECORDS,
+            "tables": {"events": root.uri("events")},
+        },
+        "limits": {"timeout_s": 60.0, "max_answer_bytes": 1_000_000},
+    }
     ctx = AsyncHttpAgent.context_json(context)
     return [AsyncHttpAgent.body(dict(c.input), ctx) for c in sc.draw_cases(spec, cases, seed)]
 
@@ -194,25 +231,33 @@ def main() -> None:
             assert s["counts"]["cases"] == args.cases and s["counts"]["passed"] == args.cases, s["counts"]
             results["http"].append(s["timings"]["fanout_seconds"])
             rss.append(peak.peak)
-            print(f"repeat {r + 1}: (a) HTTP agent: fan-out {s['timings']['fanout_seconds']:.3f} s for {args.cases} cases of {DELAY_S:g} s, "
-                  f"{st['max_open']} requests open at once at the agent (allowed {args.concurrency}), {s['counts']['passed']} right "
-                  f"answers, whole flow {s['timings']['total_seconds']:.1f} s, peak RSS of all processes {peak.peak / 2**20:.0f} MiB")
+            print(
+                f"repeat {r + 1}: (a) HTTP agent: fan-out {s['timings']['fanout_seconds']:.3f} s for {args.cases} cases of {DELAY_S:g} s, "
+                f"{st['max_open']} requests open at once at the agent (allowed {args.concurrency}), {s['counts']['passed']} right "
+                f"answers, whole flow {s['timings']['total_seconds']:.1f} s, peak RSS of all processes {peak.peak / 2**20:.0f} MiB"
+            )
             with PeakRss([agent.pid]) as peak:
                 s = _flow(data, "scenario_pipeline.agents.builtin:sleep_2s", args.cases, args.concurrency, args.seed)
             assert s["counts"]["cases"] == args.cases and s["counts"]["errors"] == 0, s["counts"]
             results["async"].append(s["timings"]["fanout_seconds"])
             rss.append(peak.peak)
-            print(f"repeat {r + 1}: (b) async def agent (bwrap sandbox): fan-out {s['timings']['fanout_seconds']:.3f} s, "
-                  f"{s['concurrency']['peak_in_flight']} calls in flight at most, sandbox: {s['sandbox']}, peak RSS {peak.peak / 2**20:.0f} MiB")
+            print(
+                f"repeat {r + 1}: (b) async def agent (bwrap sandbox): fan-out {s['timings']['fanout_seconds']:.3f} s, "
+                f"{s['concurrency']['peak_in_flight']} calls in flight at most, sandbox: {s['sandbox']}, peak RSS {peak.peak / 2**20:.0f} MiB"
+            )
             bodies = _bodies(args.cases, args.seed, data)
             _reset(args.port)
             plain = asyncio.run(_plain(url, bodies, args.concurrency, 25))
             results["plain"].append(plain)
-            print(f"repeat {r + 1}: (c) plain asyncio + httpx loop, one process, clients of 25 connections: {plain:.3f} s, "
-                  f"{_stats(args.port)['max_open']} open at once")
+            print(
+                f"repeat {r + 1}: (c) plain asyncio + httpx loop, one process, clients of 25 connections: {plain:.3f} s, "
+                f"{_stats(args.port)['max_open']} open at once"
+            )
             if args.naive_plain:
                 naive = asyncio.run(_plain(url, bodies, args.concurrency, args.concurrency))
-                print(f"repeat {r + 1}:     the same loop with one httpx.AsyncClient of {args.concurrency} connections: {naive:.3f} s")
+                print(
+                    f"repeat {r + 1}:     the same loop with one httpx.AsyncClient of {args.concurrency} connections: {naive:.3f} s"
+                )
     finally:
         agent.terminate()
         agent.wait(10)
@@ -230,18 +275,24 @@ def main() -> None:
         c = s["counts"]
         refused = int(st["by_status"].get("429", 0))
         ok = c["cases"] == args.cases and c["passed"] == args.cases and c["errors"] == 0 and c["retries"] == refused
-        storm_line = (f"(d) 429 storm: {refused} of {st['requests']} requests answered 429 (Retry-After: 1); {c['passed']} of {args.cases} "
-                      f"cases right, {c['errors']} failed, {c['retries']} retries counted ({c['cases_retried']} cases retried), "
-                      f"lane limits halved {s['concurrency']['limit_decreases']} times; fan-out {s['timings']['fanout_seconds']:.1f} s: "
-                      + ("OK" if ok else "FAILED"))
+        storm_line = (
+            f"(d) 429 storm: {refused} of {st['requests']} requests answered 429 (Retry-After: 1); {c['passed']} of {args.cases} "
+            f"cases right, {c['errors']} failed, {c['retries']} retries counted ({c['cases_retried']} cases retried), "
+            f"lane limits halved {s['concurrency']['limit_decreases']} times; fan-out {s['timings']['fanout_seconds']:.1f} s: "
+            + ("OK" if ok else "FAILED")
+        )
         print(storm_line)
         assert ok, s["counts"]
 
     a, b, p = (statistics.median(results[k]) for k in ("http", "async", "plain"))
-    print(f"median of {args.repeat}: (a) {a:.3f} s, (b) {b:.3f} s, (c) {p:.3f} s; ideal {DELAY_S:g} s; peak RSS {max(rss) / 2**20:.0f} MiB "
-          f"(bar < 2048 MiB); {storm_line.split(':')[0]}")
-    print(f"ratio http/ideal = {a / DELAY_S:.3f} (bar <= 3.0); async/ideal = {b / DELAY_S:.3f} (bar <= 3.0); "
-          f"flow/plain = {a / p:.3f} (bar <= 1.5)")
+    print(
+        f"median of {args.repeat}: (a) {a:.3f} s, (b) {b:.3f} s, (c) {p:.3f} s; ideal {DELAY_S:g} s; peak RSS {max(rss) / 2**20:.0f} MiB "
+        f"(bar < 2048 MiB); {storm_line.split(':')[0]}"
+    )
+    print(
+        f"ratio http/ideal = {a / DELAY_S:.3f} (bar <= 3.0); async/ideal = {b / DELAY_S:.3f} (bar <= 3.0); "
+        f"flow/plain = {a / p:.3f} (bar <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

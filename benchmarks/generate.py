@@ -52,8 +52,11 @@ def tpchgen(workdir: Path) -> tuple[float, int, float]:
     out = workdir / "tpch"
     out.mkdir()
     c0, t0 = cpu_children(), time.perf_counter()
-    subprocess.run([exe, "parquet", "-s", "1", "--tables", "lineitem", "--compression", "ZSTD(1)", "--output-dir", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [exe, "parquet", "-s", "1", "--tables", "lineitem", "--compression", "ZSTD(1)", "--output-dir", str(out)],
+        check=True,
+        capture_output=True,
+    )
     cpu, wall = cpu_children() - c0, time.perf_counter() - t0
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     shutil.rmtree(out)
@@ -80,8 +83,11 @@ def main() -> None:
     root = dataset_root(Storage.from_url(str(work)), spec)
     step = max(1, spec.partitions // args.partitions)
     picks = [min(spec.partitions - 1, i * step + step // 2) for i in range(args.partitions)]
-    print(f"events: {spec.partitions:,} partitions of {spec.partition_rows:,} rows; measuring {len(picks)} of them; "
-          f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"events: {spec.partitions:,} partitions of {spec.partition_rows:,} rows; measuring {len(picks)} of them; "
+        f"load average before: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     try:
         write_partition(spec, root, "events", 0, gx=False)  # imports, compiled kernels, caches
         pq.write_table(build_partition(spec, "events", 0), str(work / "warm.parquet"), row_group_size=spec.row_group_rows, **opts)
@@ -133,22 +139,32 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     o_cpu, l_cpu = sum(ours), sum(limit)
-    print(f"(a) ours: generation + Parquet write: {rows:,} rows, {size_ours / 1e6:.1f} MB in {o_cpu:.3f} CPU-s = "
-          f"{rows / o_cpu / 1e6:.2f} M rows/CPU-s, {size_ours / 1e6 / o_cpu:.1f} MB/CPU-s "
-          f"(median {statistics.median(ours) * 1e3:.1f} ms per partition)")
-    print(f"(b) write-only limit: {rows:,} rows, {size_limit / 1e6:.1f} MB in {l_cpu:.3f} CPU-s = "
-          f"{rows / l_cpu / 1e6:.2f} M rows/CPU-s, {size_limit / 1e6 / l_cpu:.1f} MB/CPU-s "
-          f"(median {statistics.median(limit) * 1e3:.1f} ms per partition)")
-    print(f"    (for reference, pyarrow writing a table built the instant before, still in cache: median "
-          f"{statistics.median(hot) * 1e3:.1f} ms per partition; ours / that = {statistics.median(h / o for h, o in zip(hot, ours, strict=True)):.3f})")
-    print(f"(c) tpchgen-cli lineitem SF1 ZSTD(1): {tp_bytes / 1e6:.1f} MB in {tp_cpu:.2f} CPU-s ({tp_wall:.1f} s wall) = "
-          f"{tp_bytes / 1e6 / tp_cpu:.1f} MB/CPU-s")
+    print(
+        f"(a) ours: generation + Parquet write: {rows:,} rows, {size_ours / 1e6:.1f} MB in {o_cpu:.3f} CPU-s = "
+        f"{rows / o_cpu / 1e6:.2f} M rows/CPU-s, {size_ours / 1e6 / o_cpu:.1f} MB/CPU-s "
+        f"(median {statistics.median(ours) * 1e3:.1f} ms per partition)"
+    )
+    print(
+        f"(b) write-only limit: {rows:,} rows, {size_limit / 1e6:.1f} MB in {l_cpu:.3f} CPU-s = "
+        f"{rows / l_cpu / 1e6:.2f} M rows/CPU-s, {size_limit / 1e6 / l_cpu:.1f} MB/CPU-s "
+        f"(median {statistics.median(limit) * 1e3:.1f} ms per partition)"
+    )
+    print(
+        f"    (for reference, pyarrow writing a table built the instant before, still in cache: median "
+        f"{statistics.median(hot) * 1e3:.1f} ms per partition; ours / that = {statistics.median(h / o for h, o in zip(hot, ours, strict=True)):.3f})"
+    )
+    print(
+        f"(c) tpchgen-cli lineitem SF1 ZSTD(1): {tp_bytes / 1e6:.1f} MB in {tp_cpu:.2f} CPU-s ({tp_wall:.1f} s wall) = "
+        f"{tp_bytes / 1e6 / tp_cpu:.1f} MB/CPU-s"
+    )
     med = statistics.median(ours)
-    print(f"(d) validation: exact layer (footer statistics, dictionaries) {statistics.median(exact_cost) * 1e3:.2f} ms per "
-          f"partition (+{statistics.median(exact_cost) / med * 100:.1f}% of (a), every partition); Great Expectations on a "
-          f"16,384-row sample {statistics.median(gx_cost) * 1e3:.0f} ms (+{statistics.median(gx_cost) / med * 100:.0f}% of (a) "
-          f"for the partitions it checks: 64 of this dataset's {spec.partitions:,}, "
-          f"{64 * statistics.median(gx_cost) / (spec.partitions * med) * 100:.1f}% of the whole)")
+    print(
+        f"(d) validation: exact layer (footer statistics, dictionaries) {statistics.median(exact_cost) * 1e3:.2f} ms per "
+        f"partition (+{statistics.median(exact_cost) / med * 100:.1f}% of (a), every partition); Great Expectations on a "
+        f"16,384-row sample {statistics.median(gx_cost) * 1e3:.0f} ms (+{statistics.median(gx_cost) / med * 100:.0f}% of (a) "
+        f"for the partitions it checks: 64 of this dataset's {spec.partitions:,}, "
+        f"{64 * statistics.median(gx_cost) / (spec.partitions * med) * 100:.1f}% of the whole)"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     per_partition = statistics.median(lim / o for lim, o in zip(limit, ours, strict=True))
     mb_ours = size_ours / 1e6 / o_cpu

@@ -33,20 +33,36 @@ def run(records: int, workers: int, base: Path) -> dict[str, Any]:
     from scenario_pipeline.flows.generate_dataset import generate_dataset
 
     folder = Path(tempfile.mkdtemp(prefix=f"scale-{records}-{workers}-", dir=base))
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        summary = generate_dataset(dataset="events", records=records, storage_url=str(folder), dask_address=cluster.scheduler_address)
+        summary = generate_dataset(
+            dataset="events", records=records, storage_url=str(folder), dask_address=cluster.scheduler_address
+        )
         wall = time.perf_counter() - t0
         rss = sorted(client.run(_peak_rss_mb).values())
     shutil.rmtree(folder, ignore_errors=True)
-    out = {"records": records, "workers": workers, "wall_s": wall, "rows": summary["rows"], "gb": summary["bytes"] / 1e9,
-           "partitions": summary["tables"]["events"]["partitions"], "worker_rss_mb": rss, "flow_rss_mb": _peak_rss_mb(),
-           "load_before": load, "load_after": os.getloadavg()[0]}
-    print(f"{records:>14,} records, {workers} worker(s): {wall:7.1f} s wall, {out['partitions']} partitions, {out['gb']:.2f} GB, "
-          f"{records / wall / 1e6:.2f} M rows/s; peak RSS workers {', '.join(f'{r:.0f}' for r in rss)} MB, "
-          f"flow process {out['flow_rss_mb']:.0f} MB; load {load:.2f} -> {out['load_after']:.2f}", flush=True)
+    out = {
+        "records": records,
+        "workers": workers,
+        "wall_s": wall,
+        "rows": summary["rows"],
+        "gb": summary["bytes"] / 1e9,
+        "partitions": summary["tables"]["events"]["partitions"],
+        "worker_rss_mb": rss,
+        "flow_rss_mb": _peak_rss_mb(),
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+    }
+    print(
+        f"{records:>14,} records, {workers} worker(s): {wall:7.1f} s wall, {out['partitions']} partitions, {out['gb']:.2f} GB, "
+        f"{records / wall / 1e6:.2f} M rows/s; peak RSS workers {', '.join(f'{r:.0f}' for r in rss)} MB, "
+        f"flow process {out['flow_rss_mb']:.0f} MB; load {load:.2f} -> {out['load_after']:.2f}",
+        flush=True,
+    )
     return out
 
 
@@ -71,7 +87,9 @@ def main() -> None:
     big = {r["workers"]: r for r in results if r["records"] == args.records}
     if 1 in big and 2 in big:
         eff = big[1]["wall_s"] / (2 * big[2]["wall_s"])
-        print(f"parallel efficiency, 2 processes over 1, {args.records:,} records: {big[1]['wall_s']:.1f} / (2 x {big[2]['wall_s']:.1f}) = {eff:.3f}")
+        print(
+            f"parallel efficiency, 2 processes over 1, {args.records:,} records: {big[1]['wall_s']:.1f} / (2 x {big[2]['wall_s']:.1f}) = {eff:.3f}"
+        )
     if 2 in big:
         print(f"wall time, {args.records:,} records on 2 processes: {big[2]['wall_s']:.1f} s (bar: < 240 s)")
     print(f"peak worker RSS across runs: {max(max(r['worker_rss_mb']) for r in results):.0f} MB (bar: < 2048 MB)")

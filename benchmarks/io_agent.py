@@ -56,9 +56,16 @@ class Stats:
     seen: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"open": self.open, "max_open": self.max_open, "requests": self.requests, "answered": self.answered,
-                "by_status": {str(k): v for k, v in sorted(self.by_status.items())}, "resets": self.by_status.get("reset", 0),
-                "cases_refused": len(self.refused_cases), "cases_seen": len(self.seen)}
+        return {
+            "open": self.open,
+            "max_open": self.max_open,
+            "requests": self.requests,
+            "answered": self.answered,
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "resets": self.by_status.get("reset", 0),
+            "cases_refused": len(self.refused_cases),
+            "cases_seen": len(self.seen),
+        }
 
 
 def _key(case: dict[str, Any]) -> str:
@@ -152,8 +159,10 @@ class Agent:
     async def _send(self, writer: asyncio.StreamWriter, status: int, payload: bytes, extra: str = "") -> None:
         self.stats.by_status[status] += 1
         reason = {200: "OK", 429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "X")
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n".encode()
-                     + payload)
+        writer.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n".encode()
+            + payload
+        )
         await writer.drain()
 
 
@@ -206,8 +215,16 @@ def main() -> None:
     ap.add_argument("--limit-above", type=int)
     args = ap.parse_args()
     answers = json.loads(Path(args.answers).read_text()) if args.answers else {}
-    script = Script(args.delay, args.rate_limit, args.unavailable, args.reset, args.retry_after or None, args.max_refusals,
-                    args.limit_above, answers)
+    script = Script(
+        args.delay,
+        args.rate_limit,
+        args.unavailable,
+        args.reset,
+        args.retry_after or None,
+        args.max_refusals,
+        args.limit_above,
+        answers,
+    )
     started = time.time()
 
     def ready(port: int, agent: Agent) -> None:

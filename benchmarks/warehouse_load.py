@@ -35,21 +35,49 @@ def cases(n: int, run_id: str) -> pa.Table:
     rows = []
     for i in range(n):
         ok = i % 7 != 0
-        rows.append({
-            "run_id": run_id, "scenario": "s12-search", "case_id": f"s12-search-{i:07d}", "case_index": i, "shard": i // 250,
-            "passed": ok, "reason": None if ok else f"found {i % 3} of 3 needles with 0 false hits",
-            "metrics_json": json.dumps({"precision": 1.0, "recall": 1.0 if ok else (i % 3) / 3, "f1": 1.0, "bytes_read_share": 0.004}),
-            "answer_digest": f"{i:064x}", "answer_bytes": 120 + i % 50, "latency_ms": 40.0 + (i % 97), "input_tokens": 800 + i % 13,
-            "output_tokens": 60 + i % 7, "cost_usd": 0.0012, "attributes_json": json.dumps({"needles": 3, "last_partition_share": "body"}),
-            "worker": f"tcp://127.0.0.1:{40000 + i % 4}",
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "scenario": "s12-search",
+                "case_id": f"s12-search-{i:07d}",
+                "case_index": i,
+                "shard": i // 250,
+                "passed": ok,
+                "reason": None if ok else f"found {i % 3} of 3 needles with 0 false hits",
+                "metrics_json": json.dumps(
+                    {"precision": 1.0, "recall": 1.0 if ok else (i % 3) / 3, "f1": 1.0, "bytes_read_share": 0.004}
+                ),
+                "answer_digest": f"{i:064x}",
+                "answer_bytes": 120 + i % 50,
+                "latency_ms": 40.0 + (i % 97),
+                "input_tokens": 800 + i % 13,
+                "output_tokens": 60 + i % 7,
+                "cost_usd": 0.0012,
+                "attributes_json": json.dumps({"needles": 3, "last_partition_share": "body"}),
+                "worker": f"tcp://127.0.0.1:{40000 + i % 4}",
+            }
+        )
     return pa.Table.from_pylist(rows, schema=CASE_SCHEMA)
 
 
 def measure(url: str, table: pa.Table, repeat: int) -> list[float]:
-    run = {"run_id": "bench", "scenario": "s12-search", "agent": "reference", "records": 10**9, "cases": table.num_rows, "seed": 1,
-           "status": "completed", "passed": True, "started_at": None, "finished_at": None, "code_version": "bench",
-           "dataset_hash": None, "flow_run_id": None, "triggered_by": "bench", "params_json": None}
+    run = {
+        "run_id": "bench",
+        "scenario": "s12-search",
+        "agent": "reference",
+        "records": 10**9,
+        "cases": table.num_rows,
+        "seed": 1,
+        "status": "completed",
+        "passed": True,
+        "started_at": None,
+        "finished_at": None,
+        "code_version": "bench",
+        "dataset_hash": None,
+        "flow_run_id": None,
+        "triggered_by": "bench",
+        "params_json": None,
+    }
     rates = []
     wh = connect(url)
     try:
@@ -78,8 +106,10 @@ def main() -> None:
         red = measure(pg.url, table, args.repeat)
     print(f"rows per publish: {args.rows:,}; repeats: {args.repeat}")
     print(f"duckdb:   median {statistics.median(duck):>10,.0f} rows/s  (all: {', '.join(f'{r:,.0f}' for r in duck)})")
-    print(f"redshift: median {statistics.median(red):>10,.0f} rows/s  (redshift_connector -> PostgreSQL 18, fsync on; all: "
-          f"{', '.join(f'{r:,.0f}' for r in red)})")
+    print(
+        f"redshift: median {statistics.median(red):>10,.0f} rows/s  (redshift_connector -> PostgreSQL 18, fsync on; all: "
+        f"{', '.join(f'{r:,.0f}' for r in red)})"
+    )
     print(f"ratio = {statistics.median(red) / BAR:.2f} (Redshift-path median rows/s / {BAR:,}; bar: >= 1.0)")
 
 

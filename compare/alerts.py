@@ -50,30 +50,57 @@ def threshold_alerts(run: dict[str, Any], metric_rows: list[dict[str, Any]], cre
         sev = severity(distance, _unit(m.get("min_effect"), target))
         cmp = ">=" if hib else "<="
         shown = "missing" if value is None else f"{value:.6g}"
-        out.append({
-            "alert_id": alert_id(run["run_id"], "threshold", m["metric"], None), "run_id": run["run_id"], "scenario": run["scenario"],
-            "records": run.get("records"), "metric": m["metric"], "kind": "threshold", "severity": sev, "value": value, "target": target,
-            "baseline_run_id": None, "comparison_id": None, "flow_run_id": run.get("flow_run_id"), "created_at": created_at,
-            "message": f"{m['metric']} = {shown} misses its threshold {cmp} {target:g} ({sev})",
-        })
+        out.append(
+            {
+                "alert_id": alert_id(run["run_id"], "threshold", m["metric"], None),
+                "run_id": run["run_id"],
+                "scenario": run["scenario"],
+                "records": run.get("records"),
+                "metric": m["metric"],
+                "kind": "threshold",
+                "severity": sev,
+                "value": value,
+                "target": target,
+                "baseline_run_id": None,
+                "comparison_id": None,
+                "flow_run_id": run.get("flow_run_id"),
+                "created_at": created_at,
+                "message": f"{m['metric']} = {shown} misses its threshold {cmp} {target:g} ({sev})",
+            }
+        )
     return out
 
 
-def degraded_alerts(run: dict[str, Any], baseline_run_id: str, comparison_id: str, rows: list[dict[str, Any]], created_at: Any) -> list[dict[str, Any]]:
+def degraded_alerts(
+    run: dict[str, Any], baseline_run_id: str, comparison_id: str, rows: list[dict[str, Any]], created_at: Any
+) -> list[dict[str, Any]]:
     """One alert per metric whose verdict against the baseline is ``degraded``."""
     out = []
     for r in rows:
         if r.get("verdict") != "degraded":
             continue
         sev = severity(abs(r["diff"]), _unit(r.get("min_effect"), r.get("before_value")))
-        out.append({
-            "alert_id": alert_id(run["run_id"], "degraded", r["metric"], comparison_id), "run_id": run["run_id"],
-            "scenario": run["scenario"], "records": run.get("records"), "metric": r["metric"], "kind": "degraded", "severity": sev,
-            "value": r["after_value"], "target": r["before_value"], "baseline_run_id": baseline_run_id, "comparison_id": comparison_id,
-            "flow_run_id": run.get("flow_run_id"), "created_at": created_at,
-            "message": (f"{r['metric']} degraded against baseline {baseline_run_id}: {r['before_value']:.6g} -> {r['after_value']:.6g} "
-                        f"(diff {r['diff']:+.4g}, 95% CI [{r['ci_low']:+.4g}, {r['ci_high']:+.4g}], adjusted p {r['p_adjusted']:.3g}; {sev})"),
-        })
+        out.append(
+            {
+                "alert_id": alert_id(run["run_id"], "degraded", r["metric"], comparison_id),
+                "run_id": run["run_id"],
+                "scenario": run["scenario"],
+                "records": run.get("records"),
+                "metric": r["metric"],
+                "kind": "degraded",
+                "severity": sev,
+                "value": r["after_value"],
+                "target": r["before_value"],
+                "baseline_run_id": baseline_run_id,
+                "comparison_id": comparison_id,
+                "flow_run_id": run.get("flow_run_id"),
+                "created_at": created_at,
+                "message": (
+                    f"{r['metric']} degraded against baseline {baseline_run_id}: {r['before_value']:.6g} -> {r['after_value']:.6g} "
+                    f"(diff {r['diff']:+.4g}, 95% CI [{r['ci_low']:+.4g}, {r['ci_high']:+.4g}], adjusted p {r['p_adjusted']:.3g}; {sev})"
+                ),
+            }
+        )
     return out
 
 
@@ -94,15 +121,29 @@ def mark_flow_run(alerts: list[dict[str, Any]], flow_run_id: str | None) -> list
     tags = ["alert", f"alert:{worst(alerts)}"]
     try:
         for a in alerts:
-            related = [{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}] if flow_run_id else []
+            related = (
+                [{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}]
+                if flow_run_id
+                else []
+            )
             emit_event(
                 event="scenario.alert",
-                resource={"prefect.resource.id": f"scenario.run.{a['run_id']}", "prefect.resource.name": str(a["run_id"]),
-                          "scenario.name": str(a["scenario"]), "scenario.metric": str(a["metric"]), "scenario.kind": str(a["kind"]),
-                          "scenario.severity": str(a["severity"])},
+                resource={
+                    "prefect.resource.id": f"scenario.run.{a['run_id']}",
+                    "prefect.resource.name": str(a["run_id"]),
+                    "scenario.name": str(a["scenario"]),
+                    "scenario.metric": str(a["metric"]),
+                    "scenario.kind": str(a["kind"]),
+                    "scenario.severity": str(a["severity"]),
+                },
                 related=related,
-                payload={"message": a["message"], "value": a["value"], "target": a["target"], "baseline_run_id": a["baseline_run_id"],
-                         "alert_id": a["alert_id"]},
+                payload={
+                    "message": a["message"],
+                    "value": a["value"],
+                    "target": a["target"],
+                    "baseline_run_id": a["baseline_run_id"],
+                    "alert_id": a["alert_id"],
+                },
             )
         if flow_run_id:
             with get_client(sync_client=True) as client:

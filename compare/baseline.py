@@ -29,9 +29,11 @@ from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse, utcnow
 def _compact(base_id: str, cmp: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:
     rows = cmp["pairs"][0]["rows"]
     return {
-        "baseline_run_id": base_id, "comparison_id": cmp["comparison_id"],
+        "baseline_run_id": base_id,
+        "comparison_id": cmp["comparison_id"],
         "verdicts": {r["metric"]: r["verdict"] for r in rows if r["verdict"]},
-        "degraded": cmp["summary"]["degraded"], "improved": cmp["summary"]["improved"],
+        "degraded": cmp["summary"]["degraded"],
+        "improved": cmp["summary"]["improved"],
         "alerts": [{k: a[k] for k in ("metric", "kind", "severity", "message")} for a in alerts],
     }
 
@@ -72,12 +74,21 @@ def _memory_run(run: dict[str, Any], metric_rows: list[dict[str, Any]], cases: p
 
 
 @task(name="baseline-and-alerts", cache_policy=NO_CACHE)
-def after_publish(warehouse_url: str, storage_url: str, run: dict[str, Any], metric_rows: list[dict[str, Any]], cases: pa.Table) -> dict[str, Any]:
+def after_publish(
+    warehouse_url: str, storage_url: str, run: dict[str, Any], metric_rows: list[dict[str, Any]], cases: pa.Table
+) -> dict[str, Any]:
     """After publish: compare with the baseline, store and raise alerts, mark the flow run, write the HTML reports."""
     logger = get_run_logger()
     storage = Storage.from_url(storage_url)
     run_id = run["run_id"]
-    out: dict[str, Any] = {"baseline_run_id": None, "comparison_id": None, "verdicts": {}, "degraded": [], "alerts": [], "report": None}
+    out: dict[str, Any] = {
+        "baseline_run_id": None,
+        "comparison_id": None,
+        "verdicts": {},
+        "degraded": [],
+        "alerts": [],
+        "report": None,
+    }
     alerts = threshold_alerts(run, metric_rows, utcnow())
     data, history, cmp, base_id, note = _memory_run(run, metric_rows, cases), [], None, None, None
     if outbox.is_pending(storage, run_id):
@@ -113,4 +124,3 @@ def after_publish(warehouse_url: str, storage_url: str, run: dict[str, Any], met
     out["report"] = write_run_report(storage, run_id, run_html(data, analyze_run(data), history, alerts, cmp, base_id, note))
     logger.info("HTML report: %s", out["report"])
     return out
-

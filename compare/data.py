@@ -12,9 +12,9 @@ from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 @dataclass
 class RunData:
-    run: dict[str, Any]                 # the runs row
+    run: dict[str, Any]  # the runs row
     metrics: dict[str, dict[str, Any]]  # scenario_metrics rows by metric name
-    cases: list[dict[str, Any]]         # case_results rows, with "metrics" and "attributes" parsed
+    cases: list[dict[str, Any]]  # case_results rows, with "metrics" and "attributes" parsed
 
     @property
     def run_id(self) -> str:
@@ -59,8 +59,10 @@ def check_comparable(runs: list[RunData]) -> None:
         if ref.get("dataset_hash") and r.run.get("dataset_hash") and ref["dataset_hash"] != r.run["dataset_hash"]:
             diffs.append(f"dataset_hash: {ref['dataset_hash']!r} vs {r.run['dataset_hash']!r} (the dataset generator changed)")
         if diffs:
-            raise UsageError(f"runs {ref['run_id']!r} and {r.run['run_id']!r} did not run the same cases ({'; '.join(diffs)}); "
-                             "compare runs of one scenario at one scale (--records) with one seed")
+            raise UsageError(
+                f"runs {ref['run_id']!r} and {r.run['run_id']!r} did not run the same cases ({'; '.join(diffs)}); "
+                "compare runs of one scenario at one scale (--records) with one seed"
+            )
     empty = [r.run_id for r in runs if not r.cases]
     if empty:
         raise UsageError(f"run(s) {empty} have no case rows in the warehouse; nothing to compare")

@@ -57,13 +57,21 @@ def _columns(a: RunData, b: RunData, ids: list[str]) -> dict[str, tuple[np.ndarr
     """Per metric: before values, after values (NaN where a case lacks it), kind."""
     ca, cb = a.by_case(), b.by_case()
     out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {
-        PASS: (np.array([1.0 if ca[i]["passed"] else 0.0 for i in ids]), np.array([1.0 if cb[i]["passed"] else 0.0 for i in ids]), "quality"),
+        PASS: (
+            np.array([1.0 if ca[i]["passed"] else 0.0 for i in ids]),
+            np.array([1.0 if cb[i]["passed"] else 0.0 for i in ids]),
+            "quality",
+        ),
     }
     names = sorted({k for c in a.cases for k in c["metrics"]} | {k for c in b.cases for k in c["metrics"]})
     for name in names:
         if name == PASS:
             continue
-        out[name] = (np.array([_nan(ca[i]["metrics"].get(name)) for i in ids]), np.array([_nan(cb[i]["metrics"].get(name)) for i in ids]), "quality")
+        out[name] = (
+            np.array([_nan(ca[i]["metrics"].get(name)) for i in ids]),
+            np.array([_nan(cb[i]["metrics"].get(name)) for i in ids]),
+            "quality",
+        )
     for name in OPERATIONS:
         before = np.array([_nan(ca[i].get(name)) for i in ids])
         after = np.array([_nan(cb[i].get(name)) for i in ids])
@@ -84,28 +92,55 @@ def _compare_pair(a: RunData, b: RunData, specs: dict[str, MetricSpec], n_boot: 
         boot_cols += [diff, np.where(valid, before, np.nan), np.where(valid, after, np.nan)]
         test = mcnemar_exact(before[valid] > 0.5, after[valid] > 0.5) if name == PASS else wilcoxon_signed_rank(diff[valid])
         spec = specs.get(name) or MetricSpec(name, True, 0.0, False, quality=False)
-        rows.append({"metric": name, "kind": "quality" if spec.quality else "operations", "test": test.test,
-                     "n": int(valid.sum()), "test_n": test.n, "before_value": _mean(np.where(valid, before, np.nan)),
-                     "after_value": _mean(np.where(valid, after, np.nan)), "diff": _mean(diff), "p_value": test.p_value,
-                     "min_effect": spec.min_effect, "higher_is_better": spec.higher_is_better, "declared": spec.declared})
-    intervals = paired_bootstrap(boot_cols, n_boot=n_boot, seed=_seed([a.run_id, b.run_id])) if ids else [(math.nan, math.nan)] * len(boot_cols)
+        rows.append(
+            {
+                "metric": name,
+                "kind": "quality" if spec.quality else "operations",
+                "test": test.test,
+                "n": int(valid.sum()),
+                "test_n": test.n,
+                "before_value": _mean(np.where(valid, before, np.nan)),
+                "after_value": _mean(np.where(valid, after, np.nan)),
+                "diff": _mean(diff),
+                "p_value": test.p_value,
+                "min_effect": spec.min_effect,
+                "higher_is_better": spec.higher_is_better,
+                "declared": spec.declared,
+            }
+        )
+    intervals = (
+        paired_bootstrap(boot_cols, n_boot=n_boot, seed=_seed([a.run_id, b.run_id]))
+        if ids
+        else [(math.nan, math.nan)] * len(boot_cols)
+    )
     for i, row in enumerate(rows):
         row["ci_low"], row["ci_high"] = intervals[3 * i]
         row["before_ci"], row["after_ci"] = intervals[3 * i + 1], intervals[3 * i + 2]
-    return {"run_a": a.run_id, "run_b": b.run_id, "paired_cases": len(ids),
-            "only_in_a": len(a.cases) - len(ids), "only_in_b": len(b.cases) - len(ids), "rows": rows,
-            "failures": analyze_pair(a, b)}
+    return {
+        "run_a": a.run_id,
+        "run_b": b.run_id,
+        "paired_cases": len(ids),
+        "only_in_a": len(a.cases) - len(ids),
+        "only_in_b": len(b.cases) - len(ids),
+        "rows": rows,
+        "failures": analyze_pair(a, b),
+    }
 
 
 def operations_summary(r: RunData) -> dict[str, Any]:
     lat = [c["latency_ms"] for c in r.cases if c.get("latency_ms") is not None]
     costs = [c["cost_usd"] for c in r.cases if c.get("cost_usd") is not None]
-    tokens = [(c.get("input_tokens") or 0) + (c.get("output_tokens") or 0) for c in r.cases
-              if c.get("input_tokens") is not None or c.get("output_tokens") is not None]
+    tokens = [
+        (c.get("input_tokens") or 0) + (c.get("output_tokens") or 0)
+        for c in r.cases
+        if c.get("input_tokens") is not None or c.get("output_tokens") is not None
+    ]
     n = len(r.cases)
     return {
         "cases": n,
-        "latency_p50_ms": _none(percentile(lat, 50)), "latency_p95_ms": _none(percentile(lat, 95)), "latency_p99_ms": _none(percentile(lat, 99)),
+        "latency_p50_ms": _none(percentile(lat, 50)),
+        "latency_p95_ms": _none(percentile(lat, 95)),
+        "latency_p99_ms": _none(percentile(lat, 99)),
         "latency_ms": lat,
         "cost_usd": float(sum(costs)) if costs else None,
         "cost_per_case_usd": float(sum(costs)) / n if costs and n else None,
@@ -132,7 +167,9 @@ def compare_runs(runs: list[RunData], correction: str = "holm", alpha: float = 0
     for p in pairs:
         for row in p["rows"]:
             if row["kind"] == "quality":
-                row["verdict"] = verdict(row["n"], row["diff"], (row["ci_low"], row["ci_high"]), row["p_adjusted"], specs[row["metric"]], alpha)
+                row["verdict"] = verdict(
+                    row["n"], row["diff"], (row["ci_low"], row["ci_high"]), row["p_adjusted"], specs[row["metric"]], alpha
+                )
             else:
                 row["p_adjusted"], row["verdict"] = None, None
     ids = [r.run_id for r in runs]
@@ -142,12 +179,22 @@ def compare_runs(runs: list[RunData], correction: str = "holm", alpha: float = 0
             if row["verdict"]:
                 summary[row["verdict"]].append(row["metric"] if len(pairs) == 1 else f"{p['run_b']}:{row['metric']}")
     return {
-        "comparison_id": comparison_id(ids), "created_at": utcnow().isoformat(timespec="seconds"),
-        "scenario": scenario, "records": ref.run["records"], "seed": ref.run["seed"],
-        "runs": [{k: r.run.get(k) for k in ("run_id", "agent", "status", "passed", "started_at", "finished_at", "code_version")}
-                 | {"cases": len(r.cases)} for r in runs],
-        "reference": ref.run_id, "alpha": alpha, "correction": correction, "n_boot": n_boot,
-        "pairs": pairs, "summary": summary,
+        "comparison_id": comparison_id(ids),
+        "created_at": utcnow().isoformat(timespec="seconds"),
+        "scenario": scenario,
+        "records": ref.run["records"],
+        "seed": ref.run["seed"],
+        "runs": [
+            {k: r.run.get(k) for k in ("run_id", "agent", "status", "passed", "started_at", "finished_at", "code_version")}
+            | {"cases": len(r.cases)}
+            for r in runs
+        ],
+        "reference": ref.run_id,
+        "alpha": alpha,
+        "correction": correction,
+        "n_boot": n_boot,
+        "pairs": pairs,
+        "summary": summary,
         "operations": {r.run_id: operations_summary(r) for r in runs},
         "failures": {r.run_id: analyze_run(r) for r in runs},
         "table": multi_run_table(runs, pairs),
@@ -170,7 +217,10 @@ def multi_run_table(runs: list[RunData], pairs: list[dict[str, Any]]) -> list[di
                 continue
             entry.setdefault("reference_value", row["before_value"])
             entry["kind"] = row["kind"]
-            entry["cells"].append({k: row[k] for k in ("after_value", "diff", "ci_low", "ci_high", "p_adjusted", "verdict")} | {"run_id": p["run_b"]})
+            entry["cells"].append(
+                {k: row[k] for k in ("after_value", "diff", "ci_low", "ci_high", "p_adjusted", "verdict")}
+                | {"run_id": p["run_b"]}
+            )
         table.append(entry)
     return table
 
@@ -181,8 +231,33 @@ def warehouse_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for p in cmp["pairs"]:
         for r in p["rows"]:
-            out.append({"created_at": created, "scenario": cmp["scenario"], "records": cmp["records"], "seed": cmp["seed"],
-                        "run_a": p["run_a"], "run_b": p["run_b"], **{k: _none(r[k]) if isinstance(r[k], float) else r[k] for k in
-                        ("metric", "kind", "test", "n", "before_value", "after_value", "diff", "ci_low", "ci_high", "p_value",
-                         "p_adjusted", "min_effect", "higher_is_better", "verdict")}})
+            out.append(
+                {
+                    "created_at": created,
+                    "scenario": cmp["scenario"],
+                    "records": cmp["records"],
+                    "seed": cmp["seed"],
+                    "run_a": p["run_a"],
+                    "run_b": p["run_b"],
+                    **{
+                        k: _none(r[k]) if isinstance(r[k], float) else r[k]
+                        for k in (
+                            "metric",
+                            "kind",
+                            "test",
+                            "n",
+                            "before_value",
+                            "after_value",
+                            "diff",
+                            "ci_low",
+                            "ci_high",
+                            "p_value",
+                            "p_adjusted",
+                            "min_effect",
+                            "higher_is_better",
+                            "verdict",
+                        )
+                    },
+                }
+            )
     return out

@@ -11,8 +11,24 @@ from typing import Any
 from scenario_pipeline.errors import UsageError
 
 FORMATS = ("md", "csv", "json")
-CSV_COLUMNS = ["run_a", "run_b", "metric", "kind", "n", "before_value", "after_value", "diff", "ci_low", "ci_high", "test",
-               "p_value", "p_adjusted", "min_effect", "higher_is_better", "verdict"]
+CSV_COLUMNS = [
+    "run_a",
+    "run_b",
+    "metric",
+    "kind",
+    "n",
+    "before_value",
+    "after_value",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "test",
+    "p_value",
+    "p_adjusted",
+    "min_effect",
+    "higher_is_better",
+    "verdict",
+]
 
 
 def _clean(obj: Any) -> Any:
@@ -37,7 +53,11 @@ def to_json(cmp: dict[str, Any]) -> str:
 
 
 def flat_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"run_a": p["run_a"], "run_b": p["run_b"], **{k: r.get(k) for k in CSV_COLUMNS[2:]}} for p in cmp["pairs"] for r in p["rows"]]
+    return [
+        {"run_a": p["run_a"], "run_b": p["run_b"], **{k: r.get(k) for k in CSV_COLUMNS[2:]}}
+        for p in cmp["pairs"]
+        for r in p["rows"]
+    ]
 
 
 def to_csv(cmp: dict[str, Any]) -> str:
@@ -79,14 +99,22 @@ def pair_table(p: dict[str, Any], kind: str) -> list[str]:
     if not rows:
         return []
     if kind == "quality":
-        lines = ["| metric | before | after | difference [95% CI] | test | p | p adj. | min effect | verdict |",
-                 "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {md_escape(r['metric'])} | {num(r['before_value'])} | {num(r['after_value'])} | {ci(r)} | {r['test']} (n={r['n']}) "
-                  f"| {pval(r['p_value'])} | {pval(r['p_adjusted'])} | {num(r['min_effect'])} | **{r['verdict']}** |" for r in rows]
+        lines = [
+            "| metric | before | after | difference [95% CI] | test | p | p adj. | min effect | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {md_escape(r['metric'])} | {num(r['before_value'])} | {num(r['after_value'])} | {ci(r)} | {r['test']} (n={r['n']}) "
+            f"| {pval(r['p_value'])} | {pval(r['p_adjusted'])} | {num(r['min_effect'])} | **{r['verdict']}** |"
+            for r in rows
+        ]
     else:
         lines = ["| per case | before (mean) | after (mean) | difference [95% CI] | test | p |", "|---|---|---|---|---|---|"]
-        lines += [f"| {md_escape(r['metric'])} | {num(r['before_value'])} | {num(r['after_value'])} | {ci(r)} | {r['test']} (n={r['n']}) "
-                  f"| {pval(r['p_value'])} |" for r in rows]
+        lines += [
+            f"| {md_escape(r['metric'])} | {num(r['before_value'])} | {num(r['after_value'])} | {ci(r)} | {r['test']} (n={r['n']}) "
+            f"| {pval(r['p_value'])} |"
+            for r in rows
+        ]
     return lines
 
 
@@ -94,16 +122,24 @@ def operations_table(cmp: dict[str, Any]) -> list[str]:
     ids = [r["run_id"] for r in cmp["runs"]]
     ops = cmp["operations"]
     lines = ["| | " + " | ".join(f"`{md_escape(i)}`" for i in ids) + " |", "|---|" + "---|" * len(ids)]
-    for key, label in (("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"), ("latency_p99_ms", "latency p99 (ms)"),
-                       ("cost_per_case_usd", "cost per case (USD)"), ("tokens_per_case", "tokens per case"), ("cases", "cases")):
+    for key, label in (
+        ("latency_p50_ms", "latency p50 (ms)"),
+        ("latency_p95_ms", "latency p95 (ms)"),
+        ("latency_p99_ms", "latency p99 (ms)"),
+        ("cost_per_case_usd", "cost per case (USD)"),
+        ("tokens_per_case", "tokens per case"),
+        ("cases", "cases"),
+    ):
         lines.append(f"| {label} | " + " | ".join(num(ops[i].get(key)) for i in ids) + " |")
     return lines
 
 
 def multi_table(cmp: dict[str, Any]) -> list[str]:
     ids = [r["run_id"] for r in cmp["runs"]]
-    lines = ["| metric | " + " | ".join(f"`{md_escape(i)}`" + (" (reference)" if n == 0 else "") for n, i in enumerate(ids)) + " |",
-             "|---|" + "---|" * len(ids)]
+    lines = [
+        "| metric | " + " | ".join(f"`{md_escape(i)}`" + (" (reference)" if n == 0 else "") for n, i in enumerate(ids)) + " |",
+        "|---|" + "---|" * len(ids),
+    ]
     for entry in cmp["table"]:
         cells = {c["run_id"]: c for c in entry["cells"]}
         out = [num(entry.get("reference_value"))]
@@ -124,7 +160,9 @@ def failure_lines(cmp: dict[str, Any]) -> list[str]:
         f = p["failures"]
         lines += ["", f"### What changed: `{md_escape(p['run_b'])}` vs `{md_escape(p['run_a'])}`", ""]
         lines += [f"- {md_escape(s)}" for s in f["findings"]] or ["- no group of cases moved more than the rest"]
-        lines.append(f"- {f['regression_count']} case(s) passed before and fail after; {f['fix_count']} failed before and pass after")
+        lines.append(
+            f"- {f['regression_count']} case(s) passed before and fail after; {f['fix_count']} failed before and pass after"
+        )
         for r in f["regressions"][:10]:
             lines.append(f"  - `{md_escape(r['case_id'])}`: {md_escape(r['reason_after'] or 'failed')}")
     for run_id, f in cmp["failures"].items():
@@ -133,7 +171,10 @@ def failure_lines(cmp: dict[str, Any]) -> list[str]:
         lines += ["", f"### Where `{md_escape(run_id)}` fails ({f['failed']} of {f['cases']} cases)", ""]
         lines += [f"- {md_escape(s)}" for s in f["findings"]]
         lines += ["", "| failure reason | cases | e.g. |", "|---|---|---|"]
-        lines += [f"| {md_escape(r['reason'])} | {r['cases']} | {md_escape(', '.join(r['examples'][:3]))} |" for r in f["by_reason"][:10]]
+        lines += [
+            f"| {md_escape(r['reason'])} | {r['cases']} | {md_escape(', '.join(r['examples'][:3]))} |"
+            for r in f["by_reason"][:10]
+        ]
     return lines
 
 
@@ -151,7 +192,10 @@ def to_markdown(cmp: dict[str, Any]) -> str:
         "",
         "| run | agent | status | cases | code |",
         "|---|---|---|---|---|",
-        *[f"| `{md_escape(r['run_id'])}` | {md_escape(r['agent'])} | {r['status']} | {r['cases']} | {r['code_version'] or ''} |" for r in cmp["runs"]],
+        *[
+            f"| `{md_escape(r['run_id'])}` | {md_escape(r['agent'])} | {r['status']} | {r['cases']} | {r['code_version'] or ''} |"
+            for r in cmp["runs"]
+        ],
     ]
     for p in cmp["pairs"]:
         lines += ["", f"## `{md_escape(p['run_b'])}` vs `{md_escape(p['run_a'])}` ({p['paired_cases']} paired cases)", ""]

@@ -19,10 +19,10 @@ from scenario_pipeline.compare.verdict import higher_is_better
 if TYPE_CHECKING:
     from scenario_pipeline.compare.data import RunData
 
-MAX_VALUES = 8         # an attribute with more distinct numeric values is cut into quartiles
-MIN_GAP = 0.05         # a group must differ from the rest by this much (on 0..1 metrics) to make a finding
+MAX_VALUES = 8  # an attribute with more distinct numeric values is cut into quartiles
+MIN_GAP = 0.05  # a group must differ from the rest by this much (on 0..1 metrics) to make a finding
 MAX_FINDINGS = 8
-MAX_LISTED = 50        # cases listed by name (regressions, fixes, examples)
+MAX_LISTED = 50  # cases listed by name (regressions, fixes, examples)
 
 
 def reason_family(reason: str | None) -> str:
@@ -47,6 +47,7 @@ def _labels(cases: list[dict[str, Any]], key: str) -> list[str]:
                 return "missing"
             i = int(np.searchsorted(edges, v, side="left"))
             return f"{lows[i]:.4g}..{highs[i]:.4g}"
+
         return [bucket(v) for v in values]
     return ["missing" if v is None else str(v) for v in values]
 
@@ -106,8 +107,15 @@ def analyze_run(r: RunData) -> dict[str, Any]:
         for label, idx in groups.items():
             members, inside = [cases[i] for i in idx], set(idx)
             rest = [c for i, c in enumerate(cases) if i not in inside]
-            by_attribute.append({"attribute": key, "value": label, "cases": len(members), "failed": sum(not c["passed"] for c in members),
-                                 "means": {m: _mean(members, m) for m in metrics}})
+            by_attribute.append(
+                {
+                    "attribute": key,
+                    "value": label,
+                    "cases": len(members),
+                    "failed": sum(not c["passed"] for c in members),
+                    "means": {m: _mean(members, m) for m in metrics},
+                }
+            )
             for m in metrics:
                 g, o = _mean(members, m), _mean(rest, m)
                 if g is None or o is None:
@@ -115,12 +123,22 @@ def analyze_run(r: RunData) -> dict[str, Any]:
                 bad = (o - g) if metrics[m] else (g - o)
                 if bad >= MIN_GAP:
                     verb = "drops to" if metrics[m] else "rises to"
-                    findings.append((bad * len(members), f"{m} {verb} {_fmt(g)} on cases with {key} = {label} "
-                                                         f"({len(members)} cases; {_fmt(o)} on the other {len(rest)})"))
+                    findings.append(
+                        (
+                            bad * len(members),
+                            f"{m} {verb} {_fmt(g)} on cases with {key} = {label} "
+                            f"({len(members)} cases; {_fmt(o)} on the other {len(rest)})",
+                        )
+                    )
     findings.sort(key=lambda f: -f[0])
     return {
-        "run_id": r.run_id, "cases": len(cases), "failed": len(failed),
-        "by_reason": [{"reason": k, "cases": len(v), "examples": v[:5]} for k, v in sorted(reasons.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
+        "run_id": r.run_id,
+        "cases": len(cases),
+        "failed": len(failed),
+        "by_reason": [
+            {"reason": k, "cases": len(v), "examples": v[:5]}
+            for k, v in sorted(reasons.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ],
         "by_attribute": by_attribute,
         "findings": [f for _, f in findings[:MAX_FINDINGS]],
     }
@@ -130,8 +148,16 @@ def analyze_pair(a: RunData, b: RunData) -> dict[str, Any]:
     """What changed between two runs of the same cases: regressions, fixes, and the groups that moved."""
     cb = b.by_case()
     pairs = [(c, cb[c["case_id"]]) for c in a.cases if c["case_id"] in cb]
-    regressions = [{"case_id": x["case_id"], "reason_after": y.get("reason"), "attributes": x["attributes"]} for x, y in pairs if x["passed"] and not y["passed"]]
-    fixes = [{"case_id": x["case_id"], "reason_before": x.get("reason"), "attributes": x["attributes"]} for x, y in pairs if not x["passed"] and y["passed"]]
+    regressions = [
+        {"case_id": x["case_id"], "reason_after": y.get("reason"), "attributes": x["attributes"]}
+        for x, y in pairs
+        if x["passed"] and not y["passed"]
+    ]
+    fixes = [
+        {"case_id": x["case_id"], "reason_before": x.get("reason"), "attributes": x["attributes"]}
+        for x, y in pairs
+        if not x["passed"] and y["passed"]
+    ]
     before = [x for x, _ in pairs]
     after = [y for _, y in pairs]
     metrics = _rate_metrics(before + after, a.run["scenario"])
@@ -153,15 +179,23 @@ def analyze_pair(a: RunData, b: RunData) -> dict[str, Any]:
                 rest_change = 0.0 if ob is None or oa is None else ((ob - oa) if metrics[m] else (oa - ob))
                 if change >= MIN_GAP and change - rest_change >= MIN_GAP:  # worse here, and worse than elsewhere
                     verb = "fell" if metrics[m] else "rose"
-                    findings.append((change * len(idx), f"{m} {verb} from {_fmt(gb)} to {_fmt(ga)} on cases with {key} = {label} "
-                                                        f"({len(idx)} cases); elsewhere {_fmt(ob)} -> {_fmt(oa)}"))
+                    findings.append(
+                        (
+                            change * len(idx),
+                            f"{m} {verb} from {_fmt(gb)} to {_fmt(ga)} on cases with {key} = {label} "
+                            f"({len(idx)} cases); elsewhere {_fmt(ob)} -> {_fmt(oa)}",
+                        )
+                    )
             moved.append(entry)
     findings.sort(key=lambda f: -f[0])
     reasons = Counter(reason_family(r["reason_after"]) for r in regressions)
     return {
-        "run_a": a.run_id, "run_b": b.run_id,
-        "regressions": regressions[:MAX_LISTED], "regression_count": len(regressions),
-        "fixes": fixes[:MAX_LISTED], "fix_count": len(fixes),
+        "run_a": a.run_id,
+        "run_b": b.run_id,
+        "regressions": regressions[:MAX_LISTED],
+        "regression_count": len(regressions),
+        "fixes": fixes[:MAX_LISTED],
+        "fix_count": len(fixes),
         "regression_reasons": [{"reason": k, "cases": v} for k, v in reasons.most_common()],
         "by_attribute": moved,
         "findings": [f for _, f in findings[:MAX_FINDINGS]],

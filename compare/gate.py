@@ -43,21 +43,34 @@ def evidence(wh: SqlWarehouse, run_id: str) -> dict[str, Any]:
         else:
             wh.save_comparison(cmp["comparison_id"], warehouse_rows(cmp))
             reasons += [f"{m} is degraded against the baseline {base['run_id']!r}" for m in cmp["summary"]["degraded"]]
-    return {"run": run, "baseline": base, "metrics": metrics, "comparison": cmp, "reasons": reasons,
-            "recommendation": "approve" if not reasons else "reject"}
+    return {
+        "run": run,
+        "baseline": base,
+        "metrics": metrics,
+        "comparison": cmp,
+        "reasons": reasons,
+        "recommendation": "approve" if not reasons else "reject",
+    }
 
 
 def evidence_markdown(ev: dict[str, Any]) -> str:
     run = ev["run"]
-    lines = [f"# Promote `{md_escape(run['run_id'])}` to baseline?", "",
-             f"{md_escape(run['scenario'])} at {run['records']:,} records, seed {run['seed']}, agent `{md_escape(run['agent'])}`, status {run['status']}.",
-             f"Current baseline: `{md_escape(ev['baseline']['run_id'])}`." if ev["baseline"] else "There is no baseline yet.", "",
-             f"**Threshold rule recommends: {ev['recommendation'].upper()}**", ""]
+    lines = [
+        f"# Promote `{md_escape(run['run_id'])}` to baseline?",
+        "",
+        f"{md_escape(run['scenario'])} at {run['records']:,} records, seed {run['seed']}, agent `{md_escape(run['agent'])}`, status {run['status']}.",
+        f"Current baseline: `{md_escape(ev['baseline']['run_id'])}`." if ev["baseline"] else "There is no baseline yet.",
+        "",
+        f"**Threshold rule recommends: {ev['recommendation'].upper()}**",
+        "",
+    ]
     lines += [f"- {md_escape(r)}" for r in ev["reasons"]] or ["- completed, every threshold met, nothing degraded"]
     lines += ["", "| metric | value | threshold | met |", "|---|---|---|---|"]
     for m in ev["metrics"]:
         th = "" if m["target"] is None else (">= " if m["higher_is_better"] else "<= ") + num(m["target"])
-        lines.append(f"| {md_escape(m['metric'])} | {num(m['value'])} | {th} | {'' if m['passed'] is None else 'yes' if m['passed'] else 'NO'} |")
+        lines.append(
+            f"| {md_escape(m['metric'])} | {num(m['value'])} | {th} | {'' if m['passed'] is None else 'yes' if m['passed'] else 'NO'} |"
+        )
     if ev["comparison"]:
         lines += ["", "## Against the current baseline", ""] + pair_table(ev["comparison"]["pairs"][0], "quality")
     return "\n".join(lines)
@@ -74,12 +87,24 @@ def who() -> str:
         return "unknown"
 
 
-def decision_row(ev: dict[str, Any], decision: str, mode: str, decided_by: str, comment: str, flow_run_id: str | None) -> dict[str, Any]:
+def decision_row(
+    ev: dict[str, Any], decision: str, mode: str, decided_by: str, comment: str, flow_run_id: str | None
+) -> dict[str, Any]:
     if decision not in ("approved", "rejected", "expired"):
         raise ValueError(decision)
     run = ev["run"]
-    return {"decision_id": uuid.uuid4().hex, "run_id": run["run_id"], "scenario": run["scenario"], "records": run["records"],
-            "decision": decision, "mode": mode, "decided_by": decided_by[:256], "comment": comment[:4096],
-            "previous_baseline": ev["baseline"]["run_id"] if ev["baseline"] else None,
-            "comparison_id": ev["comparison"]["comparison_id"] if ev["comparison"] else None,
-            "reasons": dumps(ev["reasons"]), "flow_run_id": flow_run_id, "decided_at": utcnow()}
+    return {
+        "decision_id": uuid.uuid4().hex,
+        "run_id": run["run_id"],
+        "scenario": run["scenario"],
+        "records": run["records"],
+        "decision": decision,
+        "mode": mode,
+        "decided_by": decided_by[:256],
+        "comment": comment[:4096],
+        "previous_baseline": ev["baseline"]["run_id"] if ev["baseline"] else None,
+        "comparison_id": ev["comparison"]["comparison_id"] if ev["comparison"] else None,
+        "reasons": dumps(ev["reasons"]),
+        "flow_run_id": flow_run_id,
+        "decided_at": utcnow(),
+    }

@@ -24,9 +24,12 @@ figure{margin:10px 0}
 
 
 def page(title: str, sections: list[str]) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
-            + "\n".join(sections) + "</body></html>\n")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>'
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
 
 
 def _chip(verdict: str | None) -> str:
@@ -37,36 +40,86 @@ def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = No
     numeric = numeric or set()
     out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
-        out.append("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>")
+        out.append(
+            "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        )
     return "".join(out) + "</table>"
 
 
 def _pair_section(p: dict[str, Any]) -> list[str]:
     quality = [r for r in p["rows"] if r["kind"] == "quality"]
     ops = [r for r in p["rows"] if r["kind"] == "operations"]
-    out = [f"<h2>{escape(p['run_b'])} vs {escape(p['run_a'])}</h2>",
-           f'<p class="muted">{p["paired_cases"]} paired cases'
-           + (f"; {p['only_in_a']} only in {escape(p['run_a'])}" if p["only_in_a"] else "")
-           + (f"; {p['only_in_b']} only in {escape(p['run_b'])}" if p["only_in_b"] else "") + ".</p>",
-           "<figure>" + svg.diff_chart("Difference (after - before) with 95% interval; grey band: +/- minimum effect", quality) + "</figure>"]
-    out.append(_table(["metric", "before", "after", "difference", "95% CI", "test", "p", "p adj.", "min effect", "verdict"],
-                      [[escape(r["metric"]), num(r["before_value"]), num(r["after_value"]), num(r["diff"], True),
-                        f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]", f"{escape(r['test'])} (n={r['n']})", pval(r["p_value"]),
-                        pval(r["p_adjusted"]), num(r["min_effect"]), _chip(r["verdict"])] for r in quality], numeric={1, 2, 3, 6, 7, 8}))
+    out = [
+        f"<h2>{escape(p['run_b'])} vs {escape(p['run_a'])}</h2>",
+        f'<p class="muted">{p["paired_cases"]} paired cases'
+        + (f"; {p['only_in_a']} only in {escape(p['run_a'])}" if p["only_in_a"] else "")
+        + (f"; {p['only_in_b']} only in {escape(p['run_b'])}" if p["only_in_b"] else "")
+        + ".</p>",
+        "<figure>"
+        + svg.diff_chart("Difference (after - before) with 95% interval; grey band: +/- minimum effect", quality)
+        + "</figure>",
+    ]
+    out.append(
+        _table(
+            ["metric", "before", "after", "difference", "95% CI", "test", "p", "p adj.", "min effect", "verdict"],
+            [
+                [
+                    escape(r["metric"]),
+                    num(r["before_value"]),
+                    num(r["after_value"]),
+                    num(r["diff"], True),
+                    f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]",
+                    f"{escape(r['test'])} (n={r['n']})",
+                    pval(r["p_value"]),
+                    pval(r["p_adjusted"]),
+                    num(r["min_effect"]),
+                    _chip(r["verdict"]),
+                ]
+                for r in quality
+            ],
+            numeric={1, 2, 3, 6, 7, 8},
+        )
+    )
     if ops:
         out.append("<h3>Per-case operations (no verdict)</h3>")
-        out.append(_table(["per case", "before (mean)", "after (mean)", "difference", "95% CI", "test", "p"],
-                          [[escape(r["metric"]), num(r["before_value"]), num(r["after_value"]), num(r["diff"], True),
-                            f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]", f"{escape(r['test'])} (n={r['n']})", pval(r["p_value"])]
-                           for r in ops], numeric={1, 2, 3, 6}))
+        out.append(
+            _table(
+                ["per case", "before (mean)", "after (mean)", "difference", "95% CI", "test", "p"],
+                [
+                    [
+                        escape(r["metric"]),
+                        num(r["before_value"]),
+                        num(r["after_value"]),
+                        num(r["diff"], True),
+                        f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]",
+                        f"{escape(r['test'])} (n={r['n']})",
+                        pval(r["p_value"]),
+                    ]
+                    for r in ops
+                ],
+                numeric={1, 2, 3, 6},
+            )
+        )
     f = p["failures"]
-    out.append(f"<h3>What changed</h3><p>{f['regression_count']} case(s) passed before and fail after; {f['fix_count']} failed before and pass after.</p>")
+    out.append(
+        f"<h3>What changed</h3><p>{f['regression_count']} case(s) passed before and fail after; {f['fix_count']} failed before and pass after.</p>"
+    )
     if f["findings"]:
         out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in f["findings"]) + "</ul>")
     if f["regressions"]:
-        out.append(_table(["case passed before, fails after", "reason now", "attributes"],
-                          [[f"<code>{escape(r['case_id'])}</code>", escape(r["reason_after"] or ""), escape(", ".join(f"{k}={v}" for k, v in r["attributes"].items()))]
-                           for r in f["regressions"][:25]]))
+        out.append(
+            _table(
+                ["case passed before, fails after", "reason now", "attributes"],
+                [
+                    [
+                        f"<code>{escape(r['case_id'])}</code>",
+                        escape(r["reason_after"] or ""),
+                        escape(", ".join(f"{k}={v}" for k, v in r["attributes"].items())),
+                    ]
+                    for r in f["regressions"][:25]
+                ],
+            )
+        )
     return out
 
 
@@ -90,8 +143,14 @@ def _latency(ops: dict[str, dict[str, Any]]) -> list[str]:
     ids = list(ops)
     out = ["<figure>" + svg.histogram("Latency per case", {i: ops[i]["latency_ms"] for i in ids}) + "</figure>"]
     rows = []
-    for key, label in (("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"), ("latency_p99_ms", "latency p99 (ms)"),
-                       ("cost_per_case_usd", "cost per case (USD)"), ("tokens_per_case", "tokens per case"), ("cases", "cases")):
+    for key, label in (
+        ("latency_p50_ms", "latency p50 (ms)"),
+        ("latency_p95_ms", "latency p95 (ms)"),
+        ("latency_p99_ms", "latency p99 (ms)"),
+        ("cost_per_case_usd", "cost per case (USD)"),
+        ("tokens_per_case", "tokens per case"),
+        ("cases", "cases"),
+    ):
         rows.append([label] + [num(ops[i].get(key)) for i in ids])
     out.append(_table([""] + ids, rows, numeric=set(range(1, len(ids) + 1))))
     return out
@@ -107,26 +166,49 @@ def trends(history: list[dict[str, Any]], metrics: list[str], baseline_run_id: s
     for m in metrics:
         series = [h["metrics"].get(m) for h in history]
         if any(v is not None for v in series):
-            charts.append("<figure>" + svg.line_chart(f"{m} over the last {len(history)} runs", labels, {m: series}, highlight=mark) + "</figure>")
+            charts.append(
+                "<figure>"
+                + svg.line_chart(f"{m} over the last {len(history)} runs", labels, {m: series}, highlight=mark)
+                + "</figure>"
+            )
     return charts
 
 
 def comparison_html(cmp: dict[str, Any], history: list[dict[str, Any]] | None = None, baseline_run_id: str | None = None) -> str:
     s = cmp["summary"]
-    head = [f"<h1>Comparison of {escape(cmp['scenario'])} runs</h1>",
-            f'<p class="muted">{cmp["records"]:,} records, seed {cmp["seed"]}; reference <code>{escape(cmp["reference"])}</code>; '
-            f"95% paired-bootstrap intervals ({cmp['n_boot']:,} resamples), {escape(cmp['correction'].upper())}-adjusted p-values, alpha {cmp['alpha']}. "
-            "A verdict needs significance and at least the scenario's minimum effect.</p>",
-            "<p>" + " ".join(f"{_chip(v)} {escape(', '.join(s[v]) or 'none')}" for v in ("improved", "degraded", "unchanged", "inconclusive")) + "</p>",
-            _table(["run", "agent", "status", "cases", "code", "finished"],
-                   [[f"<code>{escape(r['run_id'])}</code>", escape(str(r["agent"])), escape(str(r["status"])), str(r["cases"]),
-                     escape(str(r["code_version"] or "")), escape(str(r["finished_at"] or ""))] for r in cmp["runs"]])]
+    head = [
+        f"<h1>Comparison of {escape(cmp['scenario'])} runs</h1>",
+        f'<p class="muted">{cmp["records"]:,} records, seed {cmp["seed"]}; reference <code>{escape(cmp["reference"])}</code>; '
+        f"95% paired-bootstrap intervals ({cmp['n_boot']:,} resamples), {escape(cmp['correction'].upper())}-adjusted p-values, alpha {cmp['alpha']}. "
+        "A verdict needs significance and at least the scenario's minimum effect.</p>",
+        "<p>"
+        + " ".join(
+            f"{_chip(v)} {escape(', '.join(s[v]) or 'none')}" for v in ("improved", "degraded", "unchanged", "inconclusive")
+        )
+        + "</p>",
+        _table(
+            ["run", "agent", "status", "cases", "code", "finished"],
+            [
+                [
+                    f"<code>{escape(r['run_id'])}</code>",
+                    escape(str(r["agent"])),
+                    escape(str(r["status"])),
+                    str(r["cases"]),
+                    escape(str(r["code_version"] or "")),
+                    escape(str(r["finished_at"] or "")),
+                ]
+                for r in cmp["runs"]
+            ],
+        ),
+    ]
     body = head + ["<h2>Before and after</h2><figure>" + _bars(cmp) + "</figure>"]
     for p in cmp["pairs"]:
         body += _pair_section(p)
     body += ["<h2>Latency and cost</h2>"] + _latency(cmp["operations"])
     if history is not None:
-        body += ["<h2>Trends</h2>"] + trends(history, [e["metric"] for e in cmp["table"] if e.get("kind") == "quality"], baseline_run_id)
+        body += ["<h2>Trends</h2>"] + trends(
+            history, [e["metric"] for e in cmp["table"] if e.get("kind") == "quality"], baseline_run_id
+        )
     body += ["<h2>Where each run fails</h2>"] + _failures(cmp["failures"])
     return page(f"Comparison {cmp['comparison_id']}", body)
 
@@ -138,38 +220,67 @@ def _failures(failures: dict[str, dict[str, Any]]) -> list[str]:
         if f["findings"]:
             out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in f["findings"]) + "</ul>")
         if f["by_reason"]:
-            out.append(_table(["failure reason", "cases", "e.g."], [[escape(r["reason"]), str(r["cases"]), escape(", ".join(r["examples"][:3]))]
-                                                                   for r in f["by_reason"][:15]], numeric={1}))
+            out.append(
+                _table(
+                    ["failure reason", "cases", "e.g."],
+                    [[escape(r["reason"]), str(r["cases"]), escape(", ".join(r["examples"][:3]))] for r in f["by_reason"][:15]],
+                    numeric={1},
+                )
+            )
     return out
 
 
-def run_html(data: RunData, failures: dict[str, Any], history: list[dict[str, Any]], alerts: list[dict[str, Any]],
-             baseline: dict[str, Any] | None, baseline_run_id: str | None, note: str | None = None) -> str:
+def run_html(
+    data: RunData,
+    failures: dict[str, Any],
+    history: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    baseline_run_id: str | None,
+    note: str | None = None,
+) -> str:
     """A run's report: its metrics against thresholds, alerts, trends, latency, failures, and the baseline comparison."""
     run = data.run
     passed = run.get("passed")
-    body = [f"<h1>{escape(run['scenario'])} run {escape(run['run_id'])}: "
-            f"<span class='{'pass' if passed else 'fail'}'>{'PASSED' if passed else 'FAILED'}</span></h1>",
-            f'<p class="muted">agent <code>{escape(str(run["agent"]))}</code>, {run["records"]:,} records, seed {run["seed"]}, '
-            f"{len(data.cases)} cases, status {escape(str(run['status']))}, code {escape(str(run.get('code_version') or ''))}.</p>"]
+    body = [
+        f"<h1>{escape(run['scenario'])} run {escape(run['run_id'])}: "
+        f"<span class='{'pass' if passed else 'fail'}'>{'PASSED' if passed else 'FAILED'}</span></h1>",
+        f'<p class="muted">agent <code>{escape(str(run["agent"]))}</code>, {run["records"]:,} records, seed {run["seed"]}, '
+        f"{len(data.cases)} cases, status {escape(str(run['status']))}, code {escape(str(run.get('code_version') or ''))}.</p>",
+    ]
     if note:
         body.append(f"<p class='warning'>{escape(note)}</p>")
     rows = []
     for m in sorted(data.metrics.values(), key=lambda m: m["metric"]):
         ok = m.get("passed")
-        rows.append([escape(m["metric"]), num(m.get("value")), "" if m.get("target") is None else
-                     ("&ge; " if m.get("higher_is_better") else "&le; ") + num(m["target"]),
-                     {True: "<span class='pass'>yes</span>", False: "<span class='fail'>NO</span>", None: ""}[ok]])
+        rows.append(
+            [
+                escape(m["metric"]),
+                num(m.get("value")),
+                "" if m.get("target") is None else ("&ge; " if m.get("higher_is_better") else "&le; ") + num(m["target"]),
+                {True: "<span class='pass'>yes</span>", False: "<span class='fail'>NO</span>", None: ""}[ok],
+            ]
+        )
     body += ["<h2>Metrics</h2>", _table(["metric", "value", "threshold", "met"], rows, numeric={1})]
     if alerts:
-        body += ["<h2>Alerts</h2>", "<ul>" + "".join(f"<li class='{escape(a['severity'])}'><b>{escape(a['severity'])}</b> "
-                                                     f"({escape(a['kind'])}): {escape(a['message'])}</li>" for a in alerts) + "</ul>"]
+        body += [
+            "<h2>Alerts</h2>",
+            "<ul>"
+            + "".join(
+                f"<li class='{escape(a['severity'])}'><b>{escape(a['severity'])}</b> "
+                f"({escape(a['kind'])}): {escape(a['message'])}</li>"
+                for a in alerts
+            )
+            + "</ul>",
+        ]
     if baseline is not None:
         body.append(f"<h2>Against the baseline <code>{escape(baseline['reference'])}</code></h2>")
         for p in baseline["pairs"]:
             body += _pair_section(p)[1:]
     elif baseline_run_id is None:
-        body.append("<p class='muted'>No baseline for this scenario and scale yet: <code>scenario baseline promote RUN_ID</code> sets one.</p>")
+        body.append(
+            "<p class='muted'>No baseline for this scenario and scale yet: <code>scenario baseline promote RUN_ID</code> sets one.</p>"
+        )
     ops = {run["run_id"]: operations_summary(data)}
     if baseline is not None:
         ops = baseline["operations"]

@@ -37,10 +37,28 @@ def write_run_report(storage: Storage, run_id: str, html: str) -> str:
 def comparison_artifacts(cmp: dict[str, Any], report_url: str | None) -> None:
     """A markdown artifact (the whole comparison) and a table artifact (one row per metric and run pair)."""
     md = to_markdown(cmp) + (f"\nHTML report with charts: `{report_url}`\n" if report_url else "")
-    create_markdown_artifact(md, key=artifact_key(cmp["comparison_id"], "comparison"),
-                             description=f"Comparison of {', '.join(r['run_id'] for r in cmp['runs'])}")
-    table = [{"after": r["run_b"], "before": r["run_a"], "metric": r["metric"], "kind": r["kind"], "before_value": num(r["before_value"]),
-              "after_value": num(r["after_value"]), "diff": num(r["diff"], True), "ci95": f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]",
-              "p_adjusted": pval(r["p_adjusted"]), "verdict": r["verdict"] or ""} for r in flat_rows(cmp)]
-    create_table_artifact(table, key=artifact_key(cmp["comparison_id"], "comparison-table"),
-                          description=f"Verdicts of comparison {cmp['comparison_id']}")
+    create_markdown_artifact(
+        md,
+        key=artifact_key(cmp["comparison_id"], "comparison"),
+        description=f"Comparison of {', '.join(r['run_id'] for r in cmp['runs'])}",
+    )
+    table = [
+        {
+            "after": r["run_b"],
+            "before": r["run_a"],
+            "metric": r["metric"],
+            "kind": r["kind"],
+            "before_value": num(r["before_value"]),
+            "after_value": num(r["after_value"]),
+            "diff": num(r["diff"], True),
+            "ci95": f"[{num(r['ci_low'], True)}, {num(r['ci_high'], True)}]",
+            "p_adjusted": pval(r["p_adjusted"]),
+            "verdict": r["verdict"] or "",
+        }
+        for r in flat_rows(cmp)
+    ]
+    create_table_artifact(
+        table,
+        key=artifact_key(cmp["comparison_id"], "comparison-table"),
+        description=f"Verdicts of comparison {cmp['comparison_id']}",
+    )

@@ -37,7 +37,7 @@ def mcnemar_exact(before: np.ndarray, after: np.ndarray) -> TestResult:
     if n == 0:
         return TestResult("mcnemar-exact", 0.0, 1.0, 0)
     k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
     return TestResult("mcnemar-exact", float(b), min(1.0, 2.0 * tail), n)
 
 
@@ -51,7 +51,7 @@ def _ranks(values: np.ndarray) -> tuple[np.ndarray, bool]:
         j = i
         while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         ties = ties or j > i
         i = j + 1
     return ranks, ties
@@ -65,7 +65,7 @@ def _exact_signed_rank_cdf(n: int, w: int) -> float:
     for r in range(1, n + 1):
         for s in range(total, r - 1, -1):
             counts[s] += counts[s - r]
-    return sum(counts[: w + 1]) / 2 ** n
+    return sum(counts[: w + 1]) / 2**n
 
 
 def wilcoxon_signed_rank(diffs: np.ndarray) -> TestResult:
@@ -84,7 +84,7 @@ def wilcoxon_signed_rank(diffs: np.ndarray) -> TestResult:
         return TestResult("wilcoxon-exact", w_plus, p, n)
     _, counts = np.unique(np.abs(d), return_counts=True)
     mean = n * (n + 1) / 4.0
-    var = n * (n + 1) * (2 * n + 1) / 24.0 - float(np.sum(counts ** 3 - counts)) / 48.0
+    var = n * (n + 1) * (2 * n + 1) / 24.0 - float(np.sum(counts**3 - counts)) / 48.0
     if var <= 0:
         return TestResult("wilcoxon-normal", w_plus, 1.0, n)
     z = (abs(w_plus - mean) - 0.5) / math.sqrt(var)  # continuity correction
@@ -92,8 +92,9 @@ def wilcoxon_signed_rank(diffs: np.ndarray) -> TestResult:
     return TestResult("wilcoxon-normal", w_plus, min(1.0, p), n)
 
 
-def paired_bootstrap(columns: list[np.ndarray], n_boot: int = 10_000, seed: int = 0, level: float = 0.95,
-                     chunk: int = 500) -> list[tuple[float, float]]:
+def paired_bootstrap(
+    columns: list[np.ndarray], n_boot: int = 10_000, seed: int = 0, level: float = 0.95, chunk: int = 500
+) -> list[tuple[float, float]]:
     """Percentile intervals of the mean of each column over the same resampled cases.
 
     All columns share the resampled case indices, so intervals of related quantities (a metric's

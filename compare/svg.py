@@ -11,7 +11,13 @@ from html import escape
 from typing import TypeGuard
 
 PALETTE = ["#4363d8", "#e6194b", "#3cb44b", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"]
-VERDICT_COLORS = {"improved": "#2e7d32", "degraded": "#c62828", "unchanged": "#616161", "inconclusive": "#ef6c00", None: "#455a64"}
+VERDICT_COLORS = {
+    "improved": "#2e7d32",
+    "degraded": "#c62828",
+    "unchanged": "#616161",
+    "inconclusive": "#ef6c00",
+    None: "#455a64",
+}
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
@@ -38,13 +44,21 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 
 def _frame(width: int, height: int, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="{escape(title)}" {FONT}><title>{escape(title)}</title>'
-            f'<text x="8" y="14" font-weight="600" font-size="12">{escape(title)}</text>' + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" {FONT}><title>{escape(title)}</title>'
+        f'<text x="8" y="14" font-weight="600" font-size="12">{escape(title)}</text>' + "".join(body) + "</svg>"
+    )
 
 
-def line_chart(title: str, x_labels: Sequence[str], series: dict[str, Sequence[float | None]], highlight: int | None = None,
-               width: int = 660, height: int = 220) -> str:
+def line_chart(
+    title: str,
+    x_labels: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    highlight: int | None = None,
+    width: int = 660,
+    height: int = 220,
+) -> str:
     """Values over runs (oldest left); ``highlight`` marks one x position (e.g. the baseline)."""
     left, right, top, bottom = 56, 150, 26, 40
     vals = [v for s in series.values() for v in s if _ok(v)]
@@ -66,22 +80,32 @@ def line_chart(title: str, x_labels: Sequence[str], series: dict[str, Sequence[f
 
     body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
     for t in _ticks(lo, hi):
-        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
-                    f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#555">{_fmt(t)}</text>')
+        body.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
+            f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#555">{_fmt(t)}</text>'
+        )
     if highlight is not None and 0 <= highlight < n:
-        body.append(f'<line x1="{x(highlight):.1f}" x2="{x(highlight):.1f}" y1="{top}" y2="{top + ph}" stroke="#999" stroke-dasharray="4 3"/>'
-                    f'<text x="{x(highlight) + 3:.1f}" y="{top + 10}" fill="#777">baseline</text>')
+        body.append(
+            f'<line x1="{x(highlight):.1f}" x2="{x(highlight):.1f}" y1="{top}" y2="{top + ph}" stroke="#999" stroke-dasharray="4 3"/>'
+            f'<text x="{x(highlight) + 3:.1f}" y="{top + 10}" fill="#777">baseline</text>'
+        )
     step = max(1, n // 8)
     for i in range(0, n, step):
-        body.append(f'<text x="{x(i):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{escape(str(x_labels[i])[-14:])}</text>')
+        body.append(
+            f'<text x="{x(i):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{escape(str(x_labels[i])[-14:])}</text>'
+        )
     for k, (name, s) in enumerate(series.items()):
         color = PALETTE[k % len(PALETTE)]
         pts = [(x(i), y(v)) for i, v in enumerate(s) if _ok(v)]
         if len(pts) > 1:
-            body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>')
+            body.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>'
+            )
         body += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{color}"/>' for a, b in pts]
-        body.append(f'<rect x="{width - right + 10}" y="{top + 14 * k}" width="10" height="10" fill="{color}"/>'
-                    f'<text x="{width - right + 24}" y="{top + 9 + 14 * k}">{escape(name[:22])}</text>')
+        body.append(
+            f'<rect x="{width - right + 10}" y="{top + 14 * k}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{width - right + 24}" y="{top + 9 + 14 * k}">{escape(name[:22])}</text>'
+        )
     return _frame(width, height, title, body)
 
 
@@ -111,18 +135,25 @@ def diff_chart(title: str, rows: Sequence[dict], width: int = 660) -> str:
         if me > 0:
             body.append(f'<rect x="{x(-me):.1f}" y="{cy - 11:.1f}" width="{x(me) - x(-me):.1f}" height="22" fill="#e0e0e0"/>')
         body.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{cy - 11:.1f}" y2="{cy + 11:.1f}" stroke="#9e9e9e"/>')
-        body.append(f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{color}" stroke-width="2"/>'
-                    f'<line x1="{x(lo):.1f}" x2="{x(lo):.1f}" y1="{cy - 5:.1f}" y2="{cy + 5:.1f}" stroke="{color}" stroke-width="2"/>'
-                    f'<line x1="{x(hi):.1f}" x2="{x(hi):.1f}" y1="{cy - 5:.1f}" y2="{cy + 5:.1f}" stroke="{color}" stroke-width="2"/>'
-                    f'<circle cx="{x(d):.1f}" cy="{cy:.1f}" r="4" fill="{color}"/>')
-        body.append(f'<text x="{left}" y="{cy + 21:.1f}" fill="#999" font-size="9">{_fmt(-span)}</text>'
-                    f'<text x="{left + pw}" y="{cy + 21:.1f}" fill="#999" font-size="9" text-anchor="end">{_fmt(span)}</text>')
-        body.append(f'<text x="{left + pw + 8}" y="{cy + 4:.1f}" fill="{color}" font-weight="600">{escape(str(r.get("verdict") or ""))}</text>')
+        body.append(
+            f'<line x1="{x(lo):.1f}" x2="{x(hi):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{color}" stroke-width="2"/>'
+            f'<line x1="{x(lo):.1f}" x2="{x(lo):.1f}" y1="{cy - 5:.1f}" y2="{cy + 5:.1f}" stroke="{color}" stroke-width="2"/>'
+            f'<line x1="{x(hi):.1f}" x2="{x(hi):.1f}" y1="{cy - 5:.1f}" y2="{cy + 5:.1f}" stroke="{color}" stroke-width="2"/>'
+            f'<circle cx="{x(d):.1f}" cy="{cy:.1f}" r="4" fill="{color}"/>'
+        )
+        body.append(
+            f'<text x="{left}" y="{cy + 21:.1f}" fill="#999" font-size="9">{_fmt(-span)}</text>'
+            f'<text x="{left + pw}" y="{cy + 21:.1f}" fill="#999" font-size="9" text-anchor="end">{_fmt(span)}</text>'
+        )
+        body.append(
+            f'<text x="{left + pw + 8}" y="{cy + 4:.1f}" fill="{color}" font-weight="600">{escape(str(r.get("verdict") or ""))}</text>'
+        )
     return _frame(width, height, title, body)
 
 
-def bars_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, float | None, float | None, float | None]]]],
-               width: int = 660) -> str:
+def bars_chart(
+    title: str, groups: Sequence[tuple[str, Sequence[tuple[str, float | None, float | None, float | None]]]], width: int = 660
+) -> str:
     """Before/after bars with 95% error bars: per metric (own scale), one bar per run: (run, value, low, high)."""
     panel_w, panel_h, top = 150, 150, 24
     per_row = max(1, (width - 10) // panel_w)
@@ -140,23 +171,31 @@ def bars_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, float
         def y(v: float, oy: float = oy, ph: float = ph, lo_v: float = lo_v, hi_v: float = hi_v) -> float:
             return oy + 16 + ph * (1 - (v - lo_v) / ((hi_v - lo_v) or 1.0))
 
-        body.append(f'<text x="{ox + 4}" y="{oy + 10}" font-weight="600">{escape(metric[:22])}</text>'
-                    f'<line x1="{ox + 4}" x2="{ox + panel_w - 14}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999"/>')
+        body.append(
+            f'<text x="{ox + 4}" y="{oy + 10}" font-weight="600">{escape(metric[:22])}</text>'
+            f'<line x1="{ox + 4}" x2="{ox + panel_w - 14}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999"/>'
+        )
         bw = (panel_w - 24) / max(1, len(bars))
         for k, (run, v, lo, hi) in enumerate(bars):
             color = PALETTE[k % len(PALETTE)]
             bx = ox + 6 + k * bw
             if _ok(v):
                 top_y, base_y = min(y(v), y(0)), max(y(v), y(0))
-                body.append(f'<rect x="{bx:.1f}" y="{top_y:.1f}" width="{bw * 0.7:.1f}" height="{max(base_y - top_y, 0.5):.1f}" fill="{color}" opacity="0.8">'
-                            f'<title>{escape(run)}: {_fmt(v)}</title></rect>'
-                            f'<text x="{bx + bw * 0.35:.1f}" y="{oy + panel_h - 2}" text-anchor="middle" font-size="9">{_fmt(v)}</text>')
+                body.append(
+                    f'<rect x="{bx:.1f}" y="{top_y:.1f}" width="{bw * 0.7:.1f}" height="{max(base_y - top_y, 0.5):.1f}" fill="{color}" opacity="0.8">'
+                    f"<title>{escape(run)}: {_fmt(v)}</title></rect>"
+                    f'<text x="{bx + bw * 0.35:.1f}" y="{oy + panel_h - 2}" text-anchor="middle" font-size="9">{_fmt(v)}</text>'
+                )
             if _ok(lo) and _ok(hi):
                 cx = bx + bw * 0.35
-                body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#212121" stroke-width="1.5"/>'
-                            f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" stroke="#212121"/>'
-                            f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}" stroke="#212121"/>')
-        body.append(f'<text x="{ox + panel_w - 16}" y="{oy + 24}" text-anchor="end" fill="#999" font-size="9">{_fmt(hi_v)}</text>')
+                body.append(
+                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" stroke="#212121" stroke-width="1.5"/>'
+                    f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y(lo):.1f}" y2="{y(lo):.1f}" stroke="#212121"/>'
+                    f'<line x1="{cx - 4:.1f}" x2="{cx + 4:.1f}" y1="{y(hi):.1f}" y2="{y(hi):.1f}" stroke="#212121"/>'
+                )
+        body.append(
+            f'<text x="{ox + panel_w - 16}" y="{oy + 24}" text-anchor="end" fill="#999" font-size="9">{_fmt(hi_v)}</text>'
+        )
     return _frame(width, height, title, body)
 
 
@@ -170,8 +209,11 @@ def histogram(title: str, series: dict[str, Sequence[float]], bins: int = 24, wi
     log = lo > 0 and hi / lo > 20
     if hi == lo:
         lo, hi = lo * 0.9 if lo else -1.0, hi * 1.1 if hi else 1.0
-    edges = ([math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / bins) for i in range(bins + 1)] if log
-             else [lo + (hi - lo) * i / bins for i in range(bins + 1)])
+    edges = (
+        [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / bins) for i in range(bins + 1)]
+        if log
+        else [lo + (hi - lo) * i / bins for i in range(bins + 1)]
+    )
     counts: dict[str, list[float]] = {}
     for name, s in series.items():
         c = [0] * bins
@@ -192,12 +234,20 @@ def histogram(title: str, series: dict[str, Sequence[float]], bins: int = 24, wi
             yv = top + ph * (1 - share / top_share)
             pts += [(x0, yv), (x1, yv)]
         pts = [(left, top + ph)] + pts + [(left + pw, top + ph)]
-        body.append(f'<polyline fill="{color}" fill-opacity="0.12" stroke="{color}" stroke-width="1.8" '
-                    f'points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>')
-        body.append(f'<rect x="{width - right + 10}" y="{top + 14 * k}" width="10" height="10" fill="{color}"/>'
-                    f'<text x="{width - right + 24}" y="{top + 9 + 14 * k}">{escape(name[:22])}</text>')
+        body.append(
+            f'<polyline fill="{color}" fill-opacity="0.12" stroke="{color}" stroke-width="1.8" '
+            f'points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>'
+        )
+        body.append(
+            f'<rect x="{width - right + 10}" y="{top + 14 * k}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{width - right + 24}" y="{top + 9 + 14 * k}">{escape(name[:22])}</text>'
+        )
     for i in (0, bins // 2, bins):
-        body.append(f'<text x="{left + pw * i / bins:.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{_fmt(edges[i])}</text>')
-    body.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 30}" text-anchor="middle" fill="#555">milliseconds{" (log scale)" if log else ""}</text>'
-                f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="#555">{top_share:.0%}</text>')
+        body.append(
+            f'<text x="{left + pw * i / bins:.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{_fmt(edges[i])}</text>'
+        )
+    body.append(
+        f'<text x="{left + pw / 2:.1f}" y="{top + ph + 30}" text-anchor="middle" fill="#555">milliseconds{" (log scale)" if log else ""}</text>'
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" fill="#555">{top_share:.0%}</text>'
+    )
     return _frame(width, height, title, body)

@@ -106,7 +106,9 @@ class Ledger:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "attempts": self.attempts, "imputed_shards": sorted(self.imputed_shards),
+            "run_id": self.run_id,
+            "attempts": self.attempts,
+            "imputed_shards": sorted(self.imputed_shards),
             "stages": {k: v.to_dict() for k, v in sorted(self.stages.items())},
             "shards": {str(k): v.to_dict() for k, v in sorted(self.shards.items())},
         }
@@ -114,7 +116,9 @@ class Ledger:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ledger:
         return cls(
-            run_id=data["run_id"], attempts=int(data.get("attempts", 0)), imputed_shards=list(data.get("imputed_shards", [])),
+            run_id=data["run_id"],
+            attempts=int(data.get("attempts", 0)),
+            imputed_shards=list(data.get("imputed_shards", [])),
             stages={k: Usage.from_dict(v) for k, v in data.get("stages", {}).items()},
             shards={int(k): Usage.from_dict(v) for k, v in data.get("shards", {}).items()},
         )

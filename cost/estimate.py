@@ -42,7 +42,9 @@ def price(usage: Usage, profile: PriceProfile) -> list[Line]:
         rpu_hours = max(usage.warehouse_seconds, profile.min_seconds) * profile.base_rpu / 3600.0
         add("warehouse.rpu", rpu_hours, "RPU-hours", profile.rpu_hour)
     if usage.agent_cost_usd:
-        lines.append(Line("agent.reported", float(usage.cases), "cases", usage.agent_cost_usd / max(usage.cases, 1), usage.agent_cost_usd))
+        lines.append(
+            Line("agent.reported", float(usage.cases), "cases", usage.agent_cost_usd / max(usage.cases, 1), usage.agent_cost_usd)
+        )
     model = profile.model() if (usage.unpriced_input_tokens or usage.unpriced_output_tokens) else None
     if model:
         _, m = model
@@ -50,7 +52,9 @@ def price(usage: Usage, profile: PriceProfile) -> list[Line]:
         add("agent.tokens_out", usage.unpriced_output_tokens, "tokens", m.output_per_1k / 1000.0)
     if usage.bytes_written:
         gb = usage.bytes_written / GIB
-        lines.append(Line("s3.storage_month", gb, "GB-months", profile.storage_month_usd(gb) / gb, profile.storage_month_usd(gb), True))
+        lines.append(
+            Line("s3.storage_month", gb, "GB-months", profile.storage_month_usd(gb) / gb, profile.storage_month_usd(gb), True)
+        )
     return lines
 
 
@@ -87,7 +91,10 @@ def estimate(ledger: Ledger, profile: PriceProfile) -> dict[str, Any]:
         "by_stage": by_stage,
         "by_item": {k: round(v, 10) for k, v in sorted(by_item.items())},
         "lines": lines_out,
-        "shards": {"accounted": len(ledger.shards), "imputed": len(ledger.imputed_shards),
-                   "max_usd": max(shard_costs) if shard_costs else 0.0},
+        "shards": {
+            "accounted": len(ledger.shards),
+            "imputed": len(ledger.imputed_shards),
+            "max_usd": max(shard_costs) if shard_costs else 0.0,
+        },
         "usage": total.to_dict(),
     }

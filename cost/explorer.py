@@ -54,8 +54,13 @@ def ce_client(region: str = "us-east-1", endpoint_url: str | None = None) -> Any
     return boto3.client("ce", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-def call_with_backoff(call: Callable[[], dict[str, Any]], max_attempts: int, base_s: float, cap_s: float,
-                      sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, Any], int]:
+def call_with_backoff(
+    call: Callable[[], dict[str, Any]],
+    max_attempts: int,
+    base_s: float,
+    cap_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[dict[str, Any], int]:
     """(response, retries): the call, retried on throttling with exponential backoff and full jitter."""
     for attempt in range(max_attempts):
         try:
@@ -63,25 +68,39 @@ def call_with_backoff(call: Callable[[], dict[str, Any]], max_attempts: int, bas
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in RETRYABLE:
-                raise CostExplorerError(f"Cost Explorer refused GetCostAndUsage: {code}: {exc.response.get('Error', {}).get('Message', '')}; "
-                                        "check the credentials' ce:GetCostAndUsage permission and that the tag is activated (docs/costs.md)") from exc
+                raise CostExplorerError(
+                    f"Cost Explorer refused GetCostAndUsage: {code}: {exc.response.get('Error', {}).get('Message', '')}; "
+                    "check the credentials' ce:GetCostAndUsage permission and that the tag is activated (docs/costs.md)"
+                ) from exc
             if attempt + 1 == max_attempts:
-                raise CostExplorerError(f"Cost Explorer is still throttling ({code}) after {max_attempts} attempts; "
-                                        "run the reconcile again later or raise SCENARIO_COST_CE_MAX_ATTEMPTS") from exc
+                raise CostExplorerError(
+                    f"Cost Explorer is still throttling ({code}) after {max_attempts} attempts; "
+                    "run the reconcile again later or raise SCENARIO_COST_CE_MAX_ATTEMPTS"
+                ) from exc
             sleep(random.uniform(0, min(cap_s, base_s * 2**attempt)))
         except BotoCoreError as exc:
-            raise CostExplorerError(f"cannot reach Cost Explorer: {exc}; check the network, the region and AWS credentials") from exc
+            raise CostExplorerError(
+                f"cannot reach Cost Explorer: {exc}; check the network, the region and AWS credentials"
+            ) from exc
     raise AssertionError("unreachable")
 
 
 def _tag_value(key: str, tag_key: str) -> str:
     """Cost Explorer names a tag group ``KEY$VALUE`` (``KEY$`` when untagged)."""
     prefix = f"{tag_key}$"
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
-def daily_costs_by_run(client: Any, start: date, end: date, tag_key: str, max_attempts: int = 8, base_s: float = 1.0,
-                       cap_s: float = 60.0, metric: str = "UnblendedCost") -> Fetch:
+def daily_costs_by_run(
+    client: Any,
+    start: date,
+    end: date,
+    tag_key: str,
+    max_attempts: int = 8,
+    base_s: float = 1.0,
+    cap_s: float = 60.0,
+    metric: str = "UnblendedCost",
+) -> Fetch:
     """Every (run, day, service) cost in [start, end), following every page."""
     if end <= start:
         raise CostExplorerError(f"empty window: {start} to {end}")

@@ -79,7 +79,10 @@ class RunCost:
     def record_run_start(self, resuming: bool, done: set[int], read_rows: ShardRows) -> None:
         """run.json (HEAD, then GET to compare or PUT to create) and the scan for finished shards."""
         shard_bytes = sum(self.ledger.shards[s].bytes_written for s in done if s in self.ledger.shards)
-        self.record("checkpoints", Usage(s3_get=1 + int(resuming) + len(done), s3_put=int(not resuming), s3_list=1, bytes_read=shard_bytes))
+        self.record(
+            "checkpoints",
+            Usage(s3_get=1 + int(resuming) + len(done), s3_put=int(not resuming), s3_list=1, bytes_read=shard_bytes),
+        )
         self.account_resumed(done, read_rows)
 
     def record_results_read(self, finished: set[int]) -> None:
@@ -108,7 +111,11 @@ class RunCost:
             shard_rows = [r for r in rows if r["shard"] == shard]
             agent = usage_of_rows(shard_rows)
             compute = per_case.scaled(len(shard_rows))
-            agent.thread_seconds, agent.gb_seconds, agent.cpu_seconds = compute.thread_seconds, compute.gb_seconds, compute.cpu_seconds
+            agent.thread_seconds, agent.gb_seconds, agent.cpu_seconds = (
+                compute.thread_seconds,
+                compute.gb_seconds,
+                compute.cpu_seconds,
+            )
             agent.s3_put, agent.s3_get, agent.bytes_written = 1, 1, compute.bytes_written
             self.ledger.shards[shard] = agent
             self.ledger.imputed_shards.append(shard)
@@ -147,7 +154,9 @@ class RunCost:
         self._saved_at = now
 
     # -- the result ----------------------------------------------------------------------
-    def finish(self, warehouse_url: str, scenario: str, budget_exceeded: bool, cases_left: int, shards_held: int, log: Any) -> dict[str, Any]:
+    def finish(
+        self, warehouse_url: str, scenario: str, budget_exceeded: bool, cases_left: int, shards_held: int, log: Any
+    ) -> dict[str, Any]:
         """Save the ledger, store the estimate in the warehouse's costs table, return the summary's cost block."""
         self.save(force=True)
         block = self.summary(budget_exceeded, cases_left)
@@ -156,18 +165,22 @@ class RunCost:
             block["warehouse_lines"] = write_estimate(warehouse_url, self.run_id, scenario, self.ledger, self.profile)
         except WarehouseError as exc:
             block["warehouse_lines"] = 0  # the ledger in storage keeps everything; `scenario costs` reads it
-            log.warning("Cost estimate of run %s not stored in the warehouse (%s); it stays in %s.", self.run_id, exc, block["ledger"])
+            log.warning(
+                "Cost estimate of run %s not stored in the warehouse (%s); it stays in %s.", self.run_id, exc, block["ledger"]
+            )
         return block
 
     def summary(self, budget_exceeded: bool, cases_left: int) -> dict[str, Any]:
         est = estimate(self.ledger, self.profile)
         est.pop("lines")
-        est.update({
-            "max_cost_usd": self.guard.max_cost_usd,
-            "budget_exceeded": budget_exceeded,
-            "spent_before_this_attempt_usd": round(self.spent_before_usd, 10),
-            "attempts": self.ledger.attempts,
-            "remaining_estimate_usd": self.guard.remaining_estimate(cases_left) if cases_left else 0.0,
-            "ledger": self.storage.uri(ledger_path(self.run_id)),
-        })
+        est.update(
+            {
+                "max_cost_usd": self.guard.max_cost_usd,
+                "budget_exceeded": budget_exceeded,
+                "spent_before_this_attempt_usd": round(self.spent_before_usd, 10),
+                "attempts": self.ledger.attempts,
+                "remaining_estimate_usd": self.guard.remaining_estimate(cases_left) if cases_left else 0.0,
+                "ledger": self.storage.uri(ledger_path(self.run_id)),
+            }
+        )
         return est

@@ -39,8 +39,9 @@ def shard_size_for(cases: int, threads: int) -> int:
     return max(1, min(250, math.ceil(cases / (4 * threads))))
 
 
-def _check_plan_args(records: int, workers: int, threads_per_worker: int, months: float, agent_seconds_per_case: float,
-                     agent_usd_per_case: float) -> None:
+def _check_plan_args(
+    records: int, workers: int, threads_per_worker: int, months: float, agent_seconds_per_case: float, agent_usd_per_case: float
+) -> None:
     positive("records", records, integer=True)
     if records > MAX_RECORDS:
         raise UsageError(f"records must be at most 10^12, got {records:,}")
@@ -51,8 +52,9 @@ def _check_plan_args(records: int, workers: int, threads_per_worker: int, months
     _nonneg("agent USD per case", agent_usd_per_case)
 
 
-def _generation(spec: DatasetSpec | None, inputs: dict[str, PlanInput], gb_per_thread: float,
-                dataset_plan: dict[str, Any] | None) -> tuple[int, int, Usage]:
+def _generation(
+    spec: DatasetSpec | None, inputs: dict[str, PlanInput], gb_per_thread: float, dataset_plan: dict[str, Any] | None
+) -> tuple[int, int, Usage]:
     """(rows, partitions, usage) of generating ``spec``: its CPU time from the measured throughput, its S3
     requests from its layout (or from the datasets plan, which knows multipart uploads and the write probe)."""
     if spec is None:
@@ -70,15 +72,33 @@ def _generation(spec: DatasetSpec | None, inputs: dict[str, PlanInput], gb_per_t
         per_file = requests_per_file(spec.partition_rows * inputs["generate.bytes_per_row"].value) if spec is not None else 1
         gen_put = (per_file + 1) * partitions + 2 if partitions else 0  # each file and its sidecar, the manifest, the write probe
         gen_get, gen_list = (1, listings) if partitions else (0, 0)  # the manifest check, the listings
-    usage = Usage(thread_seconds=gen_cpu, gb_seconds=gen_cpu * gb_per_thread, cpu_seconds=gen_cpu,
-                  s3_put=gen_put, s3_get=gen_get, s3_list=gen_list)
+    usage = Usage(
+        thread_seconds=gen_cpu,
+        gb_seconds=gen_cpu * gb_per_thread,
+        cpu_seconds=gen_cpu,
+        s3_put=gen_put,
+        s3_get=gen_get,
+        s3_list=gen_list,
+    )
     return total_rows, partitions, usage
 
 
-def price_plan(records: int, workers: int, profile: str | PriceProfile | None = None, *, scenario: str = "s12-search",
-               cases: int | None = None, threads_per_worker: int = 1, agent_seconds_per_case: float = 0.0,
-               agent_usd_per_case: float = 0.0, months: float = 1.0, seed: int = 0, spec: DatasetSpec | None = None,
-               dataset_plan: dict[str, Any] | None = None, plan_inputs: Path | None = None) -> dict[str, Any]:
+def price_plan(
+    records: int,
+    workers: int,
+    profile: str | PriceProfile | None = None,
+    *,
+    scenario: str = "s12-search",
+    cases: int | None = None,
+    threads_per_worker: int = 1,
+    agent_seconds_per_case: float = 0.0,
+    agent_usd_per_case: float = 0.0,
+    months: float = 1.0,
+    seed: int = 0,
+    spec: DatasetSpec | None = None,
+    dataset_plan: dict[str, Any] | None = None,
+    plan_inputs: Path | None = None,
+) -> dict[str, Any]:
     """Quantities, lines and totals of a plan; see the module docstring for where each number comes from.
 
     ``spec`` replaces the scenario's dataset (``scenario plan --dataset``); ``dataset_plan`` is
@@ -103,9 +123,15 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
     shard_size = shard_size_for(cases, threads)
     shards = math.ceil(cases / shard_size)
     fan_busy = cases * (inputs["fanout.thread_seconds_per_case"].value + agent_seconds_per_case)
-    fanout = Usage(thread_seconds=fan_busy, gb_seconds=fan_busy * gb_per_thread, s3_put=shards + 1,  # checkpoints, run.json
-                   s3_get=3 * shards + 2, s3_list=2,  # per shard: its HEAD and two reads; run.json; two scans
-                   agent_cost_usd=cases * agent_usd_per_case, cases=cases)
+    fanout = Usage(
+        thread_seconds=fan_busy,
+        gb_seconds=fan_busy * gb_per_thread,
+        s3_put=shards + 1,  # checkpoints, run.json
+        s3_get=3 * shards + 2,
+        s3_list=2,  # per shard: its HEAD and two reads; run.json; two scans
+        agent_cost_usd=cases * agent_usd_per_case,
+        cases=cases,
+    )
 
     lines: list[dict[str, Any]] = []
     totals: dict[str, float] = {}
@@ -116,8 +142,17 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
     gb = data_bytes / GIB
     storage_usd = prof.storage_month_usd(gb) * months
     if gb:
-        lines.append({"stage": "storage", "item": "s3.storage_month", "quantity": gb * months, "unit": "GB-months",
-                      "unit_price_usd": storage_usd / (gb * months), "amount_usd": storage_usd, "recurring": True})
+        lines.append(
+            {
+                "stage": "storage",
+                "item": "s3.storage_month",
+                "quantity": gb * months,
+                "unit": "GB-months",
+                "unit_price_usd": storage_usd / (gb * months),
+                "amount_usd": storage_usd,
+                "recurring": True,
+            }
+        )
     totals["storage"] = storage_usd
     return {
         "records": records,
@@ -129,17 +164,31 @@ def price_plan(records: int, workers: int, profile: str | PriceProfile | None = 
         "inputs": {k: {"value": v.value, "unit": v.unit, "source": v.source} for k, v in sorted(inputs.items())},
         "assumptions": {
             "worker": f"{threads_per_worker} thread(s) per worker, each one vCPU ({prof.services['compute']}) as fast as a core "
-                      f"of the measuring machine, {gb_per_thread:g} GB of memory per thread",
+            f"of the measuring machine, {gb_per_thread:g} GB of memory per thread",
             "agent_seconds_per_case": agent_seconds_per_case,
             "agent_usd_per_case": agent_usd_per_case,
             "storage_months": months,
             "not priced": "data transfer (same-region S3 to compute is free), an agent's own S3 reads, idle worker time, the warehouse",
         },
-        "generate": {"rows": total_rows, "partitions": partitions, "bytes": round(data_bytes), "cpu_hours": gen_cpu / 3600,
-                     "wall_seconds": gen_cpu / threads, "s3_put": generate.s3_put, "s3_get": generate.s3_get, "s3_list": generate.s3_list,
-                     "usd": totals["generate"]},
-        "fanout": {"cases": cases, "shards": shards, "shard_size": shard_size, "thread_hours": fan_busy / 3600,
-                   "wall_seconds": fan_busy / min(threads, shards), "usd": totals["fanout"]},
+        "generate": {
+            "rows": total_rows,
+            "partitions": partitions,
+            "bytes": round(data_bytes),
+            "cpu_hours": gen_cpu / 3600,
+            "wall_seconds": gen_cpu / threads,
+            "s3_put": generate.s3_put,
+            "s3_get": generate.s3_get,
+            "s3_list": generate.s3_list,
+            "usd": totals["generate"],
+        },
+        "fanout": {
+            "cases": cases,
+            "shards": shards,
+            "shard_size": shard_size,
+            "thread_hours": fan_busy / 3600,
+            "wall_seconds": fan_busy / min(threads, shards),
+            "usd": totals["fanout"],
+        },
         "storage": {"bytes": round(data_bytes), "gb": gb, "months": months, "usd": storage_usd},
         "lines": lines,
         "total_usd": sum(totals.values()),

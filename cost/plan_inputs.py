@@ -41,15 +41,19 @@ def read_plan_inputs(path: Path | None = None) -> dict[str, PlanInput]:
     try:
         doc = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise UsageError(f"a plan is priced from measured throughputs, and {path} cannot be read ({exc.strerror or exc}); "
-                         "check SCENARIO_COST_PLAN_INPUTS, or unset it for the packaged ones") from exc
+        raise UsageError(
+            f"a plan is priced from measured throughputs, and {path} cannot be read ({exc.strerror or exc}); "
+            "check SCENARIO_COST_PLAN_INPUTS, or unset it for the packaged ones"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}") from exc
     inputs: dict[str, PlanInput] = {}
     for key in REQUIRED:
         entry = _lookup(doc, key)
         if entry is None:
-            raise UsageError(f"{path} lacks the plan input {key}; measure it ({REQUIRED[key]}) and add it with its value, unit and source")
+            raise UsageError(
+                f"{path} lacks the plan input {key}; measure it ({REQUIRED[key]}) and add it with its value, unit and source"
+            )
         value = entry.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{path}: plan input {key} has value {value!r}, not a number")

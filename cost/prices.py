@@ -113,7 +113,9 @@ def _resolve(ref: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], list[str]
     if looks_like_path:
         path = Path(ref).expanduser()
         if not path.is_file():
-            raise UsageError(f"price profile file {ref} does not exist; give a profile name ({', '.join(profile_names())}) or a .toml path")
+            raise UsageError(
+                f"price profile file {ref} does not exist; give a profile name ({', '.join(profile_names())}) or a .toml path"
+            )
     else:
         path = PROFILE_DIR / f"{ref}.toml"
         if not path.is_file():
@@ -161,14 +163,27 @@ def load_profile(ref: str | None = None) -> PriceProfile:
             raise UsageError(f"price profile {where}: [models.{name}] must be a table with input_per_1k and output_per_1k")
         models[name] = ModelPrice(*(float(_price({"m": m}, where, "m", k)) for k in ("input_per_1k", "output_per_1k")))
     if default_model is not None and default_model not in models:
-        raise UsageError(f"price profile {where}: models.default is {default_model!r}, which has no [models.{default_model}] prices")
+        raise UsageError(
+            f"price profile {where}: models.default is {default_model!r}, which has no [models.{default_model}] prices"
+        )
     return PriceProfile(
-        name=str(doc.get("name") or Path(where).stem), description=str(doc.get("description", "")), as_of=str(doc.get("as_of", "unknown")),
-        source=" <- ".join(sources), vcpu_hour=float(p["vcpu_hour"]), gb_hour=float(p["gb_hour"]),
-        vcpus_per_thread=float(p["vcpus_per_thread"]), plan_gb_per_vcpu=float(p["plan_gb_per_vcpu"]),
-        put_per_1000=float(p["put_per_1000"]), list_per_1000=float(p["list_per_1000"]), get_per_1000=float(p["get_per_1000"]),
-        storage_tiers_gb=tuple(float(t) for t in tiers), storage_gb_month=tuple(float(x) for x in prices),
-        rpu_hour=float(p["rpu_hour"]), base_rpu=float(p["base_rpu"]), min_seconds=float(p["min_seconds"]),
-        default_model=default_model, models=models,
+        name=str(doc.get("name") or Path(where).stem),
+        description=str(doc.get("description", "")),
+        as_of=str(doc.get("as_of", "unknown")),
+        source=" <- ".join(sources),
+        vcpu_hour=float(p["vcpu_hour"]),
+        gb_hour=float(p["gb_hour"]),
+        vcpus_per_thread=float(p["vcpus_per_thread"]),
+        plan_gb_per_vcpu=float(p["plan_gb_per_vcpu"]),
+        put_per_1000=float(p["put_per_1000"]),
+        list_per_1000=float(p["list_per_1000"]),
+        get_per_1000=float(p["get_per_1000"]),
+        storage_tiers_gb=tuple(float(t) for t in tiers),
+        storage_gb_month=tuple(float(x) for x in prices),
+        rpu_hour=float(p["rpu_hour"]),
+        base_rpu=float(p["base_rpu"]),
+        min_seconds=float(p["min_seconds"]),
+        default_model=default_model,
+        models=models,
         services={g: str(doc.get(g, {}).get("service", g)) for g in ("compute", "storage", "warehouse")},
     )

@@ -33,8 +33,14 @@ from scenario_pipeline.warehouse.sql_warehouse import utcnow
 MAX_LOOKBACK_DAYS = 365  # Cost Explorer keeps 13 months of daily data
 MONTH_DAYS = 30.4375
 
-COMPUTE = {"Amazon Elastic Compute Cloud - Compute", "EC2 - Other", "Amazon Elastic Container Service",
-           "Amazon Elastic Container Service for Kubernetes", "AWS Fargate", "Amazon Elastic Kubernetes Service"}
+COMPUTE = {
+    "Amazon Elastic Compute Cloud - Compute",
+    "EC2 - Other",
+    "Amazon Elastic Container Service",
+    "Amazon Elastic Container Service for Kubernetes",
+    "AWS Fargate",
+    "Amazon Elastic Kubernetes Service",
+}
 
 
 def category(service: str) -> str:
@@ -62,20 +68,36 @@ def window(today: date, days: int, oldest_estimated: date | None) -> tuple[date,
 
 def run_error(wh: Any, run_id: str) -> dict[str, Any] | None:
     """A run's estimate against its actuals so far (every day reconciled, not only this window)."""
-    actual = wh.query("SELECT SUM(amount_usd), MIN(usage_date), MAX(usage_date), MAX(CASE WHEN estimated THEN 1 ELSE 0 END) "
-                      "FROM costs WHERE run_id = ? AND source = ? AND stage <> 'model'", [run_id, ACTUAL])
+    actual = wh.query(
+        "SELECT SUM(amount_usd), MIN(usage_date), MAX(usage_date), MAX(CASE WHEN estimated THEN 1 ELSE 0 END) "
+        "FROM costs WHERE run_id = ? AND source = ? AND stage <> 'model'",
+        [run_id, ACTUAL],
+    )
     if not actual or actual[0][0] is None:
         return None
     actual_usd, first, last, incomplete = actual[0]
-    est = wh.query("SELECT SUM(CASE WHEN item = 's3.storage_month' THEN 0 ELSE amount_usd END), "
-                   "SUM(CASE WHEN item = 's3.storage_month' THEN amount_usd ELSE 0 END) FROM costs "
-                   "WHERE run_id = ? AND source = ? AND shard IS NULL AND item NOT LIKE 'agent.%'", [run_id, ESTIMATE])
+    est = wh.query(
+        "SELECT SUM(CASE WHEN item = 's3.storage_month' THEN 0 ELSE amount_usd END), "
+        "SUM(CASE WHEN item = 's3.storage_month' THEN amount_usd ELSE 0 END) FROM costs "
+        "WHERE run_id = ? AND source = ? AND shard IS NULL AND item NOT LIKE 'agent.%'",
+        [run_id, ESTIMATE],
+    )
     one_time, storage_month = (est[0][0], est[0][1]) if est and est[0][0] is not None else (None, None)
-    model = wh.query("SELECT SUM(amount_usd) FROM costs WHERE run_id = ? AND source = ? AND stage = 'model'", [run_id, ACTUAL])[0][0]
-    row: dict[str, Any] = {"run_id": run_id, "first_day": first, "last_day": last, "actual_usd": float(actual_usd),
-                           "incomplete": bool(incomplete), "model_actual_usd": float(model) if model is not None else None}
+    model = wh.query("SELECT SUM(amount_usd) FROM costs WHERE run_id = ? AND source = ? AND stage = 'model'", [run_id, ACTUAL])[
+        0
+    ][0]
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "first_day": first,
+        "last_day": last,
+        "actual_usd": float(actual_usd),
+        "incomplete": bool(incomplete),
+        "model_actual_usd": float(model) if model is not None else None,
+    }
     if one_time is None:
-        row.update(estimate_usd=None, error_usd=None, error_pct=None)  # no estimate stored (a run from before estimates were stored)
+        row.update(
+            estimate_usd=None, error_usd=None, error_pct=None
+        )  # no estimate stored (a run from before estimates were stored)
         return row
     days = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
     estimate_usd = float(one_time) + float(storage_month or 0.0) * days / MONTH_DAYS
@@ -84,8 +106,13 @@ def run_error(wh: Any, run_id: str) -> dict[str, Any] | None:
     return row
 
 
-def reconcile(warehouse_url: str, days: int | None = None, today: date | None = None, client: Any = None,
-              settings: CostSettings | None = None) -> dict[str, Any]:
+def reconcile(
+    warehouse_url: str,
+    days: int | None = None,
+    today: date | None = None,
+    client: Any = None,
+    settings: CostSettings | None = None,
+) -> dict[str, Any]:
     """Fetch, write actuals for the window, write each touched run's reconciliation; returns a report."""
     settings = settings or CostSettings()
     days = settings.reconcile_days if days is None else days
@@ -93,19 +120,40 @@ def reconcile(warehouse_url: str, days: int | None = None, today: date | None = 
     wh = connect(warehouse_url)
     try:
         start, end = window(today, days, oldest_estimated_day(wh))
-        fetch = daily_costs_by_run(client or ce_client(), start, end, settings.tag_key, settings.ce_max_attempts,
-                                   settings.ce_backoff_s, settings.ce_backoff_cap_s)
+        fetch = daily_costs_by_run(
+            client or ce_client(),
+            start,
+            end,
+            settings.tag_key,
+            settings.ce_max_attempts,
+            settings.ce_backoff_s,
+            settings.ce_backoff_cap_s,
+        )
         tagged = [r for r in fetch.rows if r.run_id]
         ids = sorted({r.run_id for r in tagged})
         scenarios: dict[str, str] = {}
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for run_id, scenario in wh.query(f"SELECT run_id, scenario FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk):
+            chunk = ids[i : i + 500]
+            for run_id, scenario in wh.query(
+                f"SELECT run_id, scenario FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk
+            ):
                 scenarios[run_id] = scenario
         now = utcnow()
-        rows = [{"run_id": r.run_id, "scenario": scenarios.get(r.run_id, "unknown"), "item": r.service, "quantity": None, "unit": None,
-                 "amount_usd": r.amount_usd, "recorded_at": now, "stage": category(r.service), "usage_date": r.day.isoformat(),
-                 "estimated": r.estimated} for r in tagged]
+        rows = [
+            {
+                "run_id": r.run_id,
+                "scenario": scenarios.get(r.run_id, "unknown"),
+                "item": r.service,
+                "quantity": None,
+                "unit": None,
+                "amount_usd": r.amount_usd,
+                "recorded_at": now,
+                "stage": category(r.service),
+                "usage_date": r.day.isoformat(),
+                "estimated": r.estimated,
+            }
+            for r in tagged
+        ]
         replace_actuals(wh, start, end, rows)
         runs = [e for e in (run_error(wh, run_id) for run_id in ids) if e is not None]
         replace_reconciliations(wh, [{**e, "reconciled_at": now} for e in runs])
@@ -113,7 +161,9 @@ def reconcile(warehouse_url: str, days: int | None = None, today: date | None = 
         wh.close()
     return {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "pages": fetch.pages, "retries": fetch.retries, "lines": len(rows),
+        "pages": fetch.pages,
+        "retries": fetch.retries,
+        "lines": len(rows),
         "untagged_usd": sum(r.amount_usd for r in fetch.rows if not r.run_id),
         "unknown_runs": sorted(i for i in ids if i not in scenarios),
         "runs": runs,

@@ -12,8 +12,10 @@ def run_costs(wh: Any, run_id: str, shards: bool = False) -> dict[str, Any]:
     """The estimate (stage lines; shard lines with ``shards``), actuals by day and service, and the latest error."""
     lines = cost_lines(wh, run_id)
     if not lines:
-        raise UsageError(f"run {run_id!r} has no cost lines in the warehouse; check the id and the --warehouse "
-                         "(runs before cost tracking have none; actuals arrive with `scenario reconcile-costs`)")
+        raise UsageError(
+            f"run {run_id!r} has no cost lines in the warehouse; check the id and the --warehouse "
+            "(runs before cost tracking have none; actuals arrive with `scenario reconcile-costs`)"
+        )
     est = [ln for ln in lines if ln["source"] == ESTIMATE]
     stage_lines = [ln for ln in est if ln["shard"] is None]
     by_stage: dict[str, float] = {}
@@ -40,14 +42,18 @@ def run_costs(wh: Any, run_id: str, shards: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "run_id": run_id,
         "scenario": lines[0]["scenario"],
-        "estimate": None if not est else {
+        "estimate": None
+        if not est
+        else {
             "profile": est[0]["profile"],
             "total_usd": sum(by_stage.values()),
             "by_stage": dict(sorted(by_stage.items())),
             "by_item": dict(sorted(by_item.items())),
             "storage_usd_per_month": storage,
         },
-        "actuals": None if not actual else {
+        "actuals": None
+        if not actual
+        else {
             "total_usd": sum(d["usd"] for d in by_day.values()),
             "by_day": [by_day[k] for k in sorted(by_day)],
         },

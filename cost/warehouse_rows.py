@@ -25,7 +25,17 @@ from scenario_pipeline.warehouse.sql_warehouse import utcnow
 ESTIMATE = "estimate"
 ACTUAL = "cost-explorer"
 COLUMNS = [*COST_COLUMNS, "stage", "shard", "profile", "usage_date", "estimated"]
-RECONCILE_COLUMNS = ["run_id", "reconciled_at", "first_day", "last_day", "estimate_usd", "actual_usd", "error_usd", "error_pct", "incomplete"]
+RECONCILE_COLUMNS = [
+    "run_id",
+    "reconciled_at",
+    "first_day",
+    "last_day",
+    "estimate_usd",
+    "actual_usd",
+    "error_usd",
+    "error_pct",
+    "incomplete",
+]
 
 
 def _tuple(row: dict[str, Any]) -> tuple:
@@ -38,11 +48,31 @@ def estimate_rows(run_id: str, scenario: str, ledger: Ledger, profile: PriceProf
     base = {"run_id": run_id, "scenario": scenario, "source": ESTIMATE, "profile": profile.name, "recorded_at": now}
     rows = []
     for stage, usage in sorted(ledger.by_stage().items()):
-        rows += [{**base, "stage": stage, "shard": None, "item": ln.item, "quantity": ln.quantity, "unit": ln.unit,
-                  "amount_usd": ln.amount_usd} for ln in price(usage, profile)]
+        rows += [
+            {
+                **base,
+                "stage": stage,
+                "shard": None,
+                "item": ln.item,
+                "quantity": ln.quantity,
+                "unit": ln.unit,
+                "amount_usd": ln.amount_usd,
+            }
+            for ln in price(usage, profile)
+        ]
     for shard, usage in sorted(ledger.shards.items()):
-        rows += [{**base, "stage": "fanout", "shard": shard, "item": ln.item, "quantity": ln.quantity, "unit": ln.unit,
-                  "amount_usd": ln.amount_usd} for ln in price(usage, profile)]
+        rows += [
+            {
+                **base,
+                "stage": "fanout",
+                "shard": shard,
+                "item": ln.item,
+                "quantity": ln.quantity,
+                "unit": ln.unit,
+                "amount_usd": ln.amount_usd,
+            }
+            for ln in price(usage, profile)
+        ]
     return rows
 
 
@@ -62,8 +92,10 @@ def write_estimate(warehouse_url: str, run_id: str, scenario: str, ledger: Ledge
 def replace_actuals(wh: Any, first_day: date, end_day: date, rows: list[dict[str, Any]]) -> None:
     """Replace every Cost Explorer line for days in [first_day, end_day): a revisited day is rewritten whole."""
     with wh.transaction():
-        wh._execute("DELETE FROM costs WHERE source = ? AND usage_date >= ? AND usage_date < ?",
-                    [ACTUAL, first_day.isoformat(), end_day.isoformat()])
+        wh._execute(
+            "DELETE FROM costs WHERE source = ? AND usage_date >= ? AND usage_date < ?",
+            [ACTUAL, first_day.isoformat(), end_day.isoformat()],
+        )
         wh._insert_rows("costs", COLUMNS, [_tuple({**r, "source": ACTUAL}) for r in rows])
 
 

@@ -58,8 +58,24 @@ def default_partition_rows(records: int) -> int:
     return min(records, max(1_000_000, -(-records // MAX_DEFAULT_PARTITIONS)))
 
 
-EVENT_CATEGORIES = ("books", "games", "garden", "grocery", "health", "home", "kids", "music",
-                    "office", "outdoor", "pets", "shoes", "sports", "tools", "toys", "travel")
+EVENT_CATEGORIES = (
+    "books",
+    "games",
+    "garden",
+    "grocery",
+    "health",
+    "home",
+    "kids",
+    "music",
+    "office",
+    "outdoor",
+    "pets",
+    "shoes",
+    "sports",
+    "tools",
+    "toys",
+    "travel",
+)
 
 
 def events_table() -> TableSpec:
@@ -88,5 +104,9 @@ def events(records: int, seed: int, partition_rows: int | None = None) -> Datase
         records=records,
         partition_rows=partition_rows or default_partition_rows(records),
         tables=(events_table(),),
-        features=(FeatureSpec(kind="needles", table="events", column="tag", params={"groups": 1000, "min_per_group": 1, "max_per_group": 5}),),
+        features=(
+            FeatureSpec(
+                kind="needles", table="events", column="tag", params={"groups": 1000, "min_per_group": 1, "max_per_group": 5}
+            ),
+        ),
     )

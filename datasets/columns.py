@@ -43,7 +43,15 @@ from scenario_pipeline.errors import UsageError
 Generator = Callable[[ColumnSpec, np.ndarray, Any, int], pa.Array]
 
 # Parquet encodings a kind may ask for; "auto" is pyarrow's default (dictionary, plain fallback).
-ENCODINGS = ("auto", "dictionary", "PLAIN", "DELTA_BINARY_PACKED", "BYTE_STREAM_SPLIT", "DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY")
+ENCODINGS = (
+    "auto",
+    "dictionary",
+    "PLAIN",
+    "DELTA_BINARY_PACKED",
+    "BYTE_STREAM_SPLIT",
+    "DELTA_BYTE_ARRAY",
+    "DELTA_LENGTH_BYTE_ARRAY",
+)
 BLOCK_ROWS = 65_536  # rows per fill: a block's hash words stay in cache; fewer calls (measured best of 8K-1M)
 
 
@@ -94,9 +102,12 @@ def register_column_kind(
     encoding: Callable[[ColumnSpec], str] | None = None,
 ) -> Callable[[Any], Any]:
     """Register a hashed-style generator function, or (with ``bits``) a packed-style class."""
+
     def deco(obj: Any) -> Any:
         gen = obj() if bits is not None and isinstance(obj, type) else obj
-        _KINDS[name] = ColumnKind(name, gen, rules or (lambda c: Rules(max_null_rate=c.null_rate)), hashed, bits, encoding or (lambda c: "auto"))
+        _KINDS[name] = ColumnKind(
+            name, gen, rules or (lambda c: Rules(max_null_rate=c.null_rate)), hashed, bits, encoding or (lambda c: "auto")
+        )
         return obj
 
     return deco
@@ -133,8 +144,14 @@ def generate_column(col: ColumnSpec, ids: np.ndarray, key: int, records: int) ->
 Alloc = Callable[[int, np.dtype], np.ndarray]
 
 
-def packed_columns(cols: list[ColumnSpec], ids: np.ndarray, layout: TableLayout, records: int, consecutive: bool = False,
-                   alloc: Alloc | None = None) -> list[pa.Array]:
+def packed_columns(
+    cols: list[ColumnSpec],
+    ids: np.ndarray,
+    layout: TableLayout,
+    records: int,
+    consecutive: bool = False,
+    alloc: Alloc | None = None,
+) -> list[pa.Array]:
     """The packed columns ``cols`` for record ids ``ids``, filled block by block, nulls applied.
     ``consecutive``: the ids are ``ids[0], ids[0] + 1, ...`` (the kernels then count instead of
     reading them). ``alloc``: where value buffers come from (default: Arrow's pool)."""
@@ -163,7 +180,9 @@ def packed_columns(cols: list[ColumnSpec], ids: np.ndarray, layout: TableLayout,
             null_field, bitmap = nulls[i], bitmaps[i]
             if null_field and bitmap is not None:
                 f, threshold = null_field
-                null_counts[i] += kernels.validity_bitmap(words[f.word], f.shift, f.width, threshold, bitmap[a // 8: (b + 7) // 8])
+                null_counts[i] += kernels.validity_bitmap(
+                    words[f.word], f.shift, f.width, threshold, bitmap[a // 8 : (b + 7) // 8]
+                )
     out = []
     for i, (kind, col) in enumerate(zip(kinds, cols, strict=True)):
         arr = kind.arrow(col, values[i])
@@ -231,7 +250,10 @@ def _codes_type(n: int) -> type:
 
 # -- the built-in kinds (packed) ------------------------------------------------------------
 
-@register_column_kind("record_id", rules=lambda c: Rules(min=0, unique=True), bits=lambda c: 0, encoding=lambda c: "DELTA_BINARY_PACKED")
+
+@register_column_kind(
+    "record_id", rules=lambda c: Rules(min=0, unique=True), bits=lambda c: 0, encoding=lambda c: "DELTA_BINARY_PACKED"
+)
 class RecordId:
     """The record id itself (int64, sorted within a partition)."""
 
@@ -256,7 +278,9 @@ def _int_rules(c: ColumnSpec) -> Rules:
     return Rules(min=c.params.get("low", 0), max=c.params.get("high", 1000) - 1, max_null_rate=c.null_rate)
 
 
-@register_column_kind("int", rules=_int_rules, bits=lambda c: uniform_width(_int_span(c)), encoding=lambda c: "DELTA_BINARY_PACKED")
+@register_column_kind(
+    "int", rules=_int_rules, bits=lambda c: uniform_width(_int_span(c)), encoding=lambda c: "DELTA_BINARY_PACKED"
+)
 class UniformInt:
     """Uniform integers in [low, high); ``bits=32`` stores int32."""
 
@@ -367,12 +391,16 @@ def _lookup(weights: tuple[float, ...], width: int, codes: str) -> np.ndarray:
     """Code of every value of a ``width``-bit field (a table gather beats a search per row)."""
     table = np.zeros(1 << width, dtype=codes)
     for c, cut in enumerate(_cuts(weights, width), start=1):
-        table[int(cut):] = c
+        table[int(cut) :] = c
     return table
 
 
-@register_column_kind("category", rules=lambda c: Rules(allowed=tuple(c.params["values"]), max_null_rate=c.null_rate),
-                      bits=_category_bits, encoding=lambda c: "dictionary")
+@register_column_kind(
+    "category",
+    rules=lambda c: Rules(allowed=tuple(c.params["values"]), max_null_rate=c.null_rate),
+    bits=_category_bits,
+    encoding=lambda c: "dictionary",
+)
 class Category:
     """One of ``values``, uniform or by ``weights`` (realized to 1/65536); dictionary-encoded."""
 
@@ -418,8 +446,12 @@ def vocabulary(size: int) -> tuple[str, ...]:
 WORD_PATTERN = r"^([a-z]{4,12}|zq[0-9a-f]{16})$"
 
 
-@register_column_kind("word", rules=lambda c: Rules(pattern=WORD_PATTERN, max_null_rate=c.null_rate),
-                      bits=lambda c: uniform_width(c.params.get("vocabulary", 1024)), encoding=lambda c: "dictionary")
+@register_column_kind(
+    "word",
+    rules=lambda c: Rules(pattern=WORD_PATTERN, max_null_rate=c.null_rate),
+    bits=lambda c: uniform_width(c.params.get("vocabulary", 1024)),
+    encoding=lambda c: "dictionary",
+)
 class Word:
     """A word of a fixed vocabulary (``vocabulary`` words, default 1,024); dictionary-encoded."""
 
@@ -430,4 +462,6 @@ class Word:
         kernels.uniform_ints(bits.word, bits.shift, bits.width, col.params.get("vocabulary", 1024), 0, out)
 
     def arrow(self, col: ColumnSpec, values: np.ndarray) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(values), _string_dictionary(vocabulary(col.params.get("vocabulary", 1024))), safe=False)
+        return pa.DictionaryArray.from_arrays(
+            pa.array(values), _string_dictionary(vocabulary(col.params.get("vocabulary", 1024))), safe=False
+        )

@@ -104,7 +104,9 @@ def gx_failures(sample: pa.Table, tspec: TableSpec) -> dict[tuple[str, str], str
             seen = f"{r.expectation_config.type} raised {r.exception_info.get('exception_message')}"
         else:
             examples = (res.get("partial_unexpected_list") or [])[:3]
-            seen = (f"{r.expectation_config.type}: {res.get('unexpected_count', 0):,} of {res.get('element_count', len(frame)):,} "
-                    f"sampled rows unexpected" + (f", e.g. {examples}" if examples else ""))
+            seen = (
+                f"{r.expectation_config.type}: {res.get('unexpected_count', 0):,} of {res.get('element_count', len(frame)):,} "
+                f"sampled rows unexpected" + (f", e.g. {examples}" if examples else "")
+            )
         failed[(meta["column"], meta["rule"])] = seen
     return failed

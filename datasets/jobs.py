@@ -17,7 +17,9 @@ from scenario_pipeline.errors import ValidationFailed
 from scenario_pipeline.storage import DiskFullError, Storage
 
 
-def write_job(spec: DatasetSpec, root_url: str, table: str, p: int, discovery: tuple[Hook, ...] = ()) -> PartitionInfo | str | DiskFullError:
+def write_job(
+    spec: DatasetSpec, root_url: str, table: str, p: int, discovery: tuple[Hook, ...] = ()
+) -> PartitionInfo | str | DiskFullError:
     """One partition; a broken rule comes back as its report (not raised: retrying would not help).
     ``discovery``: the submitter's hooks (``discovery.hooks()``), so the worker finds every kind."""
     adopt(discovery)

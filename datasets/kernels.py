@@ -118,7 +118,9 @@ def validity_bitmap(word: np.ndarray, shift: int, width: int, threshold: int, ou
 
 
 @njit(cache=True, nogil=True)
-def rising_timestamps(ids: np.ndarray, word: np.ndarray, shift: int, width: int, origin: int, step: float, step_int: int, out: np.ndarray) -> None:
+def rising_timestamps(
+    ids: np.ndarray, word: np.ndarray, shift: int, width: int, origin: int, step: float, step_int: int, out: np.ndarray
+) -> None:
     """``origin + floor(r * step) + jitter``, jitter in [0, floor(step)): strictly rising in r when step >= 1."""
     s, m, wd, st = np.uint64(shift), field_mask_nb(width), np.uint64(width), np.uint64(step_int)
     for i in range(word.shape[0]):
@@ -126,7 +128,9 @@ def rising_timestamps(ids: np.ndarray, word: np.ndarray, shift: int, width: int,
 
 
 @njit(cache=True, nogil=True)
-def rising_timestamps_range(start: int, word: np.ndarray, shift: int, width: int, origin: int, step: float, step_int: int, out: np.ndarray) -> None:
+def rising_timestamps_range(
+    start: int, word: np.ndarray, shift: int, width: int, origin: int, step: float, step_int: int, out: np.ndarray
+) -> None:
     """``rising_timestamps`` for the consecutive ids ``start, start + 1, ...``."""
     s, m, wd, st = np.uint64(shift), field_mask_nb(width), np.uint64(width), np.uint64(step_int)
     for i in range(word.shape[0]):

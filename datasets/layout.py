@@ -89,7 +89,9 @@ def _allocate(widths: list[tuple[str, int]]) -> tuple[list[Field], int]:
     return fields, len(free)
 
 
-def plan_fields(columns: tuple[ColumnSpec, ...], bits_of: dict[str, int]) -> tuple[dict[str, Field], dict[str, tuple[Field, int]], int]:
+def plan_fields(
+    columns: tuple[ColumnSpec, ...], bits_of: dict[str, int]
+) -> tuple[dict[str, Field], dict[str, tuple[Field, int]], int]:
     """Fields for the value bits (``bits_of``, packed columns only) and the null bits of each column."""
     wanted: list[tuple[str, int]] = []
     for col in columns:

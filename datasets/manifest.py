@@ -58,8 +58,10 @@ def build_manifest(spec: DatasetSpec, parts: dict[str, list[PartitionInfo]]) -> 
         infos = sorted(infos, key=lambda i: i.index)
         indices = [i.index for i in infos]
         if indices != list(range(spec.partitions_of(table))):
-            raise DatasetError(f"refusing to write the manifest of {spec.name}: table {table} has partitions {_ranges(indices)}, "
-                               f"expected 0..{spec.partitions_of(table) - 1}")
+            raise DatasetError(
+                f"refusing to write the manifest of {spec.name}: table {table} has partitions {_ranges(indices)}, "
+                f"expected 0..{spec.partitions_of(table) - 1}"
+            )
         tables[table] = {
             "partitions": [i.to_json() for i in infos],
             "rows": sum(i.rows for i in infos),

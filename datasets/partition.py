@@ -72,6 +72,7 @@ class PartitionInfo:
 
 # -- building ------------------------------------------------------------------------------
 
+
 def _bits_of(tspec: TableSpec) -> dict[str, int]:
     out = {}
     for col in tspec.columns:
@@ -93,13 +94,21 @@ def build_rows(spec: DatasetSpec, table: str, start: int, stop: int, arena: Aren
         kernels.fill_range(start, ids)
     layout = table_layout(spec.seed, tspec, _bits_of(tspec))
     packed = [c for c in tspec.columns if column_kind(c.kind).packed]
-    by_name = dict(zip((c.name for c in packed), packed_columns(packed, ids, layout, records, consecutive=True, alloc=arena.take if arena else None), strict=True))
+    by_name = dict(
+        zip(
+            (c.name for c in packed),
+            packed_columns(packed, ids, layout, records, consecutive=True, alloc=arena.take if arena else None),
+            strict=True,
+        )
+    )
     arrays = []
     for col in tspec.columns:
         if col.name not in by_name:  # hashed style: its own hash round, uint64 ids as it always had
             kind = column_kind(col.kind)
             uids = ids.view(np.uint64)
-            by_name[col.name] = kind.generate(col, uids, mix64(uids, stream_key(spec.seed, table, col.name)) if kind.hashed else uids, records)
+            by_name[col.name] = kind.generate(
+                col, uids, mix64(uids, stream_key(spec.seed, table, col.name)) if kind.hashed else uids, records
+            )
         arrays.append(by_name[col.name])
     out = pa.Table.from_arrays(arrays, names=[c.name for c in tspec.columns])
     for i, feature in enumerate(spec.features):
@@ -122,6 +131,7 @@ def chunk_bounds(spec: DatasetSpec, table: str, p: int) -> list[tuple[int, int]]
 
 
 # -- encoding ------------------------------------------------------------------------------
+
 
 def parquet_options(spec: DatasetSpec, table: str) -> dict[str, Any]:
     """Writer settings: zstd level 1 everywhere, each column's encoding from its kind."""
@@ -236,7 +246,9 @@ class Footer:
 
     def stats(self) -> dict[str, dict[str, object]]:
         """Per-column min / max / null count, as JSON values (the manifest's ``stats``)."""
-        return {c: {"min": _jsonable(self.lo.get(c)), "max": _jsonable(self.hi.get(c)), "nulls": n} for c, n in self.nulls.items()}
+        return {
+            c: {"min": _jsonable(self.lo.get(c)), "max": _jsonable(self.hi.get(c)), "nulls": n} for c, n in self.nulls.items()
+        }
 
 
 def read_footer(meta: pq.FileMetaData | bytes | pa.Buffer) -> Footer:
@@ -279,11 +291,14 @@ def _jsonable(v: object) -> object:
 
 # -- writing -------------------------------------------------------------------------------
 
+
 def file_checksum(data: bytes | memoryview) -> str:
     return f"{CHECKSUM}:{xxhash.xxh3_128_hexdigest(data)}"
 
 
-def write_partition(spec: DatasetSpec, root: Storage, table: str, p: int, validate: bool = True, gx: bool | None = None) -> PartitionInfo:
+def write_partition(
+    spec: DatasetSpec, root: Storage, table: str, p: int, validate: bool = True, gx: bool | None = None
+) -> PartitionInfo:
     """Generate, validate, encode and write partition p; the sidecar is written last.
 
     ``validate``: check the spec's rules before the file becomes visible (a failing partition
@@ -297,7 +312,17 @@ def write_partition(spec: DatasetSpec, root: Storage, table: str, p: int, valida
     def finish(enc: Encoded) -> PartitionInfo:
         footer = read_footer(enc.metadata)
         label = checks.check_partition(spec, table, p, enc, footer) if validate else "none"
-        return PartitionInfo(table, p, rel, footer.rows, enc.buffer().size, file_checksum(memoryview(enc.buffer())), footer.row_groups, footer.stats(), label)
+        return PartitionInfo(
+            table,
+            p,
+            rel,
+            footer.rows,
+            enc.buffer().size,
+            file_checksum(memoryview(enc.buffer())),
+            footer.row_groups,
+            footer.stats(),
+            label,
+        )
 
     if root.scheme == "file":
         info = _write_local(root.path(rel), lambda sink: encode_partition(spec, table, p, sample_rows, sink), finish)
@@ -369,10 +394,18 @@ def verified_sidecar(root: Storage, table: str, p: int) -> PartitionInfo | None:
     try:
         info = PartitionInfo(**json.loads(raw))
     except (ValueError, TypeError) as exc:  # torn or foreign JSON, unknown or missing fields
-        log.warning("partition sidecar %s is unreadable (%s): partition %d of %s will be generated again", root.uri(rel), exc, p, table)
+        log.warning(
+            "partition sidecar %s is unreadable (%s): partition %d of %s will be generated again", root.uri(rel), exc, p, table
+        )
         return None
     if not str(info.checksum).startswith(f"{CHECKSUM}:"):
-        log.warning("partition sidecar %s has no %s checksum: partition %d of %s will be generated again", root.uri(rel), CHECKSUM, p, table)
+        log.warning(
+            "partition sidecar %s has no %s checksum: partition %d of %s will be generated again",
+            root.uri(rel),
+            CHECKSUM,
+            p,
+            table,
+        )
         return None
     try:
         size = root.size(info.path)
@@ -382,7 +415,12 @@ def verified_sidecar(root: Storage, table: str, p: int) -> PartitionInfo | None:
             return None
         raise _resume_error(root, info.path, exc) from exc
     if size != info.bytes:
-        log.warning("partition file %s has %d bytes, its sidecar says %d: it will be generated again", root.uri(info.path), size, info.bytes)
+        log.warning(
+            "partition file %s has %d bytes, its sidecar says %d: it will be generated again",
+            root.uri(info.path),
+            size,
+            info.bytes,
+        )
         return None
     try:  # through the storage layer, so that its errors are worded (and classified) as every other read's
         rows = root._call("read", info.path, lambda path: _footer_rows(root, path))
@@ -391,11 +429,17 @@ def verified_sidecar(root: Storage, table: str, p: int) -> PartitionInfo | None:
             return None
         raise _resume_error(root, info.path, exc) from exc
     if isinstance(rows, pa.ArrowException):  # a corrupt or torn footer (ArrowInvalid, ...): generate it again
-        log.warning("partition file %s has an unreadable Parquet footer (%s: %s): it will be generated again",
-                    root.uri(info.path), type(rows).__name__, rows)
+        log.warning(
+            "partition file %s has an unreadable Parquet footer (%s: %s): it will be generated again",
+            root.uri(info.path),
+            type(rows).__name__,
+            rows,
+        )
         return None
     if rows != info.rows:
-        log.warning("partition file %s has %d rows, its sidecar says %d: it will be generated again", root.uri(info.path), rows, info.rows)
+        log.warning(
+            "partition file %s has %d rows, its sidecar says %d: it will be generated again", root.uri(info.path), rows, info.rows
+        )
         return None
     return info
 
@@ -430,14 +474,29 @@ def _resume_error(root: Storage, rel: str, exc: StorageError) -> StorageError:
         why = why.split(f"{uri}: ", 1)[1]
     why = why.split("; choose a writable")[0]
     log.error("dataset resume check: cannot read %s (%s)", uri, why)
-    hint = ("check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE) are valid and may list and read the "
-            "dataset's prefix (s3:ListBucket, s3:GetObject), and that the endpoint is reachable" if root.scheme == "s3"
-            else "check that this user may read the dataset folder and its files (owner and mode)")
-    return StorageError(f"cannot read {uri} while checking which dataset partitions are already written ({why}); this is not "
-                        f"a missing partition, so nothing was regenerated: {hint}, then rerun the same command")
+    hint = (
+        "check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE) are valid and may list and read the "
+        "dataset's prefix (s3:ListBucket, s3:GetObject), and that the endpoint is reachable"
+        if root.scheme == "s3"
+        else "check that this user may read the dataset folder and its files (owner and mode)"
+    )
+    return StorageError(
+        f"cannot read {uri} while checking which dataset partitions are already written ({why}); this is not "
+        f"a missing partition, so nothing was regenerated: {hint}, then rerun the same command"
+    )
 
 
 __all__ = [
-    "PartitionInfo", "build_partition", "build_rows", "encode_parquet", "encode_partition", "footer_stats", "partition_name",
-    "sidecar_name", "verified_sidecar", "write_partition", "parquet_options", "file_checksum",
+    "PartitionInfo",
+    "build_partition",
+    "build_rows",
+    "encode_parquet",
+    "encode_partition",
+    "footer_stats",
+    "partition_name",
+    "sidecar_name",
+    "verified_sidecar",
+    "write_partition",
+    "parquet_options",
+    "file_checksum",
 ]

@@ -74,8 +74,13 @@ def calibrate(spec: DatasetSpec, with_gx: bool = True) -> Calibration:
         c = _cpu()
         gx_failures(enc.sample, probe.table(table))
         gx = _cpu() - c
-    return Calibration(cpu / rows, size / rows, gx, f"{platform.node()} {platform.machine()} {platform.processor()}".strip(),
-                       time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return Calibration(
+        cpu / rows,
+        size / rows,
+        gx,
+        f"{platform.node()} {platform.machine()} {platform.processor()}".strip(),
+        time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
 
 
 def cached_calibration(spec: DatasetSpec, cache: Path, refresh: bool = False) -> Calibration:

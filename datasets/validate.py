@@ -112,6 +112,7 @@ def _all_pass(d: pa.Array, rule: str, arg: Any) -> bool:
 
 # -- exact counts --------------------------------------------------------------------------
 
+
 def _rule_text(rule: str, r: Rules) -> str:
     return {
         "min": f">= {r.min:g}" if r.min is not None else "",
@@ -160,6 +161,7 @@ def count_violation(tbl: pa.Table, col: ColumnSpec, rule: str) -> tuple[int, Any
 
 # -- the check -----------------------------------------------------------------------------
 
+
 def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any) -> str:
     """Validate an encoded partition (``partition.Encoded``, its ``partition.Footer``); raise
     ``ValidationFailed`` with the report, or return the label of the checks it passed."""
@@ -170,7 +172,7 @@ def check_partition(spec: DatasetSpec, table: str, p: int, enc: Any, footer: Any
     label = "footer statistics + dictionaries"
     if enc.sample is not None:
         for (c, r), seen in gx_failures(enc.sample, tspec).items():
-            for rule in (("min", "max") if r == "range" else (r,)):
+            for rule in ("min", "max") if r == "range" else (r,):
                 if (c, rule) in found or not _applies(effective_rules(tspec.column(c)), rule):
                     continue
                 found[(c, rule)] = f"great expectations: {seen}"
@@ -196,5 +198,7 @@ def _applies(r: Rules, rule: str) -> bool:
 
 def report(spec: DatasetSpec, table: str, p: int, violations: list[Violation]) -> str:
     lines = "\n  ".join(v.line() for v in violations)
-    return (f"partition {p} of {spec.name}.{table} broke {len(violations)} rule(s) and was not published:\n  {lines}\n"
-            f"Fix the column's generator or its rules in the dataset spec, then generate again.")
+    return (
+        f"partition {p} of {spec.name}.{table} broke {len(violations)} rule(s) and was not published:\n  {lines}\n"
+        f"Fix the column's generator or its rules in the dataset spec, then generate again."
+    )

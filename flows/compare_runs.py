@@ -19,8 +19,14 @@ from scenario_pipeline.warehouse.base import connect
 
 
 @flow(name="compare-runs", log_prints=True, validate_parameters=False)
-def compare_runs(run_ids: list[str], warehouse_url: str | None = None, storage_url: str | None = None, correction: str = "holm",
-                 alpha: float = 0.05, n_boot: int = 10_000) -> dict[str, Any]:
+def compare_runs(
+    run_ids: list[str],
+    warehouse_url: str | None = None,
+    storage_url: str | None = None,
+    correction: str = "holm",
+    alpha: float = 0.05,
+    n_boot: int = 10_000,
+) -> dict[str, Any]:
     """Compare every run with the first (the reference). Returns the comparison (JSON-ready) with its report's URL."""
     check_compare_params(run_ids, warehouse_url, storage_url, correction, alpha, n_boot)  # bad input stops here, before any work
     logger = get_run_logger()
@@ -39,8 +45,15 @@ def compare_runs(run_ids: list[str], warehouse_url: str | None = None, storage_u
     report = write_comparison(storage, cmp, comparison_html(cmp, history, base["run_id"] if base else None))
     comparison_artifacts(cmp, report)
     s = cmp["summary"]
-    logger.info("Comparison %s: improved %s; degraded %s; unchanged %s; inconclusive %s. Report: %s", cmp["comparison_id"],
-                s["improved"] or "none", s["degraded"] or "none", s["unchanged"] or "none", s["inconclusive"] or "none", report)
+    logger.info(
+        "Comparison %s: improved %s; degraded %s; unchanged %s; inconclusive %s. Report: %s",
+        cmp["comparison_id"],
+        s["improved"] or "none",
+        s["degraded"] or "none",
+        s["unchanged"] or "none",
+        s["inconclusive"] or "none",
+        report,
+    )
     out = public(cmp)
     out["report"] = report
     return out

@@ -44,8 +44,15 @@ def generate_dataset(
     t0 = time.perf_counter()
     storage = Storage.from_url(storage_url or settings.resolved_storage_url())
     root = dataset_root(storage, spec)
-    logger.info("Dataset %s (spec %s): %s records in %d partitions of %s rows, to %s.", spec.name, spec.spec_hash(),
-                f"{spec.records:,}", spec.partitions, f"{spec.partition_rows:,}", root.url)
+    logger.info(
+        "Dataset %s (spec %s): %s records in %d partitions of %s rows, to %s.",
+        spec.name,
+        spec.spec_hash(),
+        f"{spec.records:,}",
+        spec.partitions,
+        f"{spec.partition_rows:,}",
+        root.url,
+    )
     storage.ensure_writable()
     complete = has_manifest(root)
     if complete:
@@ -67,8 +74,10 @@ def summary(spec: Any, root: Storage, manifest: dict[str, Any], seconds: float, 
         "seed": spec.seed,
         "url": root.url,
         "manifest_url": root.uri(MANIFEST),
-        "tables": {t: {"rows": v["rows"], "bytes": v["bytes"], "partitions": len(v["partitions"]), "url": root.uri(t)}
-                   for t, v in manifest["tables"].items()},
+        "tables": {
+            t: {"rows": v["rows"], "bytes": v["bytes"], "partitions": len(v["partitions"]), "url": root.uri(t)}
+            for t, v in manifest["tables"].items()
+        },
         "rows": sum(v["rows"] for v in manifest["tables"].values()),
         "bytes": sum(v["bytes"] for v in manifest["tables"].values()),
         "partitions_written": gen.get("partitions_written", 0),

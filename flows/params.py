@@ -39,8 +39,14 @@ MIN_PRIVATE_SEED = 2**32  # smaller seeds are found by trying them all against a
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def check_sandbox(settings: Settings, trust_agent: object = None, memory_mb: object = None, max_processes: object = None,
-                  network: object = None, agent_env: object = None) -> SandboxParams:
+def check_sandbox(
+    settings: Settings,
+    trust_agent: object = None,
+    memory_mb: object = None,
+    max_processes: object = None,
+    network: object = None,
+    agent_env: object = None,
+) -> SandboxParams:
     """The agent sandbox's parameters, each checked; None takes the setting."""
     sb = settings.sandbox
     memory_mb = sb.memory_mb if memory_mb is None else memory_mb
@@ -68,8 +74,9 @@ def sandbox_policy(params: RunParams) -> Any:
     from scenario_pipeline.tasks.sandbox import SandboxPolicy
 
     sb = params.sandbox
-    return SandboxPolicy(trusted=sb.trust_agent, memory_mb=sb.memory_mb, max_processes=sb.max_processes, network=sb.network,
-                         env_allow=sb.agent_env)
+    return SandboxPolicy(
+        trusted=sb.trust_agent, memory_mb=sb.memory_mb, max_processes=sb.max_processes, network=sb.network, env_allow=sb.agent_env
+    )
 
 
 def sandbox_strength(agent: str, policy: Any, local_dataset: bool) -> str:
@@ -78,7 +85,9 @@ def sandbox_strength(agent: str, policy: Any, local_dataset: bool) -> str:
 
     kind = agent_kind(agent)
     if kind == "http":
-        return "none here: an HTTP agent runs on its own machine (it sees what its service can reach; the harness sends cases only)"
+        return (
+            "none here: an HTTP agent runs on its own machine (it sees what its service can reach; the harness sends cases only)"
+        )
     if policy.trusted:
         return "trusted (--trust-agent): no isolation"
     if kind == "reference" and not (local_dataset and sandbox_support()[0]):
@@ -95,8 +104,10 @@ def check_sandbox_available(agent: str, sandbox: SandboxParams) -> None:
 
     ok, why = sandbox_support()
     if not ok:
-        raise UsageError(f"the agent sandbox is unavailable on this machine ({why}), and {agent} may be code nobody here wrote; "
-                         "fix that, or pass --trust-agent to run it without isolation")
+        raise UsageError(
+            f"the agent sandbox is unavailable on this machine ({why}), and {agent} may be code nobody here wrote; "
+            "fix that, or pass --trust-agent to run it without isolation"
+        )
 
 
 def private_seed(seed_secret: object = None) -> int:
@@ -106,28 +117,36 @@ def private_seed(seed_secret: object = None) -> int:
 
     if seed_secret is not None:
         if not isinstance(seed_secret, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,127}$", seed_secret):
-            raise UsageError(f"seed secret must name a Prefect Secret block (lower-case letters, digits, '-'), got {seed_secret!r}")
+            raise UsageError(
+                f"seed secret must name a Prefect Secret block (lower-case letters, digits, '-'), got {seed_secret!r}"
+            )
         from prefect.blocks.system import Secret
 
         try:
             raw = str(cast(Secret, Secret.load(seed_secret)).get())  # load() is typed sync-or-async
         except Exception as exc:  # noqa: BLE001 - missing block, API down: one line
-            raise UsageError(f"cannot read the Prefect Secret block {seed_secret!r} ({type(exc).__name__}); create it with "
-                             f"Secret(value='<a large random whole number>').save({seed_secret!r})") from None
+            raise UsageError(
+                f"cannot read the Prefect Secret block {seed_secret!r} ({type(exc).__name__}); create it with "
+                f"Secret(value='<a large random whole number>').save({seed_secret!r})"
+            ) from None
         where = f"Secret block {seed_secret!r}"
     else:
         raw = os.environ.get(PRIVATE_SEED_ENV, "")
         where = PRIVATE_SEED_ENV
         if not raw.strip():
-            raise UsageError(f"a private seed needs {PRIVATE_SEED_ENV} set (or --seed-secret BLOCK); make one with "
-                             "python -c 'import secrets; print(secrets.randbits(63))'")
+            raise UsageError(
+                f"a private seed needs {PRIVATE_SEED_ENV} set (or --seed-secret BLOCK); make one with "
+                "python -c 'import secrets; print(secrets.randbits(63))'"
+            )
     try:
         value = int(raw.strip())
     except ValueError:
         raise UsageError(f"{where} must hold a whole number") from None  # never echo a secret
     if not MIN_PRIVATE_SEED <= value <= MAX_SEED:
-        raise UsageError(f"{where} must hold a whole number from 2^32 to 2^63-1: a small seed is found by trying every one "
-                         "against the dataset's hash")
+        raise UsageError(
+            f"{where} must hold a whole number from 2^32 to 2^63-1: a small seed is found by trying every one "
+            "against the dataset's hash"
+        )
     return value
 
 
@@ -198,7 +217,9 @@ MAX_RETRIES = 100
 def check_concurrency(value: object) -> int:
     """Agent calls in flight across the whole run: a whole number from 1 to 100,000."""
     if isinstance(value, bool) or not isinstance(value, int) or not (0 < value <= MAX_CONCURRENCY):
-        raise UsageError(f"concurrency must be a whole number of agent calls in flight from 1 to {MAX_CONCURRENCY:,}, got {value!r}")
+        raise UsageError(
+            f"concurrency must be a whole number of agent calls in flight from 1 to {MAX_CONCURRENCY:,}, got {value!r}"
+        )
     return value
 
 
@@ -212,7 +233,9 @@ def check_max_retries(value: object) -> int:
 def check_run_id(run_id: object, what: str = "run id") -> str:
     """A run id names folders (runs/{id}/) and rows: letters, digits, '.', '_' and '-' only."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
-        raise UsageError(f"{what} {run_id!r} may hold only letters, digits, '.', '_' and '-' (1-128, starting with a letter or digit)")
+        raise UsageError(
+            f"{what} {run_id!r} may hold only letters, digits, '.', '_' and '-' (1-128, starting with a letter or digit)"
+        )
     return run_id
 
 
@@ -270,7 +293,9 @@ def check_dask_address(address: object) -> str | None:
         raise UsageError(f"Dask address {address!r} needs a scheme, e.g. tcp://host:8786")
     url = urlparse(address)
     if url.scheme not in DASK_SCHEMES:
-        raise UsageError(f"Dask address {address!r} has unknown scheme {url.scheme!r}; use tcp://host:8786 (or {', '.join(DASK_SCHEMES[1:])})")
+        raise UsageError(
+            f"Dask address {address!r} has unknown scheme {url.scheme!r}; use tcp://host:8786 (or {', '.join(DASK_SCHEMES[1:])})"
+        )
     try:
         port = url.port
     except ValueError:
@@ -303,8 +328,14 @@ def _one_line(text: str) -> str:
     return " ".join(" ".join(lines).split())
 
 
-def check_compare_params(run_ids: object, warehouse_url: object = None, storage_url: object = None, correction: object = "holm",
-                         alpha: object = 0.05, n_boot: object = 10_000) -> None:
+def check_compare_params(
+    run_ids: object,
+    warehouse_url: object = None,
+    storage_url: object = None,
+    correction: object = "holm",
+    alpha: object = 0.05,
+    n_boot: object = 10_000,
+) -> None:
     """The compare-runs flow's parameters (and `scenario compare`'s)."""
     from scenario_pipeline.compare.engine import CORRECTIONS
 
@@ -325,8 +356,15 @@ def check_compare_params(run_ids: object, warehouse_url: object = None, storage_
     check_storage_url(storage_url)
 
 
-def check_generate_params(dataset: object, records: object, partition_rows: object = None, seed: object = None,
-                          storage_url: object = None, dask_address: object = None, settings: Settings | None = None):  # noqa: ANN201 - DatasetSpec
+def check_generate_params(
+    dataset: object,
+    records: object,
+    partition_rows: object = None,
+    seed: object = None,
+    storage_url: object = None,
+    dask_address: object = None,
+    settings: Settings | None = None,
+):  # noqa: ANN201 - DatasetSpec
     """The generate-dataset flow's parameters (and `scenario generate`'s); returns the dataset's spec."""
     from scenario_pipeline.datasets.catalog import build_spec
     from scenario_pipeline.settings import load_settings
@@ -343,8 +381,12 @@ def check_generate_params(dataset: object, records: object, partition_rows: obje
     check_dask_address(dask_address)
     settings = settings or load_settings()
     try:
-        return build_spec(dataset, records=cast(int, records), seed=cast(int, settings.seed if seed is None else seed),
-                          partition_rows=cast("int | None", partition_rows))
+        return build_spec(
+            dataset,
+            records=cast(int, records),
+            seed=cast(int, settings.seed if seed is None else seed),
+            partition_rows=cast("int | None", partition_rows),
+        )
     except UsageError as exc:
         raise UsageError(_one_line(str(exc))) from None
 
@@ -352,19 +394,31 @@ def check_generate_params(dataset: object, records: object, partition_rows: obje
 MAX_GATE_TIMEOUT_S = 30 * 86400
 
 
-def check_promote_params(run_id: object, warehouse_url: object = None, interactive: object = False, decided_by: object = None,
-                         timeout_s: object = 3600, poll_interval_s: object = 5) -> None:
+def check_promote_params(
+    run_id: object,
+    warehouse_url: object = None,
+    interactive: object = False,
+    decided_by: object = None,
+    timeout_s: object = 3600,
+    poll_interval_s: object = 5,
+) -> None:
     """The promote-baseline flow's parameters (and `scenario baseline promote`'s)."""
     check_run_id(run_id)
     check_warehouse_url(warehouse_url)
     if not isinstance(interactive, bool):
         raise UsageError(f"interactive must be true or false, got {interactive!r}")
-    if decided_by is not None and (not isinstance(decided_by, str) or not 0 < len(decided_by) <= 256 or not decided_by.isprintable()):
+    if decided_by is not None and (
+        not isinstance(decided_by, str) or not 0 < len(decided_by) <= 256 or not decided_by.isprintable()
+    ):
         raise UsageError(f"decided_by must be a name of 1 to 256 printable characters, got {decided_by!r}")
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not 0 < timeout_s <= MAX_GATE_TIMEOUT_S:
-        raise UsageError(f"timeout must be a whole number of seconds from 1 to {MAX_GATE_TIMEOUT_S:,} (30 days), got {timeout_s!r}")
+        raise UsageError(
+            f"timeout must be a whole number of seconds from 1 to {MAX_GATE_TIMEOUT_S:,} (30 days), got {timeout_s!r}"
+        )
     if isinstance(poll_interval_s, bool) or not isinstance(poll_interval_s, int) or not 0 < poll_interval_s <= timeout_s:
-        raise UsageError(f"poll interval must be a whole number of seconds from 1 to the timeout ({timeout_s}), got {poll_interval_s!r}")
+        raise UsageError(
+            f"poll interval must be a whole number of seconds from 1 to the timeout ({timeout_s}), got {poll_interval_s!r}"
+        )
 
 
 def check_reconcile_params(days: object = None, warehouse_url: object = None, today: object = None):  # noqa: ANN201 - date | None
@@ -401,7 +455,9 @@ def from_variable(value: str | None, what: str) -> str | None:
 
     resolved = Variable.get(name, default=None)
     if not resolved:
-        raise UsageError(f"{what} names Prefect variable {name!r}, which does not exist; create it with `prefect variable set {name} URL`")
+        raise UsageError(
+            f"{what} names Prefect variable {name!r}, which does not exist; create it with `prefect variable set {name} URL`"
+        )
     return str(resolved)
 
 
@@ -482,7 +538,9 @@ def resolve_params(
         dask_address=dask_address or settings.dask.address,
         shard_size=shard_size or settings.fanout.shard_size,
         case_timeout_s=check_case_timeout(settings.fanout.case_timeout_s if case_timeout_s is None else case_timeout_s),
-        max_answer_bytes=check_max_answer_bytes(settings.fanout.max_answer_bytes if max_answer_bytes is None else max_answer_bytes),
+        max_answer_bytes=check_max_answer_bytes(
+            settings.fanout.max_answer_bytes if max_answer_bytes is None else max_answer_bytes
+        ),
         max_cost_usd=max_cost_usd,
         price_profile=price_profile,
         seed_commitment=commitment,

@@ -26,16 +26,22 @@ def _usd(v: float | None) -> str:
 def report_lines(result: dict[str, Any]) -> list[str]:
     """The estimate error per run, as a markdown page."""
     w = result["window"]
-    lines = [f"# Cost reconciliation {w['start']} to {w['end']} (end excluded)", "",
-             f"{result['pages']} Cost Explorer page(s), {result['retries']} throttled retr(y/ies); {result['lines']} actual cost lines; "
-             f"untagged cost in the window {_usd(result['untagged_usd'])}.", ""]
+    lines = [
+        f"# Cost reconciliation {w['start']} to {w['end']} (end excluded)",
+        "",
+        f"{result['pages']} Cost Explorer page(s), {result['retries']} throttled retr(y/ies); {result['lines']} actual cost lines; "
+        f"untagged cost in the window {_usd(result['untagged_usd'])}.",
+        "",
+    ]
     if result["unknown_runs"]:
         lines += [f"Tagged runs not in this warehouse: {', '.join(result['unknown_runs'][:20])}.", ""]
     lines += ["| run | days | estimate (AWS part) | actual | error | error % | settled |", "|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         pct = "n/a" if r["error_pct"] is None else f"{r['error_pct']:+.1f}%"
-        lines.append(f"| {r['run_id']} | {r['first_day']}..{r['last_day']} | {_usd(r['estimate_usd'])} | {_usd(r['actual_usd'])} | "
-                     f"{_usd(r['error_usd'])} | {pct} | {'no (Cost Explorer still estimating)' if r['incomplete'] else 'yes'} |")
+        lines.append(
+            f"| {r['run_id']} | {r['first_day']}..{r['last_day']} | {_usd(r['estimate_usd'])} | {_usd(r['actual_usd'])} | "
+            f"{_usd(r['error_usd'])} | {pct} | {'no (Cost Explorer still estimating)' if r['incomplete'] else 'yes'} |"
+        )
     return lines
 
 
@@ -48,13 +54,47 @@ def reconcile_costs(days: int | None = None, warehouse_url: str | None = None, t
     check_warehouse_url(warehouse_url)
     result = reconcile(warehouse_url, days, day)
     w = result["window"]
-    logger.info("Cost Explorer %s..%s: %d page(s), %d throttled retries, %d lines for %d run(s) into %s.", w["start"], w["end"],
-                result["pages"], result["retries"], result["lines"], len(result["runs"]), redact_url(warehouse_url))
+    logger.info(
+        "Cost Explorer %s..%s: %d page(s), %d throttled retries, %d lines for %d run(s) into %s.",
+        w["start"],
+        w["end"],
+        result["pages"],
+        result["retries"],
+        result["lines"],
+        len(result["runs"]),
+        redact_url(warehouse_url),
+    )
     for r in result["runs"]:
-        logger.info("Run %s: estimate %s, actual %s, error %s%s.", r["run_id"], _usd(r["estimate_usd"]), _usd(r["actual_usd"]),
-                    "n/a" if r["error_pct"] is None else f"{r['error_pct']:+.1f}%", " (days still estimated)" if r["incomplete"] else "")
+        logger.info(
+            "Run %s: estimate %s, actual %s, error %s%s.",
+            r["run_id"],
+            _usd(r["estimate_usd"]),
+            _usd(r["actual_usd"]),
+            "n/a" if r["error_pct"] is None else f"{r['error_pct']:+.1f}%",
+            " (days still estimated)" if r["incomplete"] else "",
+        )
     if result["runs"]:
-        create_table_artifact([{k: r[k] for k in ("run_id", "first_day", "last_day", "estimate_usd", "actual_usd", "error_usd", "error_pct", "incomplete")}
-                               for r in result["runs"]], key="cost-reconciliation", description="Estimate error per run")
-    create_markdown_artifact("\n".join(report_lines(result)), key="cost-reconciliation-report", description="Cost Explorer actuals against estimates")
+        create_table_artifact(
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "run_id",
+                        "first_day",
+                        "last_day",
+                        "estimate_usd",
+                        "actual_usd",
+                        "error_usd",
+                        "error_pct",
+                        "incomplete",
+                    )
+                }
+                for r in result["runs"]
+            ],
+            key="cost-reconciliation",
+            description="Estimate error per run",
+        )
+    create_markdown_artifact(
+        "\n".join(report_lines(result)), key="cost-reconciliation-report", description="Cost Explorer actuals against estimates"
+    )
     return result

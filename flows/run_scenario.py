@@ -49,7 +49,9 @@ def _flow_run_name() -> str:
 
 def _code_version() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
         if out.returncode == 0:
             return out.stdout.strip()
     except OSError:
@@ -122,22 +124,53 @@ def run_scenario(
     is retried (default SCENARIO_FANOUT_MAX_RETRIES, 5); docs/agents.md, "Concurrency, rate limits and retries".
     """
     settings = load_settings()
-    params = resolve_params(settings, scenario, records, cases, agent, seed, run_id, storage_url, warehouse_url, dask_address, shard_size,
-                            max_cost_usd=max_cost_usd, price_profile=price_profile,
-                            case_timeout_s=case_timeout_s, max_answer_bytes=max_answer_bytes,
-                            private=private_seed, seed_secret=seed_secret, fail_on_threshold=fail_on_threshold,
-                            sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env),
-                            concurrency=concurrency, max_retries=max_retries)
+    params = resolve_params(
+        settings,
+        scenario,
+        records,
+        cases,
+        agent,
+        seed,
+        run_id,
+        storage_url,
+        warehouse_url,
+        dask_address,
+        shard_size,
+        max_cost_usd=max_cost_usd,
+        price_profile=price_profile,
+        case_timeout_s=case_timeout_s,
+        max_answer_bytes=max_answer_bytes,
+        private=private_seed,
+        seed_secret=seed_secret,
+        fail_on_threshold=fail_on_threshold,
+        sandbox=check_sandbox(settings, trust_agent, agent_memory_mb, agent_max_processes, agent_network, agent_env),
+        concurrency=concurrency,
+        max_retries=max_retries,
+    )
     run = open_run(params)
     with dask_client(params.dask_address) as client:
         prepare(run, client)
         assert run.root is not None  # prepare() opened the dataset
-        stats = fan_out(client, shard_jobs(run), agent_context(params, run.root, run.manifest), len(run.plan), len(run.cases),
-                        cost=run.cost, concurrency=params.concurrency, max_retries=params.max_retries)
+        stats = fan_out(
+            client,
+            shard_jobs(run),
+            agent_context(params, run.root, run.manifest),
+            len(run.plan),
+            len(run.cases),
+            cost=run.cost,
+            concurrency=params.concurrency,
+            max_retries=params.max_retries,
+        )
     outcome = score(run, stats)
     outcome.warehouse_rows = publish_results(run, outcome)
-    outcome.cost = run.cost.finish(params.warehouse_url, params.scenario.id, stats.budget_exceeded,
-                                   len(run.cases) - outcome.results.num_rows, stats.shards_held, run.logger)
+    outcome.cost = run.cost.finish(
+        params.warehouse_url,
+        params.scenario.id,
+        stats.budget_exceeded,
+        len(run.cases) - outcome.results.num_rows,
+        stats.shards_held,
+        run.logger,
+    )
     outcome.baseline = after_publish(params.warehouse_url, run.storage.url, outcome.run_row, outcome.metric_rows, outcome.results)
     summary = summarize(run, stats, outcome)
     report(summary, outcome.metric_rows, outcome.failure_reasons())
@@ -191,10 +224,23 @@ def open_run(params: RunParams) -> Run:
     logger = get_run_logger()
     storage = Storage.from_url(params.storage_url)
     storage.ensure_writable()
-    run = Run(params, storage, RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd), logger,
-              datetime.now(UTC), time.perf_counter())
-    logger.info("Run %s: %s with agent %s on %s records, %d cases, %s.", params.run_id, params.scenario.id, params.agent,
-                f"{params.records:,}", params.cases, params.describe_seed())
+    run = Run(
+        params,
+        storage,
+        RunCost(storage, params.run_id, load_profile(params.price_profile), params.max_cost_usd),
+        logger,
+        datetime.now(UTC),
+        time.perf_counter(),
+    )
+    logger.info(
+        "Run %s: %s with agent %s on %s records, %d cases, %s.",
+        params.run_id,
+        params.scenario.id,
+        params.agent,
+        f"{params.records:,}",
+        params.cases,
+        params.describe_seed(),
+    )
     check_agent(params.agent, params.scenario)
     run.policy = sandbox_policy(params)
     run.sandbox = sandbox_strength(params.agent, run.policy, params.storage_url.startswith("file://"))
@@ -207,11 +253,22 @@ def prepare(run: Run, client: Client) -> None:
     p = run.params
     run.spec = p.scenario.dataset_spec(p.records, p.seed)
     shard_size = p.shard_size or default_shard_size(p.cases, total_threads(client))
-    run.resuming = write_run_record(run.storage, p.run_id, {
-        "run_id": p.run_id, "scenario": p.scenario.id, "records": p.records, "cases": p.cases,
-        "seed": p.public_seed, "seed_commitment": p.seed_commitment, "agent": p.agent, "shard_size": shard_size,
-        "dataset_hash": run.spec.spec_hash() if run.spec else None, "created_at": run.started_at.isoformat(),
-    })
+    run.resuming = write_run_record(
+        run.storage,
+        p.run_id,
+        {
+            "run_id": p.run_id,
+            "scenario": p.scenario.id,
+            "records": p.records,
+            "cases": p.cases,
+            "seed": p.public_seed,
+            "seed_commitment": p.seed_commitment,
+            "agent": p.agent,
+            "shard_size": shard_size,
+            "dataset_hash": run.spec.spec_hash() if run.spec else None,
+            "created_at": run.started_at.isoformat(),
+        },
+    )
     run.manifest = ensure_dataset(client, run.spec, run.storage) if run.spec else {"name": "none", "tables": {}}
     run.root = dataset_root(run.storage, run.spec) if run.spec else run.storage
     run.cost.record_dataset(run.manifest, run.started_at.isoformat(), *cluster_shape(client))
@@ -225,8 +282,11 @@ def shard_jobs(run: Run) -> list[ShardJob]:
     """Fan-out stage input: one job per shard not yet checkpointed."""
     p = run.params
     limits = Limits(p.case_timeout_s, p.max_answer_bytes)
-    return [ShardJob(p.run_id, p.scenario.id, s, run.cases[lo:hi], p.agent, run.storage.url, limits, run.policy)
-            for s, lo, hi in run.plan if s not in run.done]
+    return [
+        ShardJob(p.run_id, p.scenario.id, s, run.cases[lo:hi], p.agent, run.storage.url, limits, run.policy)
+        for s, lo, hi in run.plan
+        if s not in run.done
+    ]
 
 
 def score(run: Run, stats: FanoutStats) -> Outcome:
@@ -238,14 +298,23 @@ def score(run: Run, stats: FanoutStats) -> Outcome:
     metrics, metric_rows, passed = aggregate(p.scenario, results)
     complete = len(finished) == len(run.plan)
     run_row = {
-        "run_id": p.run_id, "scenario": p.scenario.id, "agent": p.agent, "records": p.records, "cases": p.cases,
-        "seed": p.public_seed, "seed_commitment": p.seed_commitment,
+        "run_id": p.run_id,
+        "scenario": p.scenario.id,
+        "agent": p.agent,
+        "records": p.records,
+        "cases": p.cases,
+        "seed": p.public_seed,
+        "seed_commitment": p.seed_commitment,
         "status": "completed" if complete else ("budget_exceeded" if stats.budget_exceeded else "incomplete"),
         "passed": passed and complete,
-        "started_at": run.started_at.replace(tzinfo=None), "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "code_version": _code_version(), "dataset_hash": run.spec.spec_hash() if run.spec else None,
-        "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None, "triggered_by": getpass.getuser(),
-        "params_json": None, "sandbox": run.sandbox,
+        "started_at": run.started_at.replace(tzinfo=None),
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "code_version": _code_version(),
+        "dataset_hash": run.spec.spec_hash() if run.spec else None,
+        "flow_run_id": str(runtime.flow_run.id) if runtime.flow_run.id else None,
+        "triggered_by": getpass.getuser(),
+        "params_json": None,
+        "sandbox": run.sandbox,
     }
     return Outcome(results, finished, metrics, metric_rows, run_row)
 
@@ -255,7 +324,9 @@ def publish_results(run: Run, outcome: Outcome) -> int:
     started = time.perf_counter()
     rows = publish(run.params.warehouse_url, outcome.run_row, outcome.results, outcome.metric_rows)
     loaded = rows + len(outcome.metric_rows) + 1 if rows or not outcome.results.num_rows else 0  # 0: queued in the outbox
-    run.cost.record_publish(run.params.warehouse_url, loaded, outcome.results.nbytes if loaded else 0, time.perf_counter() - started)
+    run.cost.record_publish(
+        run.params.warehouse_url, loaded, outcome.results.nbytes if loaded else 0, time.perf_counter() - started
+    )
     return rows
 
 
@@ -276,17 +347,32 @@ def summarize(run: Run, stats: FanoutStats, o: Outcome) -> dict[str, Any]:
         "resumed": run.resuming,
         "sandbox": run.sandbox,
         "counts": {
-            "cases": len(rows), "expected_cases": p.cases, "passed": sum(r["passed"] for r in rows),
-            "failed": sum(not r["passed"] for r in rows), "errors": sum(errors.values()), "errors_by_kind": dict(sorted(errors.items())),
-            "shards": len(run.plan), "shards_resumed": stats.shards_resumed, "shards_run": stats.shards_run,
+            "cases": len(rows),
+            "expected_cases": p.cases,
+            "passed": sum(r["passed"] for r in rows),
+            "failed": sum(not r["passed"] for r in rows),
+            "errors": sum(errors.values()),
+            "errors_by_kind": dict(sorted(errors.items())),
+            "shards": len(run.plan),
+            "shards_resumed": stats.shards_resumed,
+            "shards_run": stats.shards_run,
             "shards_failed": len(stats.failed_shards),
-            "retries": sum(r["retries"] or 0 for r in rows), "cases_retried": sum(bool(r["retries"]) for r in rows),
+            "retries": sum(r["retries"] or 0 for r in rows),
+            "cases_retried": sum(bool(r["retries"]) for r in rows),
         },
-        "concurrency": {"limit": p.concurrency, "max_retries": p.max_retries, "peak_in_flight": stats.peak_in_flight,
-                        "lanes": stats.lanes, "limit_decreases": stats.limit_decreases},
+        "concurrency": {
+            "limit": p.concurrency,
+            "max_retries": p.max_retries,
+            "peak_in_flight": stats.peak_in_flight,
+            "lanes": stats.lanes,
+            "limit_decreases": stats.limit_decreases,
+        },
         "metrics": {k: clean(v) for k, v in o.metrics.items()},
-        "thresholds": {m["metric"]: {"target": m["target"], "passed": m["passed"], "unmeasured": m["unmeasured"]}
-                       for m in o.metric_rows if m["target"] is not None},
+        "thresholds": {
+            m["metric"]: {"target": m["target"], "passed": m["passed"], "unmeasured": m["unmeasured"]}
+            for m in o.metric_rows
+            if m["target"] is not None
+        },
         "metric_sources": {m["metric"]: m["source"] for m in o.metric_rows if m["source"] not in (None, "scored")},
         "paths": {
             "dataset": run.root.url if run.root else None,
@@ -307,13 +393,26 @@ def finish(run: Run, stats: FanoutStats, outcome: Outcome, summary: dict[str, An
     done = len(outcome.finished)
     if stats.budget_exceeded:
         cost = summary["cost"]
-        log.error("Run %s stopped at its budget: estimated $%.4f of the $%.4f allowed; %d of %d shards done. Rerun with --run-id %s "
-                  "and a higher --max-cost-usd to finish (the %d cases left would cost about $%.4f more).", p.run_id,
-                  cost["estimate_usd"], cost["max_cost_usd"], done, len(run.plan), p.run_id,
-                  len(run.cases) - c["cases"], cost["remaining_estimate_usd"] or 0.0)
+        log.error(
+            "Run %s stopped at its budget: estimated $%.4f of the $%.4f allowed; %d of %d shards done. Rerun with --run-id %s "
+            "and a higher --max-cost-usd to finish (the %d cases left would cost about $%.4f more).",
+            p.run_id,
+            cost["estimate_usd"],
+            cost["max_cost_usd"],
+            done,
+            len(run.plan),
+            p.run_id,
+            len(run.cases) - c["cases"],
+            cost["remaining_estimate_usd"] or 0.0,
+        )
     elif summary["status"] != "completed":
-        log.error("Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.", p.run_id,
-                  len(run.plan) - done, len(run.plan), p.run_id)
+        log.error(
+            "Run %s is incomplete: %d of %d shards failed; rerun with --run-id %s to retry them.",
+            p.run_id,
+            len(run.plan) - done,
+            len(run.plan),
+            p.run_id,
+        )
     missed = threshold_misses(summary)
     if missed:
         log.error("Run %s missed %d threshold(s): %s.", p.run_id, len(missed), "; ".join(missed))

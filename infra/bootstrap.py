@@ -65,7 +65,9 @@ def demo() -> int:
     ensure_env("test")
     apt_install(*sandbox_packages())
     data = Path(os.environ.get("SCENARIO_DATA_DIR", REPO / "scenario-data"))
-    print(f"\nStarting the local Prefect server and running scenario s12 (10,000,000 records, 100 cases) into {data}\n", flush=True)
+    print(
+        f"\nStarting the local Prefect server and running scenario s12 (10,000,000 records, 100 cases) into {data}\n", flush=True
+    )
     subprocess.run([str(BIN / "scenario"), "server", "start"], check=True)
     return subprocess.run([str(BIN / "scenario"), "run", "s12", "--data-dir", str(data)]).returncode
 

@@ -29,7 +29,9 @@ def check_address(address: str) -> None:
     try:
         socket.create_connection((url.hostname, url.port), timeout=5).close()
     except OSError as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}; check the address and that the scheduler is running") from exc
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}; check the address and that the scheduler is running"
+        ) from exc
 
 
 @contextmanager
@@ -43,7 +45,9 @@ def dask_client(address: str | None, settings: DaskSettings | None = None) -> It
         try:
             client = Client(address, timeout="10s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}; check the address and that the scheduler is running") from exc
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {address}: {exc}; check the address and that the scheduler is running"
+            ) from exc
         try:
             yield client
         finally:

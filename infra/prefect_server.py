@@ -89,10 +89,25 @@ def start(settings: PrefectServerSettings | None = None) -> ServerStatus:
         env["PREFECT_UI_API_URL"] = url  # the UI asks the API there (its default is port 4200)
         with open(log_file(settings), "ab") as log:  # the server keeps its own copy of the descriptor
             proc = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port), "--no-services"]
-                if os.environ.get("SCENARIO_SERVER_NO_SERVICES") else
-                [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    settings.host,
+                    "--port",
+                    str(settings.port),
+                    "--no-services",
+                ]
+                if os.environ.get("SCENARIO_SERVER_NO_SERVICES")
+                else [sys.executable, "-m", "prefect", "server", "start", "--host", settings.host, "--port", str(settings.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         _pid_file(settings).write_text(str(proc.pid))
     deadline = time.monotonic() + settings.start_timeout_s
@@ -103,7 +118,9 @@ def start(settings: PrefectServerSettings | None = None) -> ServerStatus:
         if pid is None:
             raise ServerError(f"the local Prefect server exited during start-up; see {log_file(settings)}")
         time.sleep(0.5)
-    raise ServerError(f"the local Prefect server did not answer at {url} within {settings.start_timeout_s:.0f} s; see {log_file(settings)}")
+    raise ServerError(
+        f"the local Prefect server did not answer at {url} within {settings.start_timeout_s:.0f} s; see {log_file(settings)}"
+    )
 
 
 def stop(settings: PrefectServerSettings | None = None) -> bool:
@@ -134,7 +151,9 @@ def ensure_api(settings: PrefectServerSettings | None = None) -> ServerStatus:
     st = status(settings)
     if os.environ.get("PREFECT_API_URL"):
         if not st.healthy:
-            raise ServerError(f"PREFECT_API_URL={st.api_url} does not answer; check the URL (and PREFECT_API_KEY for Prefect Cloud)")
+            raise ServerError(
+                f"PREFECT_API_URL={st.api_url} does not answer; check the URL (and PREFECT_API_KEY for Prefect Cloud)"
+            )
         return st
     st = start(settings)
     os.environ["PREFECT_API_URL"] = st.api_url

@@ -51,7 +51,11 @@ def harness_key() -> bytes:
     """The harness key's bytes: from ``SCENARIO_HARNESS_KEY`` when set, else the key file (made on first use)."""
     text = os.environ.get(ENV_VAR)
     if text is not None:
-        return _parse(text, f"the environment variable {ENV_VAR}", f"set {ENV_VAR} to at least 64 hex digits (32 bytes), e.g. the output of {_MAKE_ONE}, or unset it to use the key file {key_path()}")
+        return _parse(
+            text,
+            f"the environment variable {ENV_VAR}",
+            f"set {ENV_VAR} to at least 64 hex digits (32 bytes), e.g. the output of {_MAKE_ONE}, or unset it to use the key file {key_path()}",
+        )
     path = key_path()
     return _read_key_file(path) if path.exists() else _make_key_file(path)
 
@@ -98,6 +102,7 @@ def mac_checkpoint(run_key_bytes: bytes, run_id: str, shard: int, data: bytes) -
 
 # -- the key's sources ---------------------------------------------------------------------
 
+
 def _parse(text: str, where: str, cure: str) -> bytes:
     """Hex text to a key; a bad one is one clear message naming ``where`` (never the value, not even a part)."""
     digits = "".join(text.split())
@@ -106,7 +111,9 @@ def _parse(text: str, where: str, cure: str) -> bytes:
     except ValueError:
         raise HarnessKeyError(f"{where} is not a valid harness key: it is not hex digits; {cure}") from None
     if len(key) < KEY_BYTES:
-        raise HarnessKeyError(f"{where} is not a valid harness key: it has {len(key)} bytes, at least {KEY_BYTES} are needed; {cure}")
+        raise HarnessKeyError(
+            f"{where} is not a valid harness key: it has {len(key)} bytes, at least {KEY_BYTES} are needed; {cure}"
+        )
     return key
 
 
@@ -117,8 +124,10 @@ def _private_dir(folder: Path) -> None:
         if stat.S_IMODE(folder.stat().st_mode) != 0o700:
             folder.chmod(0o700)
     except OSError as exc:
-        raise HarnessKeyError(f"cannot make the harness key folder {folder}: {exc.strerror or exc}; set XDG_CONFIG_HOME to a "
-                              f"private folder of yours, or set {ENV_VAR}") from None
+        raise HarnessKeyError(
+            f"cannot make the harness key folder {folder}: {exc.strerror or exc}; set XDG_CONFIG_HOME to a "
+            f"private folder of yours, or set {ENV_VAR}"
+        ) from None
 
 
 def _make_key_file(path: Path) -> bytes:
@@ -135,8 +144,10 @@ def _make_key_file(path: Path) -> bytes:
         with contextlib.suppress(FileExistsError):  # another process made it first: then theirs is the key
             os.link(tmp, path)
     except OSError as exc:
-        raise HarnessKeyError(f"cannot make the harness key file {path}: {exc.strerror or exc}; set XDG_CONFIG_HOME to a "
-                              f"private folder of yours, or set {ENV_VAR}") from None
+        raise HarnessKeyError(
+            f"cannot make the harness key file {path}: {exc.strerror or exc}; set XDG_CONFIG_HOME to a "
+            f"private folder of yours, or set {ENV_VAR}"
+        ) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -155,8 +166,10 @@ def _read_key_file(path: Path) -> bytes:
                 if st.st_uid != os.geteuid():
                     raise HarnessKeyError(f"the harness key file {path} belongs to another user (uid {st.st_uid}); {cure}")
                 if stat.S_IMODE(st.st_mode) & 0o077:
-                    raise HarnessKeyError(f"the harness key file {path} may be read by other users (mode "
-                                          f"{stat.S_IMODE(st.st_mode):04o}); make it private with `chmod 600 {path}`, or {cure}")
+                    raise HarnessKeyError(
+                        f"the harness key file {path} may be read by other users (mode "
+                        f"{stat.S_IMODE(st.st_mode):04o}); make it private with `chmod 600 {path}`, or {cure}"
+                    )
             text = os.read(fd, 4096).decode("ascii", "replace")
         finally:
             os.close(fd)
@@ -166,6 +179,14 @@ def _read_key_file(path: Path) -> bytes:
 
 
 __all__ = [
-    "ENV_VAR", "HarnessKeyError", "check_commitment", "harness_key", "key_id", "key_path", "mac_checkpoint", "run_commitment",
-    "run_key", "source",
+    "ENV_VAR",
+    "HarnessKeyError",
+    "check_commitment",
+    "harness_key",
+    "key_id",
+    "key_path",
+    "mac_checkpoint",
+    "run_commitment",
+    "run_key",
+    "source",
 ]

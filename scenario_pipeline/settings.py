@@ -27,12 +27,19 @@ class FanoutSettings(BaseSettings):
     shard_size: int | None = Field(None, description="cases per shard; default fits about four shards per worker thread")
     case_timeout_s: float = Field(60.0, description="wall-clock limit of one agent call")
     max_answer_bytes: int = Field(1_000_000, description="largest answer accepted, as serialized JSON")
-    concurrency: int = Field(256, description="agent calls in flight across the whole run (docs/agents.md, 'Concurrency, rate "
-                                              "limits and retries')")
-    max_retries: int = Field(5, description="retries of a call the agent rate-limited (HTTP 429, RateLimited) or could not take "
-                                            "(HTTP 503, connection reset, connect timeout), with exponential backoff")
-    sync_processes: int = Field(8, description="most sandbox processes per fan-out lane for a synchronous Python agent; the pool "
-                                               "grows only while its processes wait rather than compute")
+    concurrency: int = Field(
+        256, description="agent calls in flight across the whole run (docs/agents.md, 'Concurrency, rate limits and retries')"
+    )
+    max_retries: int = Field(
+        5,
+        description="retries of a call the agent rate-limited (HTTP 429, RateLimited) or could not take "
+        "(HTTP 503, connection reset, connect timeout), with exponential backoff",
+    )
+    sync_processes: int = Field(
+        8,
+        description="most sandbox processes per fan-out lane for a synchronous Python agent; the pool "
+        "grows only while its processes wait rather than compute",
+    )
 
 
 class SandboxSettings(BaseSettings):
@@ -64,7 +71,9 @@ class CostSettings(BaseSettings):
     ce_max_attempts: int = Field(8, description="attempts per Cost Explorer request before giving up on throttling")
     ce_backoff_s: float = Field(1.0, description="first backoff after a throttled Cost Explorer request; doubles each time")
     ce_backoff_cap_s: float = Field(60.0, description="longest backoff between Cost Explorer attempts")
-    plan_inputs: str | None = Field(None, description="a TOML file of plan inputs to price plans from; default cost/plan_inputs.toml")
+    plan_inputs: str | None = Field(
+        None, description="a TOML file of plan inputs to price plans from; default cost/plan_inputs.toml"
+    )
 
 
 class RedshiftSettings(BaseSettings):
@@ -84,9 +93,15 @@ class DuckDBSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SCENARIO_DUCKDB_")
 
-    lock_wait_s: float = Field(120.0, ge=0, description="longest wait for another process's lock on the file before giving up "
-                                                          "(publishing then keeps the rows in the outbox)")
-    lock_backoff_s: float = Field(0.1, gt=0, description="first wait between attempts; doubles up to lock_backoff_cap_s, jittered")
+    lock_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="longest wait for another process's lock on the file before giving up "
+        "(publishing then keeps the rows in the outbox)",
+    )
+    lock_backoff_s: float = Field(
+        0.1, gt=0, description="first wait between attempts; doubles up to lock_backoff_cap_s, jittered"
+    )
     lock_backoff_cap_s: float = Field(5.0, gt=0, description="longest single wait between attempts")
 
 
@@ -102,8 +117,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCENARIO_")
 
     data_dir: Path = Field(Path("scenario-data"), description="local folder for datasets, checkpoints and the DuckDB warehouse")
-    storage_url: str | None = Field(None, description="file:// or s3:// root for datasets and checkpoints; default the data folder")
-    warehouse_url: str | None = Field(None, description="duckdb:///path or redshift://user@host:5439/db; default a DuckDB file in the data folder")
+    storage_url: str | None = Field(
+        None, description="file:// or s3:// root for datasets and checkpoints; default the data folder"
+    )
+    warehouse_url: str | None = Field(
+        None, description="duckdb:///path or redshift://user@host:5439/db; default a DuckDB file in the data folder"
+    )
     seed: int = Field(20261122, description="default seed for datasets and cases")
     dask: DaskSettings = Field(default_factory=DaskSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
@@ -130,5 +149,16 @@ def load_settings() -> Settings:
 
 
 DEFAULT_SEED = Settings.model_fields["seed"].default
-__all__ = ["Settings", "DaskSettings", "FanoutSettings", "SandboxSettings", "AgentSettings", "CostSettings", "RedshiftSettings",
-           "DuckDBSettings", "PrefectServerSettings", "load_settings", "DEFAULT_SEED"]
+__all__ = [
+    "Settings",
+    "DaskSettings",
+    "FanoutSettings",
+    "SandboxSettings",
+    "AgentSettings",
+    "CostSettings",
+    "RedshiftSettings",
+    "DuckDBSettings",
+    "PrefectServerSettings",
+    "load_settings",
+    "DEFAULT_SEED",
+]

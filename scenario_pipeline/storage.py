@@ -111,15 +111,18 @@ class Storage:
 
     def list(self, rel: str = "") -> list[str]:
         """Names (not paths) directly under ``rel``; empty when it does not exist."""
+
         def _ls(p: str) -> list[str]:
             if not self.fs.exists(p):
                 return []
             return sorted(posixpath.basename(x.rstrip("/")) for x in self.fs.ls(p, detail=False))
+
         return self._call("list", rel, _ls)
 
     # -- writes --------------------------------------------------------------------------
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write atomically: readers never see a torn object."""
+
         def _put(p: str) -> None:
             if self.scheme == "file":
                 os.makedirs(posixpath.dirname(p), exist_ok=True)
@@ -136,6 +139,7 @@ class Storage:
                         os.unlink(tmp)
             else:
                 self.fs.pipe_file(p, data)
+
         self._call("write", rel, _put)
 
     def write_json(self, rel: str, obj: Any) -> None:
@@ -162,7 +166,9 @@ class Storage:
         except FileNotFoundError as exc:
             raise StorageError(f"cannot {what} {self.scheme}://{full}: not found") from exc
         except PermissionError as exc:
-            raise StorageError(f"cannot {what} {self.scheme}://{full}: permission denied; choose a writable --data-dir or storage URL") from exc
+            raise StorageError(
+                f"cannot {what} {self.scheme}://{full}: permission denied; choose a writable --data-dir or storage URL"
+            ) from exc
         except OSError as exc:
             raise os_error(what, f"{self.scheme}://{full}", exc) from exc  # a full disk says so
         except Exception as exc:  # botocore / aiohttp errors carry no common base
@@ -178,7 +184,7 @@ _DISK_FULL = {errno.ENOSPC: "No space left on device, ENOSPC", errno.EDQUOT: "Di
 
 
 def disk_full_reason(exc: BaseException | None) -> str | None:
-    """"No space left on device, ENOSPC" when ``exc`` (or an exception it wraps) is a full disk, else None.
+    """ "No space left on device, ENOSPC" when ``exc`` (or an exception it wraps) is a full disk, else None.
 
     pyarrow and DuckDB report it as text ("... [errno 28] No space left on device"), so the text counts too.
     """
@@ -195,8 +201,10 @@ def disk_full_reason(exc: BaseException | None) -> str | None:
 
 
 def disk_full_error(what: str, where: str, reason: str) -> DiskFullError:
-    return DiskFullError(f"the disk is full: cannot {what} {where} ({reason}); free space on that disk, "
-                         "or choose another --data-dir (or --storage) with room, then rerun the same command")
+    return DiskFullError(
+        f"the disk is full: cannot {what} {where} ({reason}); free space on that disk, "
+        "or choose another --data-dir (or --storage) with room, then rerun the same command"
+    )
 
 
 def os_error(what: str, where: str, exc: OSError) -> StorageError:
@@ -235,14 +243,40 @@ S3_BACKOFF_BASE_S = 0.1  # the first retry waits 0.05-0.1 s, each next one twice
 S3_BACKOFF_MAX_S = 5.0  # ... up to 2.5-5 s; all 7 retries wait about 8 s at most
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _TRANSIENT_CODES = {  # botocore's standard retry mode's transient and throttling error codes
-    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "ServiceUnavailable",
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
-    "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-    "LimitExceededException", "RequestThrottled", "EC2ThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "EC2ThrottledException",
 }
-_VERBS = {"PutObject": "write", "CreateMultipartUpload": "write", "UploadPart": "write", "CompleteMultipartUpload": "write",
-          "AbortMultipartUpload": "write", "CopyObject": "write", "GetObject": "read", "HeadObject": "stat", "HeadBucket": "check",
-          "ListObjectsV2": "list", "ListObjects": "list", "DeleteObject": "delete", "DeleteObjects": "delete"}
+_VERBS = {
+    "PutObject": "write",
+    "CreateMultipartUpload": "write",
+    "UploadPart": "write",
+    "CompleteMultipartUpload": "write",
+    "AbortMultipartUpload": "write",
+    "CopyObject": "write",
+    "GetObject": "read",
+    "HeadObject": "stat",
+    "HeadBucket": "check",
+    "ListObjectsV2": "list",
+    "ListObjects": "list",
+    "DeleteObject": "delete",
+    "DeleteObjects": "delete",
+}
 
 
 def _transient(response: Any, caught_exception: BaseException | None) -> str | None:
@@ -276,8 +310,14 @@ def _s3_target(request_dict: dict[str, Any] | None) -> str:
     return f"s3://{bucket}/{key}" if bucket else "s3://"
 
 
-def _retry_s3(response: Any = None, caught_exception: BaseException | None = None, attempts: int = 1, operation: Any = None,
-              request_dict: dict[str, Any] | None = None, **_: Any) -> float | None:
+def _retry_s3(
+    response: Any = None,
+    caught_exception: BaseException | None = None,
+    attempts: int = 1,
+    operation: Any = None,
+    request_dict: dict[str, Any] | None = None,
+    **_: Any,
+) -> float | None:
     """botocore ``needs-retry`` handler: the seconds to wait before the next attempt, or None to stop.
 
     Runs on fsspec's IO thread; context variables (hence Prefect's run context) are the caller's.

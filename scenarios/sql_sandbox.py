@@ -71,11 +71,15 @@ class ReadOnlyDatabase:
                     with root.fs.open(root.path(part["path"]), "rb") as fh:
                         arrow = pq.read_table(fh)
                     build.register("part_data", arrow)
-                    build.execute(f'{"CREATE TABLE" if i == 0 else "INSERT INTO"} "{table}" {"AS " if i == 0 else ""}SELECT * FROM part_data')
+                    build.execute(
+                        f'{"CREATE TABLE" if i == 0 else "INSERT INTO"} "{table}" {"AS " if i == 0 else ""}SELECT * FROM part_data'
+                    )
                     build.unregister("part_data")
         finally:
             build.close()
-        self.con = duckdb.connect(path, read_only=True, config={"enable_external_access": False, "threads": 1, "memory_limit": "512MB"})
+        self.con = duckdb.connect(
+            path, read_only=True, config={"enable_external_access": False, "threads": 1, "memory_limit": "512MB"}
+        )
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")
         self.con.execute("SET lock_configuration = true")
 

@@ -38,12 +38,12 @@ def _split(piece: str) -> list[str]:
     if body[0].isalpha() and len(body) > _LONG_WORD:
         cut = lead + _FIRST
         out = [piece[:cut]]
-        out.extend(piece[i:i + _NEXT] for i in range(cut, len(piece), _NEXT))
+        out.extend(piece[i : i + _NEXT] for i in range(cut, len(piece), _NEXT))
         return out
     if not body[0].isalnum() and not body[0].isspace() and len(body) > _SYMBOLS:
         cut = lead + _SYMBOLS
         out = [piece[:cut]]
-        out.extend(piece[i:i + _SYMBOLS] for i in range(cut, len(piece), _SYMBOLS))
+        out.extend(piece[i : i + _SYMBOLS] for i in range(cut, len(piece), _SYMBOLS))
         return out
     return [piece]
 

@@ -46,27 +46,29 @@ from scenario_pipeline.storage import DiskFullError, Storage, run_dir
 
 log = logging.getLogger(__name__)
 
-CASE_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("scenario", pa.string()),
-    ("case_id", pa.string()),
-    ("case_index", pa.int32()),
-    ("shard", pa.int32()),
-    ("passed", pa.bool_()),
-    ("reason", pa.string()),
-    ("metrics_json", pa.string()),
-    ("answer_digest", pa.string()),
-    ("answer_bytes", pa.int64()),
-    ("latency_ms", pa.float64()),
-    ("input_tokens", pa.int64()),
-    ("output_tokens", pa.int64()),
-    ("cost_usd", pa.float64()),
-    ("attributes_json", pa.string()),
-    ("worker", pa.string()),
-    ("error_kind", pa.string()),  # typed reason of a case without a scorable answer (tasks/score.py CaseError)
-    ("read_bytes", pa.int64()),  # bytes the agent's processes read during the call, measured by the harness
-    ("retries", pa.int32()),  # attempts after the first: the agent rate-limited or could not take the call (tasks/lanes.py)
-])
+CASE_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("scenario", pa.string()),
+        ("case_id", pa.string()),
+        ("case_index", pa.int32()),
+        ("shard", pa.int32()),
+        ("passed", pa.bool_()),
+        ("reason", pa.string()),
+        ("metrics_json", pa.string()),
+        ("answer_digest", pa.string()),
+        ("answer_bytes", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("attributes_json", pa.string()),
+        ("worker", pa.string()),
+        ("error_kind", pa.string()),  # typed reason of a case without a scorable answer (tasks/score.py CaseError)
+        ("read_bytes", pa.int64()),  # bytes the agent's processes read during the call, measured by the harness
+        ("retries", pa.int32()),  # attempts after the first: the agent rate-limited or could not take the call (tasks/lanes.py)
+    ]
+)
 
 # Parameters that must match when a run id is reused: otherwise the shards would not line up.
 RUN_IDENTITY = ("scenario", "records", "cases", "seed", "seed_commitment", "agent", "shard_size", "dataset_hash")
@@ -93,7 +95,9 @@ def write_run_record(storage: Storage, run_id: str, record: dict[str, Any]) -> b
         old = storage.read_json(rel)
         diffs = [f"{k}: was {old.get(k)!r}, now {record.get(k)!r}" for k in RUN_IDENTITY if old.get(k) != record.get(k)]
         if diffs:
-            raise RunStateError(f"run id {run_id!r} already exists with other parameters ({'; '.join(diffs)}); use a new --run-id or the original parameters")
+            raise RunStateError(
+                f"run id {run_id!r} already exists with other parameters ({'; '.join(diffs)}); use a new --run-id or the original parameters"
+            )
         return True
     storage.write_json(rel, record)
     return False
@@ -107,8 +111,13 @@ def write_shard(storage: Storage, run_id: str, shard: int, rows: list[dict[str, 
     data = buf.getvalue()
     key = harness_key.harness_key()  # before any write: a bad key leaves nothing behind
     sidecar = {
-        "format": MAC_FORMAT, "algorithm": "HMAC-SHA256", "run_id": run_id, "shard": shard, "rows": table.num_rows,
-        "bytes": len(data), "key_id": harness_key.key_id(key),
+        "format": MAC_FORMAT,
+        "algorithm": "HMAC-SHA256",
+        "run_id": run_id,
+        "shard": shard,
+        "rows": table.num_rows,
+        "bytes": len(data),
+        "key_id": harness_key.key_id(key),
         "mac": harness_key.mac_checkpoint(harness_key.run_key(run_id, key), run_id, shard, data),
     }
     rel = shard_path(run_id, shard)
@@ -118,6 +127,7 @@ def write_shard(storage: Storage, run_id: str, shard: int, rows: list[dict[str, 
 
 
 # -- verification ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Key:
@@ -160,7 +170,7 @@ def _why(exc: BaseException, uri: str) -> str:
     text = str(exc)
     at = text.find(f"{uri}: ")
     if at >= 0:
-        text = text[at + len(uri) + 2:]
+        text = text[at + len(uri) + 2 :]
     return text.split("; choose a writable")[0]
 
 
@@ -172,12 +182,17 @@ def _resume_error(storage: Storage, rel: str, run_id: str, what: str, exc: Stora
     uri = storage.uri(rel)
     why = _why(exc, uri)
     log.error("checkpoint check of run %s: cannot %s %s (%s)", run_id, what, uri, why)
-    hint = ("check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE) are valid and may list and read that "
-            "prefix (s3:ListBucket, s3:GetObject), and that the endpoint is reachable" if storage.scheme == "s3"
-            else "check that this user may read that folder and its files (owner and mode)")
-    return StorageError(f"cannot {what} {uri} while checking which checkpoint shards of run {run_id!r} are finished ({why}); "
-                        f"this is not a missing checkpoint, so nothing was counted as finished or unfinished: {hint}, "
-                        f"then rerun the same command with --run-id {run_id}")
+    hint = (
+        "check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE) are valid and may list and read that "
+        "prefix (s3:ListBucket, s3:GetObject), and that the endpoint is reachable"
+        if storage.scheme == "s3"
+        else "check that this user may read that folder and its files (owner and mode)"
+    )
+    return StorageError(
+        f"cannot {what} {uri} while checking which checkpoint shards of run {run_id!r} are finished ({why}); "
+        f"this is not a missing checkpoint, so nothing was counted as finished or unfinished: {hint}, "
+        f"then rerun the same command with --run-id {run_id}"
+    )
 
 
 def _read_or_none(storage: Storage, rel: str, run_id: str) -> bytes | None:
@@ -216,8 +231,10 @@ def check_shard(storage: Storage, run_id: str, shard: int, key: _Key | None = No
     signer = meta.get("key_id") if isinstance(meta, dict) else None
     if isinstance(signer, str) and signer and signer != key.key_id:
         # Unauthenticated, so it changes only the words, never the verdict: the likely cause of a whole run's shards failing.
-        reason = (f"MAC mismatch; its sidecar names another harness key, {signer[:16]!r}, than this one, {key.key_id!r}: if "
-                  f"machines with different keys share this storage, set {harness_key.ENV_VAR} to the same value on all of them")
+        reason = (
+            f"MAC mismatch; its sidecar names another harness key, {signer[:16]!r}, than this one, {key.key_id!r}: if "
+            f"machines with different keys share this storage, set {harness_key.ENV_VAR} to the same value on all of them"
+        )
     else:
         reason = "MAC mismatch"
     return ShardCheck(shard, "failed", reason, data, sidecar)
@@ -277,23 +294,43 @@ def finished_shards(storage: Storage, run_id: str, expected_rows: dict[int, int]
         if check.status == "missing":  # listed, then gone: nothing to say
             continue
         if check.status == "unsigned":
-            logger.info("Checkpoint shard %d of run %s has no MAC sidecar (written by an older version, or the run stopped "
-                        "between its two writes): it will be run again.", shard, run_id)
+            logger.info(
+                "Checkpoint shard %d of run %s has no MAC sidecar (written by an older version, or the run stopped "
+                "between its two writes): it will be run again.",
+                shard,
+                run_id,
+            )
             continue
         if check.status == "failed":
             aside = _reject(storage, run_id, check)
-            logger.warning("checkpoint shard %d of run %s failed its integrity check (%s): it will be run again; the file "
-                           "was moved aside as %s", shard, run_id, check.reason, aside)
+            logger.warning(
+                "checkpoint shard %d of run %s failed its integrity check (%s): it will be run again; the file "
+                "was moved aside as %s",
+                shard,
+                run_id,
+                check.reason,
+                aside,
+            )
             continue
         try:
             rows = pq.read_metadata(io.BytesIO(check.data or b"")).num_rows
         except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...: an unreadable footer
-            logger.warning("Checkpoint shard %d of run %s has an unreadable Parquet footer (%s: %s): it will be run again.",
-                           shard, run_id, type(exc).__name__, exc)
+            logger.warning(
+                "Checkpoint shard %d of run %s has an unreadable Parquet footer (%s: %s): it will be run again.",
+                shard,
+                run_id,
+                type(exc).__name__,
+                exc,
+            )
             continue
         if rows != expected_rows[shard]:
-            logger.warning("Checkpoint shard %d of run %s has %d rows, %d expected: it will be run again.",
-                           shard, run_id, rows, expected_rows[shard])
+            logger.warning(
+                "Checkpoint shard %d of run %s has %d rows, %d expected: it will be run again.",
+                shard,
+                run_id,
+                rows,
+                expected_rows[shard],
+            )
             continue
         done.add(shard)
     return done
@@ -326,7 +363,8 @@ def read_results(storage: Storage, run_id: str, shards: list[int]) -> pa.Table:
                 f"checkpoint shard {s} of run {run_id!r} failed its integrity check ({reason}) when read for scoring: "
                 f"{storage.uri(shard_path(run_id, s))} changed after it was verified, so nothing from this run was scored "
                 f"or published; find out who else can write that storage, then rerun the same command with --run-id "
-                f"{run_id}: the shard will be moved aside and run again")
+                f"{run_id}: the shard will be moved aside and run again"
+            )
         tables.append(_conform(pq.read_table(io.BytesIO(check.data or b""))))
     table = pa.concat_tables(tables) if tables else CASE_SCHEMA.empty_table()
     return table.sort_by("case_index")

@@ -103,15 +103,27 @@ def _progress_artifact(artifact: Any, percent: float, description: str, logger: 
             return create_progress_artifact(percent, description=description)
         update_progress_artifact(artifact, percent, description=description)
     except Exception as exc:  # noqa: BLE001 - httpx errors, Prefect API errors
-        logger.warning("Could not update the progress artifact (Prefect API: %s: %s); the fan-out goes on without it.",
-                       type(exc).__name__, exc)
+        logger.warning(
+            "Could not update the progress artifact (Prefect API: %s: %s); the fan-out goes on without it.",
+            type(exc).__name__,
+            exc,
+        )
         return _NO_ARTIFACT
     return artifact
 
 
 @task(name="fan-out", cache_policy=NO_CACHE)
-def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shards_total: int, cases_total: int,
-            cost: RunCost | None = None, concurrency: int = 256, max_retries: int = 5, sync_processes: int | None = None) -> FanoutStats:
+def fan_out(
+    client: Client,
+    jobs: list[ShardJob],
+    context: dict[str, Any],
+    shards_total: int,
+    cases_total: int,
+    cost: RunCost | None = None,
+    concurrency: int = 256,
+    max_retries: int = 5,
+    sync_processes: int | None = None,
+) -> FanoutStats:
     """Run the shards in lanes (tasks/lanes.py): at most one lane per Dask worker thread, at most
     ``concurrency`` agent calls in flight across them, retries of refused calls up to ``max_retries``.
 
@@ -131,24 +143,38 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
         return sum(m.get("retries", 0) for m in live.values())
 
     def describe() -> str:
-        return (f"{done_cases} of {cases_total} cases scored and checkpointed; {in_flight()} in flight, {retried()} retried"
-                + (f"; {cost.describe()}" if cost else ""))
+        return f"{done_cases} of {cases_total} cases scored and checkpointed; {in_flight()} in flight, {retried()} retried" + (
+            f"; {cost.describe()}" if cost else ""
+        )
 
     artifact = _progress_artifact(None, done_cases / max(cases_total, 1) * 100, describe(), logger)  # issue 9
     bar = progress.listener()
     bar.start("fan-out", cases_total, "cases")
     bar.advance("fan-out", done_cases)
     if stats.shards_resumed:
-        logger.info("Resuming: %d of %d shards are already checkpointed; running the other %d.", stats.shards_resumed, shards_total, len(jobs))
+        logger.info(
+            "Resuming: %d of %d shards are already checkpointed; running the other %d.",
+            stats.shards_resumed,
+            shards_total,
+            len(jobs),
+        )
     if not jobs:
         bar.finish("fan-out")
         return stats
     workers = client.scheduler_info(n_workers=-1)["workers"]
     threads = max(1, sum(w["nthreads"] for w in workers.values()))
     sync_processes = sync_processes or load_settings().fanout.sync_processes
-    logger.info("Fanning out %d cases in %d shards to %d Dask workers (%d threads), at most %d agent calls in flight, "
-                "up to %d retries of a refused call (dashboard: %s).", sum(len(j.cases) for j in jobs), len(jobs),
-                len(workers), threads, concurrency, max_retries, client.dashboard_link)
+    logger.info(
+        "Fanning out %d cases in %d shards to %d Dask workers (%d threads), at most %d agent calls in flight, "
+        "up to %d retries of a refused call (dashboard: %s).",
+        sum(len(j.cases) for j in jobs),
+        len(jobs),
+        len(workers),
+        threads,
+        concurrency,
+        max_retries,
+        client.dashboard_link,
+    )
     topic = f"fanout-{jobs[0].run_id}-{uuid.uuid4().hex[:8]}"
     inbox: queue.Queue = queue.Queue()
     client.subscribe_topic(topic, lambda ev: inbox.put(("shard", ev[1])))
@@ -256,8 +282,16 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
         if now - last_report > 1.0 or (done_cases == cases_total and not reported_all):
             reported_all = done_cases == cases_total
             artifact = _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
-            logger.info("%d of %d cases done, %d in flight, %d retried (%d shards run, %d failed)%s.", done_cases, cases_total, in_flight(),
-                        retried(), stats.shards_run, len(stats.failed_shards), f"; {cost.describe()}" if cost else "")
+            logger.info(
+                "%d of %d cases done, %d in flight, %d retried (%d shards run, %d failed)%s.",
+                done_cases,
+                cases_total,
+                in_flight(),
+                retried(),
+                stats.shards_run,
+                len(stats.failed_shards),
+                f"; {cost.describe()}" if cost else "",
+            )
             if cost is not None:  # issue 7: the ledger, so a resumed run knows what was spent
                 cost.save()
             last_report = now
@@ -268,21 +302,35 @@ def fan_out(client: Client, jobs: list[ShardJob], context: dict[str, Any], shard
             pass
     stats.retries = retried()
     if disk_full is not None:  # issue 9: the run stops with one clear error; rerun with the same --run-id to resume
-        logger.warning("Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
-                       "to resume from the checkpointed shards.", stats.shards_resumed + stats.shards_run, shards_total)
+        logger.warning(
+            "Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
+            "to resume from the checkpointed shards.",
+            stats.shards_resumed + stats.shards_run,
+            shards_total,
+        )
         bar.finish("fan-out")
         raise disk_full
     # --- issue 7 ---
     if queue_:
         stats.budget_exceeded, stats.shards_held = True, len(queue_)
-        logger.warning("Budget reached: %s; %d shards (%d cases) held back and not run.", cost.describe() if cost else "",
-                       len(queue_), sum(len(j.cases) for j in queue_))
+        logger.warning(
+            "Budget reached: %s; %d shards (%d cases) held back and not run.",
+            cost.describe() if cost else "",
+            len(queue_),
+            sum(len(j.cases) for j in queue_),
+        )
     if cost is not None:
         cost.save(force=True)
     # --- end issue 7 ---
     _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
     bar.finish("fan-out")
     stats.seconds = time.perf_counter() - started
-    logger.info("Fan-out done in %.1f s: %d lanes, at most %d agent calls in flight (of %d allowed), %d retries.", stats.seconds,
-                stats.lanes, stats.peak_in_flight, concurrency, stats.retries)
+    logger.info(
+        "Fan-out done in %.1f s: %d lanes, at most %d agent calls in flight (of %d allowed), %d retries.",
+        stats.seconds,
+        stats.lanes,
+        stats.peak_in_flight,
+        concurrency,
+        stats.retries,
+    )
     return stats

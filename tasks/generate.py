@@ -56,8 +56,13 @@ def present_partitions(client: Client, spec: DatasetSpec, root: Storage, table: 
                 listed.append(p)
     if not listed:
         return []
-    futures = client.map(verify_job, [root.url] * -(-len(listed) // VERIFY_BATCH), [table] * -(-len(listed) // VERIFY_BATCH),
-                         list(_batches(sorted(listed), VERIFY_BATCH)), pure=False)
+    futures = client.map(
+        verify_job,
+        [root.url] * -(-len(listed) // VERIFY_BATCH),
+        [table] * -(-len(listed) // VERIFY_BATCH),
+        list(_batches(sorted(listed), VERIFY_BATCH)),
+        pure=False,
+    )
     return [info for batch in client.gather(futures) for info in batch]
 
 
@@ -92,7 +97,9 @@ def materialize(client: Client | None, spec: DatasetSpec, storage: Storage, log:
     if has_manifest(root):
         manifest = read_manifest(root)
         if manifest.get("spec_hash") != spec.spec_hash():
-            raise DatasetError(f"dataset at {root.url} has a manifest for spec {manifest.get('spec_hash')}, not {spec.spec_hash()}; delete the folder and generate again")
+            raise DatasetError(
+                f"dataset at {root.url} has a manifest for spec {manifest.get('spec_hash')}, not {spec.spec_hash()}; delete the folder and generate again"
+            )
         return manifest
     if client is None:
         raise DatasetError(f"dataset at {root.url} is not complete, and generating it needs a Dask cluster")
@@ -111,7 +118,15 @@ def materialize(client: Client | None, spec: DatasetSpec, storage: Storage, log:
         parts[table] = present
         reused += len(present)
         if log:
-            log.info("Dataset %s/%s table %s: %d of %d partitions present, generating %d.", spec.name, spec.spec_hash(), table, len(present), total, len(missing))
+            log.info(
+                "Dataset %s/%s table %s: %d of %d partitions present, generating %d.",
+                spec.name,
+                spec.spec_hash(),
+                table,
+                len(present),
+                total,
+                len(missing),
+            )
         stage = f"generate {table}"
         bar.start(stage, total, "partitions")
         bar.advance(stage, len(present))
@@ -125,10 +140,16 @@ def materialize(client: Client | None, spec: DatasetSpec, storage: Storage, log:
         written += len(missing) - len(failures)
         bar.finish(stage)
         if failures:
-            raise ValidationFailed(f"{len(failures)} partition(s) of {spec.name}.{table} failed validation; the dataset is not published "
-                                   f"(the {len(parts[table])} valid partitions are kept for the next run):\n" + "\n".join(failures[:5]))
+            raise ValidationFailed(
+                f"{len(failures)} partition(s) of {spec.name}.{table} failed validation; the dataset is not published "
+                f"(the {len(parts[table])} valid partitions are kept for the next run):\n" + "\n".join(failures[:5])
+            )
     manifest = build_manifest(spec, parts)
-    manifest["generation"] = {"seconds": round(time.perf_counter() - started, 3), "partitions_written": written, "partitions_reused": reused}
+    manifest["generation"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "partitions_written": written,
+        "partitions_reused": reused,
+    }
     write_manifest(root, manifest)
     return manifest
 
@@ -148,8 +169,15 @@ def _progress_log(log: Any, what: str, present: int, total: int, clock: Callable
         last = now
         rate = (done - present) / (now - started)
         left = (total - done) / rate if rate > 0 else float("inf")
-        log.info("Generating %s: %d of %d partitions (%.0f%%), %.2f partitions/s, about %s left.",
-                 what, done, total, 100.0 * done / total, rate, _duration(left))
+        log.info(
+            "Generating %s: %d of %d partitions (%.0f%%), %.2f partitions/s, about %s left.",
+            what,
+            done,
+            total,
+            100.0 * done / total,
+            rate,
+            _duration(left),
+        )
 
     return report
 
@@ -163,7 +191,9 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, missing: list[int], into: list[PartitionInfo], tick: Any) -> list[str]:
+def _run_window(
+    client: Client, spec: DatasetSpec, root: Storage, table: str, missing: list[int], into: list[PartitionInfo], tick: Any
+) -> list[str]:
     """Write ``missing`` with at most a few tasks per thread in flight; returns failure reports."""
     pending = iter(missing)
     failures: list[str] = []
@@ -173,7 +203,9 @@ def _run_window(client: Client, spec: DatasetSpec, root: Storage, table: str, mi
     def submit(p: int) -> Any:
         return client.submit(write_job, spec, root.url, table, p, hooks, pure=False, retries=2)
 
-    queue = as_completed([submit(p) for _, p in zip(range(window), pending, strict=False)], loop=client.loop)  # the first `window`
+    queue = as_completed(
+        [submit(p) for _, p in zip(range(window), pending, strict=False)], loop=client.loop
+    )  # the first `window`
     disk_full: DiskFullError | None = None
     for fut in queue:
         result = fut.result()  # storage errors (after Dask's retries) end the run here

@@ -305,16 +305,18 @@ class PoolRunner:
     def unreserve(self, box: Sandbox) -> None:
         self._release(box)
 
-    async def call(self, case_input: dict, context: dict, context_key: str, timeout_s: float, max_bytes: int,
-                   box: Sandbox | None = None) -> CallResult:
+    async def call(
+        self, case_input: dict, context: dict, context_key: str, timeout_s: float, max_bytes: int, box: Sandbox | None = None
+    ) -> CallResult:
         own = box is None
         if box is None:
             box = await self._acquire()
         pid = self._agent_pid(box)
         self.busy[id(box)] = (box, time.perf_counter(), _cpu_ticks(pid) if pid else None)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.calls, box.call, case_input, context, context_key, timeout_s,
-                                                                    max_bytes)
+            return await asyncio.get_running_loop().run_in_executor(
+                self.calls, box.call, case_input, context, context_key, timeout_s, max_bytes
+            )
         finally:
             self.busy.pop(id(box), None)
             if own:
@@ -374,6 +376,7 @@ async def _runner(st: _ThreadState, job: LaneJob, readonly: str) -> Any:
     if kind == "http":
         runner = HttpRunner(spec, job.concurrency)
     else:
+
         def make() -> Sandbox:
             return Sandbox(spec, scenario_id, readonly, policy)
 
@@ -458,8 +461,16 @@ class _Lane:
 
     async def _status(self) -> None:
         while True:
-            self._event(f"{self.job.topic}-status", {"lane": self.job.lane, "in_flight": self.limiter.in_flight, "retries": self.retries,
-                                                     "limit": int(self.limiter.limit), "done": self.done_cases})
+            self._event(
+                f"{self.job.topic}-status",
+                {
+                    "lane": self.job.lane,
+                    "in_flight": self.limiter.in_flight,
+                    "retries": self.retries,
+                    "limit": int(self.limiter.limit),
+                    "done": self.done_cases,
+                },
+            )
             await asyncio.sleep(STATUS_EVERY_S)
 
     async def run(self) -> dict[str, Any]:
@@ -468,8 +479,13 @@ class _Lane:
         todo = [s for s in job.shards if s.shard not in skip]
         for s in todo:
             self.meter.start(s.shard)
-        out: dict[str, Any] = {"lane": job.lane, "shards": [], "failed": [], "skipped": sorted(skip & {s.shard for s in job.shards}),
-                               "disk_full": None}
+        out: dict[str, Any] = {
+            "lane": job.lane,
+            "shards": [],
+            "failed": [],
+            "skipped": sorted(skip & {s.shard for s in job.shards}),
+            "disk_full": None,
+        }
         status = asyncio.get_running_loop().create_task(self._status())
         try:
             self.runner = await _runner(self.st, job, self.readonly)
@@ -492,8 +508,17 @@ class _Lane:
         out["peak_in_flight"] = self.limiter.peak
         out["retries"] = self.retries
         out["limit_decreases"] = self.limiter.decreases
-        self._event(f"{job.topic}-status", {"lane": job.lane, "in_flight": 0, "retries": self.retries, "limit": int(self.limiter.limit),
-                                            "done": self.done_cases, "finished": True})
+        self._event(
+            f"{job.topic}-status",
+            {
+                "lane": job.lane,
+                "in_flight": 0,
+                "retries": self.retries,
+                "limit": int(self.limiter.limit),
+                "done": self.done_cases,
+                "finished": True,
+            },
+        )
         return out
 
     async def _shard(self, sj: ShardJob) -> Any:
@@ -517,8 +542,15 @@ class _Lane:
         rows, checkpoint, nbytes, cpu = await loop.run_in_executor(self.st.io, self._finish, sj, calls)
         usage = self.meter.finish(sj.shard, rows, cpu, nbytes)
         retries = sum(r["retries"] for r in rows)
-        result = {"kind": "shard", "shard": sj.shard, "cases": len(rows), "passed": sum(r["passed"] for r in rows), "retries": retries,
-                  "usage": usage.to_dict(), "checkpoint": checkpoint}
+        result = {
+            "kind": "shard",
+            "shard": sj.shard,
+            "cases": len(rows),
+            "passed": sum(r["passed"] for r in rows),
+            "retries": retries,
+            "usage": usage.to_dict(),
+            "checkpoint": checkpoint,
+        }
         self._event(self.job.topic, result)
         return result
 
@@ -529,8 +561,10 @@ class _Lane:
         from scenario_pipeline.tasks.score import score_result
 
         cpu0 = time.thread_time()
-        rows = [score_result(self.scenario, case, result, self.context, sj.run_id, sj.shard, retries)
-                for case, (result, retries) in zip(sj.cases, calls, strict=False)]
+        rows = [
+            score_result(self.scenario, case, result, self.context, sj.run_id, sj.shard, retries)
+            for case, (result, retries) in zip(sj.cases, calls, strict=False)
+        ]
         for r in rows:
             r["worker"] = self.where
         checkpoint = write_shard(self.storage, sj.run_id, sj.shard, rows)
@@ -553,10 +587,18 @@ class _Lane:
                 outcome = "other"
                 try:
                     if box is not None and pool is not None:
-                        result = await pool.call(dict(case.input), self.context, sj.run_id, limits.timeout_s, limits.max_answer_bytes, box)
+                        result = await pool.call(
+                            dict(case.input), self.context, sj.run_id, limits.timeout_s, limits.max_answer_bytes, box
+                        )
                     else:
-                        result = await self.runner.call(dict(case.input), self.context, sj.run_id, limits.timeout_s, limits.max_answer_bytes)
-                    outcome = "limited" if result.error_kind == "rate_limited" else ("other" if result.error_kind in RETRYABLE else "ok")
+                        result = await self.runner.call(
+                            dict(case.input), self.context, sj.run_id, limits.timeout_s, limits.max_answer_bytes
+                        )
+                    outcome = (
+                        "limited"
+                        if result.error_kind == "rate_limited"
+                        else ("other" if result.error_kind in RETRYABLE else "ok")
+                    )
                 finally:
                     self.limiter.release(epoch, outcome)
             finally:

@@ -49,22 +49,25 @@ def aggregate(scenario: Scenario, cases: pa.Table) -> tuple[dict[str, float | No
         decl = find(scenario.metrics, name, "run")
         th = scenario.thresholds.get(name)
         unmeasured = th is not None and value is None and decl is not None and decl.source == "measured"
-        metric_rows.append({
-            "metric": name,
-            "value": value,
-            "target": th.target if th else None,
-            "higher_is_better": decl.higher_is_better if decl else None,
-            "passed": None if unmeasured else (th.met(value) if th else None),
-            "min_effect": decl.min_effect if decl else None,
-            "source": decl.source if decl else None,
-            "unmeasured": unmeasured,
-        })
+        metric_rows.append(
+            {
+                "metric": name,
+                "value": value,
+                "target": th.target if th else None,
+                "higher_is_better": decl.higher_is_better if decl else None,
+                "passed": None if unmeasured else (th.met(value) if th else None),
+                "min_effect": decl.min_effect if decl else None,
+                "source": decl.source if decl else None,
+                "unmeasured": unmeasured,
+            }
+        )
     passed = bool(rows) and all(m["passed"] for m in metric_rows if m["passed"] is not None)
     return metrics, metric_rows, passed
 
 
 def usage_costs(run: dict[str, Any], cases: pa.Table) -> list[dict[str, Any]]:
     """The agent's own usage, summed over cases: tokens in and out, dollars, cases."""
+
     def total(col: str) -> float | None:
         v = pc.sum(cases.column(col)).as_py() if cases.num_rows else None
         return None if v is None else float(v)
@@ -94,13 +97,22 @@ def _copy_manifest(storage: Storage, warehouse_url: str, run_id: str, cases: pa.
     return write_manifest(storage, run_dir(run_id), [shard_path(run_id, s) for s in shards])
 
 
-def deliver_or_queue(storage: Storage, warehouse_url: str, payload: outbox.Payload, copy_from_checkpoints: bool = True) -> dict[str, Any]:
+def deliver_or_queue(
+    storage: Storage, warehouse_url: str, payload: outbox.Payload, copy_from_checkpoints: bool = True
+) -> dict[str, Any]:
     """Publish a run, first delivering what waits for the same warehouse; queue it if the warehouse cannot take it.
 
     Returns {"published": bool, "case_rows": int, "outbox": url|None, "error": str|None, "delivered": [...], "still_waiting": [...]}.
     """
     run_id = payload.run_id
-    result: dict[str, Any] = {"published": False, "case_rows": 0, "outbox": None, "error": None, "delivered": [], "still_waiting": []}
+    result: dict[str, Any] = {
+        "published": False,
+        "case_rows": 0,
+        "outbox": None,
+        "error": None,
+        "delivered": [],
+        "still_waiting": [],
+    }
     try:
         manifest = _copy_manifest(storage, warehouse_url, run_id, payload.cases) if copy_from_checkpoints else None
         wh = connect(warehouse_url)
@@ -127,7 +139,9 @@ def _storage_of_flow_run() -> Storage:
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish(warehouse_url: str, run: dict[str, Any], cases: pa.Table, metric_rows: list[dict[str, Any]], storage_url: str | None = None) -> int:
+def publish(
+    warehouse_url: str, run: dict[str, Any], cases: pa.Table, metric_rows: list[dict[str, Any]], storage_url: str | None = None
+) -> int:
     """Publish a run; returns its case rows now in the warehouse (0 when they wait in the outbox)."""
     logger = get_run_logger()
     storage = Storage.from_url(storage_url) if storage_url else _storage_of_flow_run()
@@ -138,9 +152,16 @@ def publish(warehouse_url: str, run: dict[str, Any], cases: pa.Table, metric_row
     for w in result["still_waiting"]:
         logger.warning("Still waiting in the outbox: %s", w)
     if not result["published"]:
-        logger.warning("The warehouse %s cannot take run %s now (%s). Its %d case rows wait in %s; "
-                       "`scenario publish %s` (or the next run) delivers them.",
-                       where, run["run_id"], result["error"], cases.num_rows, result["outbox"], run["run_id"])
+        logger.warning(
+            "The warehouse %s cannot take run %s now (%s). Its %d case rows wait in %s; "
+            "`scenario publish %s` (or the next run) delivers them.",
+            where,
+            run["run_id"],
+            result["error"],
+            cases.num_rows,
+            result["outbox"],
+            run["run_id"],
+        )
         return 0
     logger.info("Published run %s to %s: %d case rows, %d metrics.", run["run_id"], where, result["case_rows"], len(metric_rows))
     return int(result["case_rows"])

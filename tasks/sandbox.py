@@ -107,8 +107,10 @@ def _limit_mechanisms() -> tuple[str, str]:
 
 def _describe_bwrap(uid: int, policy: SandboxPolicy, memory_by: str, processes_by: str) -> str:
     procs = f"{policy.max_processes} processes ({processes_by})" if processes_by != "none" else "processes unlimited"
-    return (f"bwrap: uid {uid}, no capabilities, pid/mount/net/ipc/uts namespaces, network {policy.network}, "
-            f"memory {policy.memory_mb} MB ({memory_by}), {procs}")
+    return (
+        f"bwrap: uid {uid}, no capabilities, pid/mount/net/ipc/uts namespaces, network {policy.network}, "
+        f"memory {policy.memory_mb} MB ({memory_by}), {procs}"
+    )
 
 
 def describe_policy(policy: SandboxPolicy) -> str:
@@ -392,8 +394,9 @@ class Sandbox:
             return "bwrap" if bw.sandbox_support(self.policy.uid, self.policy.gid)[0] else "trusted"
         ok, why = bw.sandbox_support(self.policy.uid, self.policy.gid)
         if not ok:
-            self.unavailable = (f"agent failed to load: the sandbox is unavailable on this machine ({why}); "
-                                f"--trust-agent runs agents without it")
+            self.unavailable = (
+                f"agent failed to load: the sandbox is unavailable on this machine ({why}); --trust-agent runs agents without it"
+            )
         return "bwrap"
 
     @property
@@ -417,9 +420,17 @@ class Sandbox:
         try:
             if self.mode == "bwrap":
                 env = bw.agent_environment(allow, bw.import_path())
-                self.box = bw.BwrapBox(command, theirs.fileno(), readonly_path, env, uid=self.policy.uid, gid=self.policy.gid,
-                                       memory_mb=self.policy.memory_mb, max_processes=self.policy.max_processes,
-                                       network=self.policy.network)
+                self.box = bw.BwrapBox(
+                    command,
+                    theirs.fileno(),
+                    readonly_path,
+                    env,
+                    uid=self.policy.uid,
+                    gid=self.policy.gid,
+                    memory_mb=self.policy.memory_mb,
+                    max_processes=self.policy.max_processes,
+                    network=self.policy.network,
+                )
                 self.proc = self.box.proc
             else:
                 env = bw.agent_environment(allow, bw.import_path(), home=os.environ.get("HOME", "/tmp"))
@@ -529,8 +540,13 @@ class Sandbox:
             return CallResult(None, f"timeout: no answer within {timeout_s:g} s", timeout_s * 1000.0, read, "timeout")
         except _TooLarge as exc:
             self.kill()
-            return CallResult(None, f"answer too large: {exc.args[0] - 1} bytes over the {max_bytes} byte limit",
-                              (time.perf_counter() - started) * 1000.0, None, "too_large")
+            return CallResult(
+                None,
+                f"answer too large: {exc.args[0] - 1} bytes over the {max_bytes} byte limit",
+                (time.perf_counter() - started) * 1000.0,
+                None,
+                "too_large",
+            )
         except (EOFError, OSError):
             latency_ms = (time.perf_counter() - started) * 1000.0
             if self.proc is not None:

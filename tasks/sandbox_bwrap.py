@@ -41,9 +41,18 @@ _SYSTEM_DIRS = ("/usr", "/etc")
 _TOP_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr, or real folders
 # The project's packages (pyproject.toml [tool.setuptools] packages): in an editable install they
 # live in folders of the checkout that are not on sys.path, and the child imports from them.
-_PROJECT_PACKAGES = ("scenario_pipeline", "scenario_pipeline.agents", "scenario_pipeline.compare", "scenario_pipeline.cost",
-                     "scenario_pipeline.datasets", "scenario_pipeline.flows", "scenario_pipeline.infra",
-                     "scenario_pipeline.scenarios", "scenario_pipeline.tasks", "scenario_pipeline.warehouse")
+_PROJECT_PACKAGES = (
+    "scenario_pipeline",
+    "scenario_pipeline.agents",
+    "scenario_pipeline.compare",
+    "scenario_pipeline.cost",
+    "scenario_pipeline.datasets",
+    "scenario_pipeline.flows",
+    "scenario_pipeline.infra",
+    "scenario_pipeline.scenarios",
+    "scenario_pipeline.tasks",
+    "scenario_pipeline.warehouse",
+)
 _STORAGE_PRIVATE = ("truth", "runs")  # a folder holding datasets/ and one of these is a storage root
 # datasets/manifest.py's DATASETS and TRUTH_DIR (tests/test_sandbox.py checks they agree), spelled out here
 # so that a trusted sandbox child hides the answer key without importing the dataset layer (pyarrow):
@@ -52,8 +61,21 @@ DATASETS = "datasets"
 TRUTH_DIR = "truth"
 # Credentials that sit in a home or project folder which happens to be on sys.path: covered too.
 # (.git: a remote URL in its config may carry a token.)
-_SECRET_NAMES = (".aws", ".ssh", ".gnupg", ".docker", ".kube", ".config", ".prefect", ".netrc", ".pgpass",
-                 ".git-credentials", ".git", ".env", ".pypirc")
+_SECRET_NAMES = (
+    ".aws",
+    ".ssh",
+    ".gnupg",
+    ".docker",
+    ".kube",
+    ".config",
+    ".prefect",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+    ".git",
+    ".env",
+    ".pypirc",
+)
 CGROUP_PREFIX = "scenario-sandbox"
 OUTPUT_LIMIT = 1 << 20  # bytes of a sandbox's stdout/stderr forwarded to the worker's stderr
 
@@ -133,8 +155,21 @@ def _probe(bwrap: str, uid: int, gid: int) -> tuple[bool, str]:
     if _sysctl("user.max_user_namespaces") == "0":
         return False, "user namespaces are disabled (sysctl user.max_user_namespaces=0)"
     run_uid, _, switch = sandbox_uid(uid, gid)
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-            "--clearenv", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
     sources: list[str] = []
     stage = _stage_dir() if switch else ""
     for dest in _SYSTEM_DIRS:
@@ -142,8 +177,15 @@ def _probe(bwrap: str, uid: int, gid: int) -> tuple[bool, str]:
     argv += _top_links(stage, sources)
     argv += ["--", "/bin/true"]
     try:
-        proc = subprocess.run(_launcher_argv(argv, stage, sources, [], [], uid if switch else None, gid), env=_launcher_env(), check=False,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        proc = subprocess.run(
+            _launcher_argv(argv, stage, sources, [], [], uid if switch else None, gid),
+            env=_launcher_env(),
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"the trial bwrap run failed: {exc}"
     if proc.returncode == 0:
@@ -160,10 +202,25 @@ def _launcher_env() -> dict[str, str]:
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
-def _launcher_argv(bwrap_argv: list[str], stage: str, sources: list[str], cgroups: list[str], rlimits: list[tuple[str, int]],
-                   uid: int | None, gid: int) -> list[str]:
-    spec = {"cgroups": cgroups, "rlimits": rlimits, "stage": stage, "sources": sources, "uid": uid, "gid": gid,
-            "parent": os.getpid(), "argv": bwrap_argv}
+def _launcher_argv(
+    bwrap_argv: list[str],
+    stage: str,
+    sources: list[str],
+    cgroups: list[str],
+    rlimits: list[tuple[str, int]],
+    uid: int | None,
+    gid: int,
+) -> list[str]:
+    spec = {
+        "cgroups": cgroups,
+        "rlimits": rlimits,
+        "stage": stage,
+        "sources": sources,
+        "uid": uid,
+        "gid": gid,
+        "parent": os.getpid(),
+        "argv": bwrap_argv,
+    }
     return [sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(spec)]
 
 
@@ -201,8 +258,13 @@ def _top_links(stage: str, sources: list[str]) -> list[str]:
 def python_paths() -> list[str]:
     """Folders the agent's interpreter needs, real paths, nested ones dropped: the prefixes, every
     existing folder on sys.path (the agent's module must import) and the project's packages."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, getattr(sys, "base_exec_prefix", sys.base_prefix),
-             os.path.dirname(os.path.realpath(sys.executable))]
+    paths = [
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        getattr(sys, "base_exec_prefix", sys.base_prefix),
+        os.path.dirname(os.path.realpath(sys.executable)),
+    ]
     paths += [p or os.getcwd() for p in sys.path]
     try:
         import importlib.util
@@ -272,8 +334,11 @@ def covers(dataset: str, binds: list[str]) -> tuple[list[str], list[str]]:
         for child in children:
             if child.name in _SECRET_NAMES:
                 (candidates if child.is_dir(follow_symlinks=False) else secret_files).append(child.path)
-            elif child.is_dir(follow_symlinks=False) and os.path.isdir(os.path.join(child.path, "datasets")) and \
-                    any(os.path.isdir(os.path.join(child.path, n)) for n in _STORAGE_PRIVATE):
+            elif (
+                child.is_dir(follow_symlinks=False)
+                and os.path.isdir(os.path.join(child.path, "datasets"))
+                and any(os.path.isdir(os.path.join(child.path, n)) for n in _STORAGE_PRIVATE)
+            ):
                 candidates.append(child.path)
     folders = []
     for c in candidates:
@@ -294,8 +359,20 @@ class MountPlan:
 
 def mount_plan(dataset: str, stage: str, tmp_mb: int) -> MountPlan:
     sources: list[str] = []
-    argv = ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/dev/shm",
-            "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
+    argv = [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(tmp_mb << 20),
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        str(tmp_mb << 20),
+        "--tmpfs",
+        "/tmp",
+    ]
     for dest in _SYSTEM_DIRS:
         if os.path.isdir(dest):
             argv += ["--ro-bind", _staged(stage, sources, dest), dest]
@@ -327,8 +404,13 @@ def mount_plan(dataset: str, stage: str, tmp_mb: int) -> MountPlan:
 def agent_environment(env_allow: tuple[str, ...], pythonpath: str, home: str = "/tmp") -> dict[str, str]:
     """The agent's whole environment: nothing of the harness's but what is named in ``env_allow``."""
     bindir = os.path.dirname(sys.executable)
-    env = {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
-           "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": pythonpath,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     for name in ("PYTHONHASHSEED", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", *env_allow):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -358,7 +440,7 @@ def _own_cgroups() -> dict[str, str]:
         own: dict[str, str] = {}
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             _, controllers, path = line.split(":", 2)
-            for c in (controllers.split(",") if controllers else [""]):
+            for c in controllers.split(",") if controllers else [""]:
                 if c in mounts:
                     own[c] = os.path.join(mounts[c], path.lstrip("/"))
         return own
@@ -579,8 +661,19 @@ class BwrapBox:
     """A started bwrap sandbox: the outer bwrap (our child), its init (PID 1 inside), the agent's
     main process, the cgroups and, for network "outbound", slirp4netns."""
 
-    def __init__(self, command: list[str], pass_fd: int, dataset: str, env: dict[str, str], *, uid: int, gid: int,
-                 memory_mb: int, max_processes: int, network: str) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        pass_fd: int,
+        dataset: str,
+        env: dict[str, str],
+        *,
+        uid: int,
+        gid: int,
+        memory_mb: int,
+        max_processes: int,
+        network: str,
+    ) -> None:
         bwrap = shutil.which("bwrap")
         if not bwrap:
             raise BwrapStartError("bwrap is not installed (apt-get install bubblewrap)")
@@ -613,8 +706,16 @@ class BwrapBox:
         stage = _stage_dir() if self._switch else ""
         self.plan = plan = mount_plan(self.dataset, stage, self.memory_mb)
         info_r, info_w = self._pipe()
-        argv = [self.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                "--hostname", "sandbox"]
+        argv = [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+        ]
         argv += plan.argv
         passed = [pass_fd, info_w]
         block_w = -1
@@ -626,12 +727,14 @@ class BwrapBox:
             passed += [block_r, dns_r]
             argv += ["--block-fd", str(block_r), "--ro-bind-data", str(dns_r), os.path.realpath("/etc/resolv.conf")]
         argv += ["--chdir", "/tmp", "--info-fd", str(info_w), "--", *command]
-        launcher = _launcher_argv(argv, stage, plan.sources, self.cgroups.procs_files(), rlimits,
-                                  self.uid if self._switch else None, self.gid)
+        launcher = _launcher_argv(
+            argv, stage, plan.sources, self.cgroups.procs_files(), rlimits, self.uid if self._switch else None, self.gid
+        )
         # The agent's environment is the launcher's, which bwrap passes on: not --setenv, since a
         # command line is public on the host (ps) and the allowed variables may be credentials.
-        self.proc = subprocess.Popen(launcher, pass_fds=passed, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            launcher, pass_fds=passed, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         for fd in passed[1:]:
             self._close_fd(fd)
         self.output = _Output(self.proc.stdout)
@@ -672,11 +775,27 @@ class BwrapBox:
             # namespace: slirp4netns would join theirs and lose the right to join the network; our
             # own user namespace (joining it is a no-op) keeps root's. It drops root's capabilities
             # and confines itself (--enable-sandbox, --enable-seccomp) before it handles a packet.
-            self.slirp = subprocess.Popen(["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-                                           "--userns-path=/proc/self/ns/user", "--enable-sandbox", "--enable-seccomp",
-                                           "--ready-fd", str(ready_w), "--exit-fd", str(exit_r), str(self.init_pid), "tap0"],
-                                          pass_fds=(ready_w, exit_r), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+            self.slirp = subprocess.Popen(
+                [
+                    "slirp4netns",
+                    "--configure",
+                    "--mtu=65520",
+                    "--disable-host-loopback",
+                    "--userns-path=/proc/self/ns/user",
+                    "--enable-sandbox",
+                    "--enable-seccomp",
+                    "--ready-fd",
+                    str(ready_w),
+                    "--exit-fd",
+                    str(exit_r),
+                    str(self.init_pid),
+                    "tap0",
+                ],
+                pass_fds=(ready_w, exit_r),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         finally:
             os.close(ready_w)
             os.close(exit_r)
@@ -834,9 +953,9 @@ class _Output:
                 if not chunk:
                     break
                 if len(self.head) < 4096:
-                    self.head += chunk[:4096 - len(self.head)]
+                    self.head += chunk[: 4096 - len(self.head)]
                 if sent < OUTPUT_LIMIT and out is not None:
-                    part = chunk[:OUTPUT_LIMIT - sent]
+                    part = chunk[: OUTPUT_LIMIT - sent]
                     sent += len(part)
                     try:
                         out.write(part)

@@ -123,8 +123,8 @@ async def _serve(fd: int, agent: Any, load_error: str | None, contexts: dict[str
                 head = 12
             if len(buf) < head + n:
                 return
-            msg = pickle.loads(bytes(buf[head:head + n]))
-            del buf[:head + n]
+            msg = pickle.loads(bytes(buf[head : head + n]))
+            del buf[: head + n]
             handle(msg)
 
     loop.add_reader(fd, readable)
@@ -269,8 +269,9 @@ class MuxSandbox:
         if kind == b"L":
             return rate_limited_result(payload, latency_ms, read)
         if kind == b"T":
-            return CallResult(None, f"answer too large: {payload.decode()} bytes over the {max_bytes} byte limit", latency_ms, None,
-                              "too_large")
+            return CallResult(
+                None, f"answer too large: {payload.decode()} bytes over the {max_bytes} byte limit", latency_ms, None, "too_large"
+            )
         message = payload.decode("utf-8", "replace")
         box = self.box
         if message.startswith("agent raised MemoryError") and box.box is not None and box.box.memory_by == "rlimit":
@@ -304,8 +305,10 @@ class MuxSandbox:
         except (TimeoutError, _Dead, ConnectionError, OSError):
             self.calls.pop(cid, None)
             # Its event loop is blocked (or gone): every other call in it would hang too.
-            self.kill("killed: its event loop did not answer within "
-                      f"{CANCEL_GRACE_S:g} s after a call over the time limit was cancelled")
+            self.kill(
+                "killed: its event loop did not answer within "
+                f"{CANCEL_GRACE_S:g} s after a call over the time limit was cancelled"
+            )
 
     async def _crashed(self, oom_before: int | None, started: float) -> CallResult:
         latency_ms = (time.perf_counter() - started) * 1000.0

@@ -36,9 +36,15 @@ class CaseError(str, Enum):  # noqa: UP042 - StrEnum would change str() of membe
     UNAVAILABLE = "unavailable"  # still unavailable (HTTP 503, connection reset, connect timeout) after every retry
 
 
-_PREFIXES = (("agent failed to load", CaseError.LOAD), ("agent raised", CaseError.RAISED), ("timeout", CaseError.TIMEOUT),
-             ("agent crashed", CaseError.CRASHED), ("agent exceeded the sandbox memory", CaseError.MEMORY),
-             ("answer too large", CaseError.TOO_LARGE), ("answer is not JSON", CaseError.NOT_JSON))
+_PREFIXES = (
+    ("agent failed to load", CaseError.LOAD),
+    ("agent raised", CaseError.RAISED),
+    ("timeout", CaseError.TIMEOUT),
+    ("agent crashed", CaseError.CRASHED),
+    ("agent exceeded the sandbox memory", CaseError.MEMORY),
+    ("answer too large", CaseError.TOO_LARGE),
+    ("answer is not JSON", CaseError.NOT_JSON),
+)
 
 
 def error_kind(result: CallResult) -> CaseError:
@@ -72,8 +78,16 @@ def _usage(answer: dict[str, Any]) -> tuple[int | None, int | None, float | None
     return num("input_tokens", int), num("output_tokens", int), num("cost_usd", float)
 
 
-def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str, Any], context_key: str,
-             limits: Limits, run_id: str, shard: int) -> dict[str, Any]:
+def run_case(
+    scenario: Scenario,
+    sandbox: Sandbox,
+    case: Case,
+    context: dict[str, Any],
+    context_key: str,
+    limits: Limits,
+    run_id: str,
+    shard: int,
+) -> dict[str, Any]:
     """Call the agent in its sandbox under the limits, then score the answer; never raises.
 
     A case without a scorable answer (the agent raised, timed out, crashed, answered junk) keeps
@@ -84,8 +98,9 @@ def run_case(scenario: Scenario, sandbox: Sandbox, case: Case, context: dict[str
     return score_result(scenario, case, result, context, run_id, shard)
 
 
-def score_result(scenario: Scenario, case: Case, result: CallResult, context: dict[str, Any], run_id: str, shard: int,
-                 retries: int = 0) -> dict[str, Any]:
+def score_result(
+    scenario: Scenario, case: Case, result: CallResult, context: dict[str, Any], run_id: str, shard: int, retries: int = 0
+) -> dict[str, Any]:
     """The case's row from the agent's answer (or failure): scored, never raises. ``retries``: the attempts
     after the first (tasks/lanes.py)."""
     latency_ms = result.latency_ms

@@ -56,16 +56,22 @@ def secrets(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         seen[path] = _read(path)
     ppid = os.getppid()
     harness = case["harness_pid"]  # a host pid: in the sandbox's PID namespace it names nothing (or another process)
-    for path in (f"/proc/{harness}/environ", f"/proc/{harness}/root/proc/{harness}/environ", f"/proc/{ppid}/environ",
-                 f"/proc/{ppid}/root/proc/1/environ", f"/proc/1/root/proc/{harness}/environ",
-                 f"/proc/{ppid}/root{case['secret_file']}", case["secret_file"], *case.get("files", ())):
+    for path in (
+        f"/proc/{harness}/environ",
+        f"/proc/{harness}/root/proc/{harness}/environ",
+        f"/proc/{ppid}/environ",
+        f"/proc/{ppid}/root/proc/1/environ",
+        f"/proc/1/root/proc/{harness}/environ",
+        f"/proc/{ppid}/root{case['secret_file']}",
+        case["secret_file"],
+        *case.get("files", ()),
+    ):
         seen[path] = _read(path)
     try:
         seen["/proc/1/root listing"] = repr(sorted(os.listdir(f"/proc/{ppid}/root")))
     except OSError as exc:
         seen["/proc/1/root listing"] = f"<{_err(exc)}>"
-    return {"pids": _pids(), "uid": os.getuid(), "ppid": ppid,
-            "seen": seen, "env": dict(os.environ)}
+    return {"pids": _pids(), "uid": os.getuid(), "ppid": ppid, "seen": seen, "env": dict(os.environ)}
 
 
 def storage(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -79,9 +85,18 @@ def storage(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         found += [os.path.relpath(os.path.join(folder, f), root) for f in files]
     out["files"] = sorted(found)
     writes = {}
-    for target in (os.path.join(dataset, "evil.parquet"), os.path.join(root, "runs", "x.json"), os.path.join(root, "evil"),
-                   os.path.join(case["project"], "evil.py"), "/usr/evil", "/etc/evil", "/evil", "/dev/evil", "/tmp/ok",
-                   "/dev/shm/ok"):
+    for target in (
+        os.path.join(dataset, "evil.parquet"),
+        os.path.join(root, "runs", "x.json"),
+        os.path.join(root, "evil"),
+        os.path.join(case["project"], "evil.py"),
+        "/usr/evil",
+        "/etc/evil",
+        "/evil",
+        "/dev/evil",
+        "/tmp/ok",
+        "/dev/shm/ok",
+    ):
         try:
             with open(target, "wb") as fh:
                 fh.write(b"x")
@@ -110,8 +125,11 @@ def mounts(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         "unshare_mount": call(libc.unshare, 0x00020000),  # CLONE_NEWNS
         "setuid0": call(libc.setuid, 0),
     }
-    for name, cmd in (("mount_cmd", ["mount", "-o", "remount,rw", dataset]), ("umount_cmd", ["umount", "-l", root]),
-                      ("unshare_cmd", ["unshare", "-Ur", "true"])):
+    for name, cmd in (
+        ("mount_cmd", ["mount", "-o", "remount,rw", dataset]),
+        ("umount_cmd", ["umount", "-l", root]),
+        ("unshare_cmd", ["unshare", "-Ur", "true"]),
+    ):
         try:
             p = subprocess.run(cmd, capture_output=True, timeout=20, check=False)
             out[name] = p.returncode
@@ -123,8 +141,11 @@ def mounts(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         out["write_after"] = "written"
     except OSError as exc:
         out["write_after"] = _err(exc)
-    out["status"] = {k: v for k, v in (line.split(":", 1) for line in _read("/proc/self/status").splitlines())
-                     if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Uid", "Gid")}
+    out["status"] = {
+        k: v
+        for k, v in (line.split(":", 1) for line in _read("/proc/self/status").splitlines())
+        if k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Uid", "Gid")
+    }
     return out
 
 
@@ -240,5 +261,7 @@ def mmap_touch(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
 def child_reads(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Reads through a short-lived child process (cat), which exits before the answer."""
     dataset, _ = _storage(context)
-    out = subprocess.run(["head", "-c", str(case["n"]), os.path.join(dataset, case["file"])], capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["head", "-c", str(case["n"]), os.path.join(dataset, case["file"])], capture_output=True, check=True
+    ).stdout
     return {"bytes_read": 0, "got": len(out)}

@@ -67,20 +67,53 @@ def _pick(case: dict[str, Any], options: list[Any]) -> Any:
 
 
 def malformed_s02(case: dict[str, Any], context: dict[str, Any]) -> Any:
-    return _pick(case, [{"conflicts": "none"}, {"conflicts": [{"entity_id": "7", "field": "email", "resolved": "x"}]},
-                        {"conflicts": [{"entity_id": 1, "field": "shoe_size", "resolved": 9}]}, {"conflicts": [42]}, {}])
+    return _pick(
+        case,
+        [
+            {"conflicts": "none"},
+            {"conflicts": [{"entity_id": "7", "field": "email", "resolved": "x"}]},
+            {"conflicts": [{"entity_id": 1, "field": "shoe_size", "resolved": 9}]},
+            {"conflicts": [42]},
+            {},
+        ],
+    )
 
 
 def malformed_s11(case: dict[str, Any], context: dict[str, Any]) -> Any:
-    return _pick(case, [{"changes": {"kind": "added"}}, {"changes": [{"kind": "vanished", "column": "x"}]},
-                        {"changes": [{"kind": "renamed", "column": "a"}]}, {"value": "12"}, {"value": True}, {}])
+    return _pick(
+        case,
+        [
+            {"changes": {"kind": "added"}},
+            {"changes": [{"kind": "vanished", "column": "x"}]},
+            {"changes": [{"kind": "renamed", "column": "a"}]},
+            {"value": "12"},
+            {"value": True},
+            {},
+        ],
+    )
 
 
 def malformed_s13(case: dict[str, Any], context: dict[str, Any]) -> Any:
-    return _pick(case, [{"relationships": None}, {"relationships": [{"with": "crm.nps", "effect_size": "big", "p_value": 0.01}]},
-                        {"relationships": [{"with": "crm.nps", "effect_size": 0.3, "p_value": 7.0}]}, {"relationships": ["crm.nps"]}, {}])
+    return _pick(
+        case,
+        [
+            {"relationships": None},
+            {"relationships": [{"with": "crm.nps", "effect_size": "big", "p_value": 0.01}]},
+            {"relationships": [{"with": "crm.nps", "effect_size": 0.3, "p_value": 7.0}]},
+            {"relationships": ["crm.nps"]},
+            {},
+        ],
+    )
 
 
 def malformed_s16(case: dict[str, Any], context: dict[str, Any]) -> Any:
-    return _pick(case, [{"zombies": "sales.x"}, {"zombies": [{"table": "sales.x"}]}, {"zombies": [{"table": 5, "reason": "old"}]},
-                        {"zombies": [{"table": "sales.x", "reason": "   "}]}, {}])
+    return _pick(
+        case,
+        [
+            {"zombies": "sales.x"},
+            {"zombies": [{"table": "sales.x"}]},
+            {"zombies": [{"table": 5, "reason": "old"}]},
+            {"zombies": [{"table": "sales.x", "reason": "   "}]},
+            {},
+        ],
+    )

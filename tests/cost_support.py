@@ -31,8 +31,11 @@ def pages(*days_per_page: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One GetCostAndUsage response per page, each but the last naming the next page's token."""
     out = []
     for i, days in enumerate(days_per_page):
-        page: dict[str, Any] = {"ResultsByTime": days, "DimensionValueAttributes": [], "GroupDefinitions": [
-            {"Type": "TAG", "Key": TAG}, {"Type": "DIMENSION", "Key": "SERVICE"}]}
+        page: dict[str, Any] = {
+            "ResultsByTime": days,
+            "DimensionValueAttributes": [],
+            "GroupDefinitions": [{"Type": "TAG", "Key": TAG}, {"Type": "DIMENSION", "Key": "SERVICE"}],
+        }
         if i + 1 < len(days_per_page):
             page["NextPageToken"] = f"page-{i + 2}"
         out.append(page)

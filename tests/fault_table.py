@@ -24,6 +24,9 @@ def record(fault: str, behaviour: str, expected: int, recorded: int, duplicated:
 
 
 def markdown() -> str:
-    lines = ["| fault or input | what the system did | cases expected | recorded | duplicated | lost |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| fault or input | what the system did | cases expected | recorded | duplicated | lost |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [f"| {r.fault} | {r.behaviour} | {r.expected} | {r.recorded} | {r.duplicated} | {r.lost} |" for r in ROWS]
     return "\n".join(lines)

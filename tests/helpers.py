@@ -45,11 +45,15 @@ def moto_server(*buckets: str, verbose: bool = True) -> Iterator[str]:
         server.stop()
 
 
-def run_cli(args: list[str], env_extra: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], env_extra: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``scenario`` command as a user would, in a fresh process."""
     # PYTHONPATH: agents given as tests.agents:... must import in the CLI and its Dask workers.
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
-    return subprocess.run([str(VENV_BIN / "scenario"), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd or REPO)
+    return subprocess.run(
+        [str(VENV_BIN / "scenario"), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd or REPO
+    )
 
 
 def send_body(handler: Any, status: int, body: bytes) -> None:

@@ -52,8 +52,14 @@ def lint_imports(root: Path, config: Path = REPO / "pyproject.toml") -> subproce
     working folder first on the import path."""
     exe = Path(sys.executable).with_name("lint-imports")
     env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "500"}  # one line per import in the report
-    return subprocess.run([str(exe), "--config", str(config), "--no-cache", "--no-logo"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(exe), "--config", str(config), "--no-cache", "--no-logo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def main() -> int:

@@ -37,7 +37,10 @@ def context_for(root: Storage, manifest: dict[str, Any], scenario: str = "test")
         "scenario": scenario,
         "run_id": "test-run",
         "dataset": {
-            "name": manifest["name"], "url": root.url, "manifest_url": root.uri("_manifest.json"), "manifest": manifest,
+            "name": manifest["name"],
+            "url": root.url,
+            "manifest_url": root.uri("_manifest.json"),
+            "manifest": manifest,
             "rows": sum(t["rows"] for t in manifest["tables"].values()),
             "bytes": sum(t["bytes"] for t in manifest["tables"].values()),
             "tables": {t: root.uri(t) for t in manifest["tables"]},
@@ -46,16 +49,29 @@ def context_for(root: Storage, manifest: dict[str, Any], scenario: str = "test")
     }
 
 
-def run_cases(scenario: Scenario, agent: Callable[[dict, dict], Any], cases: list[Case], context: dict[str, Any]) -> list[dict[str, Any]]:
+def run_cases(
+    scenario: Scenario, agent: Callable[[dict, dict], Any], cases: list[Case], context: dict[str, Any]
+) -> list[dict[str, Any]]:
     """One row per case: metrics, passed, reason, latency_ms (as the harness checkpoints them)."""
     rows = []
     for case in cases:
         start = time.perf_counter()
         try:
             answer = json.loads(json.dumps(agent(json.loads(json.dumps(case.input)), context)))
-            score = scenario.score(case, answer, context) if isinstance(answer, dict) else CaseScore(False, {}, "answer must be a JSON object")
+            score = (
+                scenario.score(case, answer, context)
+                if isinstance(answer, dict)
+                else CaseScore(False, {}, "answer must be a JSON object")
+            )
         except Exception as exc:  # noqa: BLE001 - as the harness: an agent failure is a failed case
             score = CaseScore(False, {}, f"agent raised {type(exc).__name__}: {exc}")
-        rows.append({"case_id": case.case_id, "metrics": score.metrics, "passed": score.passed, "reason": score.reason,
-                     "latency_ms": (time.perf_counter() - start) * 1000})
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "metrics": score.metrics,
+                "passed": score.passed,
+                "reason": score.reason,
+                "latency_ms": (time.perf_counter() - start) * 1000,
+            }
+        )
     return rows

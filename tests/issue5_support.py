@@ -38,7 +38,9 @@ def materialize_local(spec: DatasetSpec, data_dir: Path) -> dict[str, Any]:
     }
 
 
-def score_run(scenario: Any, cases: list[Case], agent: Agent, context: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def score_run(
+    scenario: Any, cases: list[Case], agent: Agent, context: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Each case through the agent and the scorer, rows shaped as the flow shapes them, then the
     scenario's run metrics."""
     rows = []
@@ -46,6 +48,14 @@ def score_run(scenario: Any, cases: list[Case], agent: Agent, context: dict[str,
         answer = agent(dict(case.input), context)
         json.dumps(answer)  # the harness requires JSON answers
         score = scenario.score(case, answer, context)
-        rows.append({"case_id": case.case_id, "passed": score.passed, "reason": score.reason, "metrics": score.metrics,
-                     "latency_ms": 1.0, "attributes_json": json.dumps(case.attributes)})
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "passed": score.passed,
+                "reason": score.reason,
+                "metrics": score.metrics,
+                "latency_ms": 1.0,
+                "attributes_json": json.dumps(case.attributes),
+            }
+        )
     return rows, scenario.aggregate(rows)

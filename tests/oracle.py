@@ -23,5 +23,7 @@ def spec_json(context: dict[str, Any]) -> dict[str, Any]:
     spec = get_scenario(context["scenario"]).dataset_spec(context["records"], seed)
     want = context["dataset"]["manifest"]["spec_hash"]
     if spec.spec_hash() != want:
-        raise RuntimeError(f"the oracle rebuilt spec {spec.spec_hash()}, the dataset is {want}: run the test with the default seed")
+        raise RuntimeError(
+            f"the oracle rebuilt spec {spec.spec_hash()}, the dataset is {want}: run the test with the default seed"
+        )
     return spec.model_dump(mode="json")

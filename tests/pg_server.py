@@ -72,8 +72,10 @@ class _Shim:
 
     def open(self) -> None:
         """Accept connections (again); the port stays the same."""
+
         async def _start() -> asyncio.base_events.Server:
             return await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
         self.server = self._run(_start())
 
     def close(self) -> None:
@@ -84,6 +86,7 @@ class _Shim:
             async def _stop() -> None:
                 server.close()
                 await server.wait_closed()
+
             self._run(_stop())
 
     def shutdown(self) -> None:
@@ -93,6 +96,7 @@ class _Shim:
             for t in list(self.tasks):
                 t.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
         self._run(_cancel())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
@@ -175,7 +179,9 @@ class PostgresForRedshift:
         try:
             entry = pwd.getpwnam(PG_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER], check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER], check=True, capture_output=True
+            )
             entry = pwd.getpwnam(PG_USER)
         _readable(_bin().parent)
         os.chown(self.base, entry.pw_uid, entry.pw_gid)
@@ -184,13 +190,19 @@ class PostgresForRedshift:
 
     def start(self) -> PostgresForRedshift:
         who = self._as_user()
-        subprocess.run([str(_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-sync"],
-                       check=True, capture_output=True, **who)
+        subprocess.run(
+            [str(_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+            **who,
+        )
         args = [str(_bin() / "postgres"), "-D", str(self.pgdata), "-k", str(self.base), "-h", "", "-c", "max_connections=50"]
         if not self.fsync:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         with open(self.base / "postgres.log", "wb") as log:  # postgres keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **who)
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **who
+            )
         sock = self.base / ".s.PGSQL.5432"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -65,9 +65,17 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("run", ["run", "s12", "--warehouse", "duckdb://"], "warehouse URL 'duckdb://' names no file"),
     ("run", ["run", "s12", "--warehouse", PW_URL], NO_RS_PW),
     ("run", ["run", "s12", "--warehouse", "redshift://example.com:5439/dev"], "needs a user, a host and a database"),
-    ("run", ["run", "s12", "--warehouse", "redshift://u@example.com/dev?password=x"], "Redshift URL option(s) ['password'] are not known"),
+    (
+        "run",
+        ["run", "s12", "--warehouse", "redshift://u@example.com/dev?password=x"],
+        "Redshift URL option(s) ['password'] are not known",
+    ),
     ("run", ["run", "s12", "--warehouse", "redshift://u@example.com:port/dev"], "port must be a number from 1 to 65535"),
-    ("run", ["run", "s12", "--warehouse", "redshift://u@example.com/dev?timeout=soon"], "option timeout must be a positive whole number"),
+    (
+        "run",
+        ["run", "s12", "--warehouse", "redshift://u@example.com/dev?timeout=soon"],
+        "option timeout must be a positive whole number",
+    ),
     ("run", ["run", "s12", "--warehouse", "redshift://u@example.com/dev?ssl=maybe"], "option must be true or false, got 'maybe'"),
     ("run", ["run", "s12", "--warehouse", "redshift://u@127.0.0.1:9/dev?ssl=false"], NO_CRED),
     ("run", ["run", "s12", "--dask-address", "ftp://x:1"], "Dask address 'ftp://x:1' has unknown scheme 'ftp'"),
@@ -75,7 +83,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("run", ["run", "s12", "--price-profile", "../../etc/passwd"], "price profile"),
     ("run", ["run", "s12", "--bogus"], "No such option: --bogus"),
     ("run", ["run"], "Missing argument"),
-    ("run", ["run", "s12", "--storage", "s3://scenario-no-creds/x"], "Unable to locate credentials (for s3:// check the AWS credentials"),
+    (
+        "run",
+        ["run", "s12", "--storage", "s3://scenario-no-creds/x"],
+        "Unable to locate credentials (for s3:// check the AWS credentials",
+    ),
     ("run", ["run", "s12", "--data-dir", "/etc/passwd"], "choose a writable folder for --data-dir"),
     # -- scenario run all --
     ("run all", ["run", "all", "--records", "0"], "records must be a positive whole number, got 0"),
@@ -87,20 +99,48 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("run all", ["run", "all", "--warehouse", PW_URL], NO_RS_PW),
     ("run all", ["run", "all", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
     ("run all", ["run", "all", "--dask-address", "localhost:8786"], "needs a scheme"),
-    ("run", ["run", "s12", "--case-timeout-s", "0"], "case timeout must be a number of seconds above 0 and at most 86,400, got 0.0"),
+    (
+        "run",
+        ["run", "s12", "--case-timeout-s", "0"],
+        "case timeout must be a number of seconds above 0 and at most 86,400, got 0.0",
+    ),
     ("run", ["run", "s12", "--case-timeout-s", "abc"], "Invalid value for '--case-timeout-s': Input should be a valid number"),
-    ("run", ["run", "s12", "--max-answer-bytes", "-1"], "max answer bytes must be a whole number from 1 to 1,073,741,824, got -1"),
-    ("run", ["run", "s12", "--max-answer-bytes", "2000000000"], "max answer bytes must be a whole number from 1 to 1,073,741,824, got 2000000000"),
+    (
+        "run",
+        ["run", "s12", "--max-answer-bytes", "-1"],
+        "max answer bytes must be a whole number from 1 to 1,073,741,824, got -1",
+    ),
+    (
+        "run",
+        ["run", "s12", "--max-answer-bytes", "2000000000"],
+        "max answer bytes must be a whole number from 1 to 1,073,741,824, got 2000000000",
+    ),
     # -- issue 15: calls in flight and retries --
-    ("run", ["run", "s12", "--concurrency", "0"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0"),
-    ("run", ["run", "s12", "--concurrency", "-5"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got -5"),
-    ("run", ["run", "s12", "--concurrency", "10^6"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 1000000"),
+    (
+        "run",
+        ["run", "s12", "--concurrency", "0"],
+        "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0",
+    ),
+    (
+        "run",
+        ["run", "s12", "--concurrency", "-5"],
+        "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got -5",
+    ),
+    (
+        "run",
+        ["run", "s12", "--concurrency", "10^6"],
+        "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 1000000",
+    ),
     ("run", ["run", "s12", "--concurrency", "lots"], "'lots' is not a whole number"),
     ("run", ["run", "s12", "--concurrency", "2.5"], "'2.5' is not a whole number"),
     ("run", ["run", "s12", "--max-retries", "-1"], "max retries must be a whole number from 0 to 100, got -1"),
     ("run", ["run", "s12", "--max-retries", "1000"], "max retries must be a whole number from 0 to 100, got 1000"),
     ("run", ["run", "s12", "--max-retries", "x"], "'x' is not a whole number"),
-    ("run all", ["run", "all", "--concurrency", "0"], "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0"),
+    (
+        "run all",
+        ["run", "all", "--concurrency", "0"],
+        "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got 0",
+    ),
     ("run all", ["run", "all", "--max-retries", "101"], "max retries must be a whole number from 0 to 100, got 101"),
     ("run all", ["run", "all", "--agent", "gpt"], "is not 'reference', 'package.module:callable' or an http(s):// URL"),
     ("run all", ["run", "all", "--agent", "https://bob:hunter2-in-url@agent.example/"], "carries credentials"),
@@ -111,7 +151,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     # -- scenario generate (more in tests/test_datasets_cli.py) --
     ("generate", ["generate", "events", "--records", "abc"], "'abc' is not a whole number"),
     ("generate", ["generate", "events", "--records", "1.5"], "'1.5' is not a whole number"),
-    ("generate", ["generate", "events", "--records", "10^13"], "dataset events: records must be at most 10^12, got 10000000000000"),
+    (
+        "generate",
+        ["generate", "events", "--records", "10^13"],
+        "dataset events: records must be at most 10^12, got 10000000000000",
+    ),
     ("generate", ["generate", "events", "--partition-rows", "abc"], "Invalid value for '--partition-rows'"),
     ("generate", ["generate", "events", "--seed", "-1"], "seed must be a whole number from 0 to 2^63-1, got -1"),
     ("generate", ["generate", "events", "--seed", str(2**64)], "seed must be a whole number from 0 to 2^63-1"),
@@ -121,8 +165,16 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("generate", ["generate", "events", "--dask-address", "ftp://x:1"], "unknown scheme 'ftp'"),
     ("generate", ["generate", "events", "--storage", "s3://"], "names no bucket"),
     ("generate", ["generate", "events", "--storage", "postgres://x"], "unknown scheme 'postgres'"),
-    ("generate", ["generate", "events", "--records", "1000", "--data-dir", "/etc/passwd"], "choose a writable folder for --data-dir"),
-    ("generate", ["generate", "events", "--records", "1000", "--storage", "s3://scenario-no-creds/x"], "Unable to locate credentials"),
+    (
+        "generate",
+        ["generate", "events", "--records", "1000", "--data-dir", "/etc/passwd"],
+        "choose a writable folder for --data-dir",
+    ),
+    (
+        "generate",
+        ["generate", "events", "--records", "1000", "--storage", "s3://scenario-no-creds/x"],
+        "Unable to locate credentials",
+    ),
     # -- scenario plan (more in tests/test_datasets_cli.py and tests/test_cost_plan.py) --
     ("plan", ["plan", "--records", "abc", "--workers", "2"], "'abc' is not a whole number"),
     ("plan", ["plan", "--records", "1000", "--workers", "abc"], "'abc' is not a whole number"),
@@ -130,7 +182,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("plan", ["plan", "--records", "1000", "--workers", "10^30"], "workers must be at most 1,000,000"),
     ("plan", ["plan", "--records", "10^13", "--workers", "2"], "records must be at most 10^12"),
     ("plan", ["plan", "--records", "1000", "--workers", "2", "--seed", "-1"], "seed must be a whole number from 0 to 2^63-1"),
-    ("plan", ["plan", "--records", "1000", "--workers", "2", "--partition-rows", "0"], "partition rows must be a positive number, got 0"),
+    (
+        "plan",
+        ["plan", "--records", "1000", "--workers", "2", "--partition-rows", "0"],
+        "partition rows must be a positive number, got 0",
+    ),
     ("plan", ["plan", "--records", "1000", "--workers", "2", "--dataset", "../etc"], "unknown dataset '../etc'"),
     ("plan", ["plan", "--records", "1000", "--workers", "2", "--profile", "aws-mars-1"], "unknown price profile 'aws-mars-1'"),
     ("plan", ["plan", "--records", "1000"], "Missing option '--workers'"),
@@ -152,7 +208,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("compare", ["compare", "a", "b", "--storage", "ftp://x"], "unknown scheme 'ftp'"),
     ("compare", ["compare", "a", "b"], NO_WH),
     ("wh:compare", ["compare", "nosuch-a", "nosuch-b"], "run(s) 'nosuch-a', 'nosuch-b' not in the warehouse"),
-    ("compare", ["compare", "a", "b", "--output", "/nonexistent-dir/x.md"], "cannot write /nonexistent-dir/x.md: there is no folder /nonexistent-dir"),
+    (
+        "compare",
+        ["compare", "a", "b", "--output", "/nonexistent-dir/x.md"],
+        "cannot write /nonexistent-dir/x.md: there is no folder /nonexistent-dir",
+    ),
     # -- scenario publish --
     ("publish", ["publish"], "give one RUN_ID or --all"),
     ("publish", ["publish", "a", "--all"], "give one RUN_ID or --all"),
@@ -171,18 +231,38 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("baseline promote", ["baseline", "promote", "a", "--timeout", "0"], "--timeout and --poll-interval must be positive"),
     ("baseline promote", ["baseline", "promote", "a", "--timeout", "abc"], "Invalid value for '--timeout'"),
     ("baseline promote", ["baseline", "promote", "a", "--timeout", "10^9"], "Invalid value for '--timeout'"),
-    ("baseline promote", ["baseline", "promote", "a", "--timeout", "99999999"], "timeout must be a whole number of seconds from 1 to 2,592,000"),
+    (
+        "baseline promote",
+        ["baseline", "promote", "a", "--timeout", "99999999"],
+        "timeout must be a whole number of seconds from 1 to 2,592,000",
+    ),
     ("baseline promote", ["baseline", "promote", "a", "--poll-interval", "-1"], "--timeout and --poll-interval must be positive"),
-    ("baseline promote", ["baseline", "promote", "a", "--timeout", "10", "--poll-interval", "60"], "poll interval must be a whole number of seconds from 1 to the timeout"),
-    ("baseline promote", ["baseline", "promote", "a", "--interactive", "--non-interactive"], "choose --interactive or --non-interactive"),
-    ("baseline promote", ["baseline", "promote", "a", "--decided-by", "x\ny"], "decided_by must be a name of 1 to 256 printable characters"),
+    (
+        "baseline promote",
+        ["baseline", "promote", "a", "--timeout", "10", "--poll-interval", "60"],
+        "poll interval must be a whole number of seconds from 1 to the timeout",
+    ),
+    (
+        "baseline promote",
+        ["baseline", "promote", "a", "--interactive", "--non-interactive"],
+        "choose --interactive or --non-interactive",
+    ),
+    (
+        "baseline promote",
+        ["baseline", "promote", "a", "--decided-by", "x\ny"],
+        "decided_by must be a name of 1 to 256 printable characters",
+    ),
     ("baseline promote", ["baseline", "promote", "a", "--warehouse", "ftp://x"], "unknown scheme 'ftp'"),
     ("baseline promote", ["baseline", "promote", "a", "--warehouse", PW_URL], NO_RS_PW),
     ("baseline promote", ["baseline", "promote", "a", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
     ("baseline promote", ["baseline", "promote", "a"], NO_WH),
     ("wh:baseline promote", ["baseline", "promote", "nosuch"], "run(s) 'nosuch' not in the warehouse"),
     ("baseline show", ["baseline", "show"], NO_WH),
-    ("baseline show", ["baseline", "show", "--warehouse", "duckdb:///nonexistent-dir/wh.duckdb"], "there is no warehouse at /nonexistent-dir/wh.duckdb"),
+    (
+        "baseline show",
+        ["baseline", "show", "--warehouse", "duckdb:///nonexistent-dir/wh.duckdb"],
+        "there is no warehouse at /nonexistent-dir/wh.duckdb",
+    ),
     ("baseline show", ["baseline", "show", "--warehouse", "ftp://x"], "unknown scheme 'ftp'"),
     ("baseline show", ["baseline", "show", "--warehouse", PW_URL], NO_RS_PW),
     ("baseline show", ["baseline", "show", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
@@ -228,12 +308,19 @@ SEEN: Counter = Counter()
 def _env(tmp_path: Path) -> dict[str, str]:
     """No Prefect, no AWS credentials, no Redshift password; an S3 endpoint where nothing listens."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SCENARIO_", "PREFECT_"))}
-    env.update({
-        "PREFECT_API_URL": DEAD_API, "PREFECT_HOME": str(tmp_path / "prefect-home"), "SCENARIO_SERVER_PORT": "9",
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"), "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "COLUMNS": "200",
-    })
+    env.update(
+        {
+            "PREFECT_API_URL": DEAD_API,
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "SCENARIO_SERVER_PORT": "9",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+            "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "COLUMNS": "200",
+        }
+    )
     return env
 
 
@@ -265,15 +352,27 @@ def _table_row() -> Iterator[None]:
     for key, n in sorted(SEEN.items()):
         kind, name = key.split(":", 1)
         if kind == "cli":
-            record(f"bad input: `{' '.join(['scenario', name]).strip()}` ({n} cases)",
-                   "one line on stderr, exit 2, no traceback, nothing written, Prefect never reached", 0, 0, 0)
+            record(
+                f"bad input: `{' '.join(['scenario', name]).strip()}` ({n} cases)",
+                "one line on stderr, exit 2, no traceback, nothing written, Prefect never reached",
+                0,
+                0,
+                0,
+            )
         else:
-            record(f"bad input: flow `{name}` parameters ({n} cases, in-process)",
-                   "one-line UsageError before any work (the checks deployments go through)", 0, 0, 0)
+            record(
+                f"bad input: flow `{name}` parameters ({n} cases, in-process)",
+                "one-line UsageError before any work (the checks deployments go through)",
+                0,
+                0,
+                0,
+            )
 
 
 @pytest.mark.parametrize("command,args,message", CLI_CASES, ids=[f"{c}: {' '.join(a)[:60]}" for c, a, _ in CLI_CASES])
-def test_every_command_refuses_bad_input_with_one_line_and_exit_2(command: str, args: list[str], message: str, tmp_path: Path) -> None:
+def test_every_command_refuses_bad_input_with_one_line_and_exit_2(
+    command: str, args: list[str], message: str, tmp_path: Path
+) -> None:
     data, cwd = tmp_path / "data", tmp_path / "cwd"
     cwd.mkdir()
     if command.startswith("wh:"):
@@ -283,7 +382,11 @@ def test_every_command_refuses_bad_input_with_one_line_and_exit_2(command: str, 
         connect(f"duckdb://{data}/warehouse.duckdb").close()
     before = _snapshot(data)
     leaf = args[1] if len(args) > 1 and args[0] in ("baseline", "server") else (args[0] if args else "")
-    argv = [*args, "--data-dir", str(data)] if leaf in HAS_DATA_DIR and "--data-dir" not in args and args[-1:] != ["--bogus"] else args
+    argv = (
+        [*args, "--data-dir", str(data)]
+        if leaf in HAS_DATA_DIR and "--data-dir" not in args and args[-1:] != ["--bogus"]
+        else args
+    )
     if args == ["run"]:
         argv = args
     proc = run_cli(argv, _env(tmp_path), timeout=180, cwd=cwd)
@@ -307,6 +410,7 @@ def test_every_command_refuses_bad_input_with_one_line_and_exit_2(command: str, 
 
 # ---- the flows' own checks, in-process, without a flow run: what a deployment's parameters go through ----
 
+
 def _settings() -> Any:
     from scenario_pipeline.settings import Settings
 
@@ -316,8 +420,18 @@ def _settings() -> Any:
 def _resolve(**kw: Any) -> Any:
     from scenario_pipeline.flows.params import resolve_params
 
-    args = {"scenario": "s12", "records": None, "cases": None, "agent": "reference", "seed": None, "run_id": None, "storage_url": None,
-            "warehouse_url": None, "dask_address": None, "shard_size": None}
+    args = {
+        "scenario": "s12",
+        "records": None,
+        "cases": None,
+        "agent": "reference",
+        "seed": None,
+        "run_id": None,
+        "storage_url": None,
+        "warehouse_url": None,
+        "dask_address": None,
+        "shard_size": None,
+    }
     args.update(kw)
     return resolve_params(_settings(), **args)
 
@@ -338,7 +452,10 @@ RUN_SCENARIO_CASES: list[tuple[dict[str, Any], str]] = [
     ({"cases": 1001}, "s12-search draws at most 1000 cases, got 1001"),
     ({"agent": 42}, "agent must be 'reference', 'package.module:callable' or an http(s):// URL, got 42"),
     ({"agent": "gpt"}, "is not 'reference', 'package.module:callable' or an http(s):// URL"),
-    ({"agent": f"http://bob:{SECRET_IN_URL}@127.0.0.1:9/"}, "carries credentials; remove them and put the Authorization header value in SCENARIO_AGENT_AUTHORIZATION"),
+    (
+        {"agent": f"http://bob:{SECRET_IN_URL}@127.0.0.1:9/"},
+        "carries credentials; remove them and put the Authorization header value in SCENARIO_AGENT_AUTHORIZATION",
+    ),
     ({"case_timeout_s": 0}, "case timeout must be a number of seconds above 0 and at most 86,400, got 0"),
     ({"case_timeout_s": "5"}, "case timeout must be a number of seconds above 0 and at most 86,400, got '5'"),
     ({"max_answer_bytes": 0}, "max answer bytes must be a whole number from 1 to 1,073,741,824, got 0"),
@@ -381,7 +498,10 @@ RUN_SCENARIO_CASES: list[tuple[dict[str, Any], str]] = [
     ({"max_retries": 101}, "max retries must be a whole number from 0 to 100, got 101"),
     ({"max_retries": 1.0}, "max retries must be a whole number from 0 to 100, got 1.0"),
     ({"max_retries": "5"}, "max retries must be a whole number from 0 to 100, got '5'"),
-    ({"max_retries": None, "concurrency": False}, "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got False"),
+    (
+        {"max_retries": None, "concurrency": False},
+        "concurrency must be a whole number of agent calls in flight from 1 to 100,000, got False",
+    ),
 ]
 
 
@@ -408,11 +528,23 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("compare-runs", lambda: p.check_compare_params(["../etc", "b"]), RUN_ID_MSG),
         ("compare-runs", lambda: p.check_compare_params(["a", "x'; DROP TABLE runs;--"]), RUN_ID_MSG),
         ("compare-runs", lambda: p.check_compare_params(["a", 7]), RUN_ID_MSG),
-        ("compare-runs", lambda: p.check_compare_params(["a", "b"], correction="bonferroni"), "correction 'bonferroni' is not known"),
+        (
+            "compare-runs",
+            lambda: p.check_compare_params(["a", "b"], correction="bonferroni"),
+            "correction 'bonferroni' is not known",
+        ),
         ("compare-runs", lambda: p.check_compare_params(["a", "b"], alpha=0), "alpha must lie between 0 and 1"),
         ("compare-runs", lambda: p.check_compare_params(["a", "b"], alpha="0.05"), "alpha must lie between 0 and 1"),
-        ("compare-runs", lambda: p.check_compare_params(["a", "b"], n_boot=0), "n_boot (bootstrap resamples) must be a whole number"),
-        ("compare-runs", lambda: p.check_compare_params(["a", "b"], n_boot=10**9), "n_boot (bootstrap resamples) must be a whole number"),
+        (
+            "compare-runs",
+            lambda: p.check_compare_params(["a", "b"], n_boot=0),
+            "n_boot (bootstrap resamples) must be a whole number",
+        ),
+        (
+            "compare-runs",
+            lambda: p.check_compare_params(["a", "b"], n_boot=10**9),
+            "n_boot (bootstrap resamples) must be a whole number",
+        ),
         ("compare-runs", lambda: p.check_compare_params(["a", "b"], warehouse_url="ftp://x"), "unknown scheme 'ftp'"),
         ("compare-runs", lambda: p.check_compare_params(["a", "b"], warehouse_url=PW_URL), NO_RS_PW),
         ("compare-runs", lambda: p.check_compare_params(["a", "b"], storage_url="ftp://x"), "unknown scheme 'ftp'"),
@@ -421,13 +553,33 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("generate-dataset", lambda: p.check_generate_params("nosuch", 1000), "unknown dataset 'nosuch'"),
         ("generate-dataset", lambda: p.check_generate_params("../etc", 1000), "unknown dataset '../etc'"),
         ("generate-dataset", lambda: p.check_generate_params("events", 0), "records must be a positive number, got 0"),
-        ("generate-dataset", lambda: p.check_generate_params("events", "1000"), "records must be a positive whole number, got '1000'"),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", "1000"),
+            "records must be a positive whole number, got '1000'",
+        ),
         ("generate-dataset", lambda: p.check_generate_params("events", 1.5), "records must be a positive whole number, got 1.5"),
-        ("generate-dataset", lambda: p.check_generate_params("events", None), "records must be a positive whole number, got None"),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", None),
+            "records must be a positive whole number, got None",
+        ),
         ("generate-dataset", lambda: p.check_generate_params("events", 10**13), "dataset events: records must be at most 10^12"),
-        ("generate-dataset", lambda: p.check_generate_params("events", 1000, 0), "partition rows must be a positive number, got 0"),
-        ("generate-dataset", lambda: p.check_generate_params("events", 1000, 5000), "partition rows (5000) cannot exceed records (1000)"),
-        ("generate-dataset", lambda: p.check_generate_params("events", 1000, seed=-1), "seed must be a whole number from 0 to 2^63-1"),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", 1000, 0),
+            "partition rows must be a positive number, got 0",
+        ),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", 1000, 5000),
+            "partition rows (5000) cannot exceed records (1000)",
+        ),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", 1000, seed=-1),
+            "seed must be a whole number from 0 to 2^63-1",
+        ),
         ("generate-dataset", lambda: p.check_generate_params("events", 1000, storage_url="ftp://x"), "unknown scheme 'ftp'"),
         ("generate-dataset", lambda: p.check_generate_params("events", 1000, dask_address="localhost:8786"), "needs a scheme"),
         # reconcile-costs
@@ -435,7 +587,11 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("reconcile-costs", lambda: p.check_reconcile_params(days=366), "days must be a whole number from 1 to 365, got 366"),
         ("reconcile-costs", lambda: p.check_reconcile_params(days="7"), "days must be a whole number from 1 to 365, got '7'"),
         ("reconcile-costs", lambda: p.check_reconcile_params(days=True), "days must be a whole number from 1 to 365, got True"),
-        ("reconcile-costs", lambda: p.check_reconcile_params(today="yesterday"), "today must be a date as YYYY-MM-DD, got 'yesterday'"),
+        (
+            "reconcile-costs",
+            lambda: p.check_reconcile_params(today="yesterday"),
+            "today must be a date as YYYY-MM-DD, got 'yesterday'",
+        ),
         ("reconcile-costs", lambda: p.check_reconcile_params(today=20261122), "today must be a date as YYYY-MM-DD, got 20261122"),
         ("reconcile-costs", lambda: p.check_reconcile_params(today="2026-13-01"), "today must be a date as YYYY-MM-DD"),
         ("reconcile-costs", lambda: p.check_reconcile_params(warehouse_url="ftp://x"), "unknown scheme 'ftp'"),
@@ -444,12 +600,28 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("promote-baseline", lambda: p.check_promote_params("../etc"), RUN_ID_MSG),
         ("promote-baseline", lambda: p.check_promote_params("$(id)"), RUN_ID_MSG),
         ("promote-baseline", lambda: p.check_promote_params("a", warehouse_url="ftp://x"), "unknown scheme 'ftp'"),
-        ("promote-baseline", lambda: p.check_promote_params("a", interactive="yes"), "interactive must be true or false, got 'yes'"),
-        ("promote-baseline", lambda: p.check_promote_params("a", decided_by=""), "decided_by must be a name of 1 to 256 printable characters"),
-        ("promote-baseline", lambda: p.check_promote_params("a", timeout_s=0), "timeout must be a whole number of seconds from 1 to 2,592,000"),
+        (
+            "promote-baseline",
+            lambda: p.check_promote_params("a", interactive="yes"),
+            "interactive must be true or false, got 'yes'",
+        ),
+        (
+            "promote-baseline",
+            lambda: p.check_promote_params("a", decided_by=""),
+            "decided_by must be a name of 1 to 256 printable characters",
+        ),
+        (
+            "promote-baseline",
+            lambda: p.check_promote_params("a", timeout_s=0),
+            "timeout must be a whole number of seconds from 1 to 2,592,000",
+        ),
         ("promote-baseline", lambda: p.check_promote_params("a", timeout_s=10**12), "timeout must be a whole number of seconds"),
         ("promote-baseline", lambda: p.check_promote_params("a", timeout_s=1.5), "timeout must be a whole number of seconds"),
-        ("promote-baseline", lambda: p.check_promote_params("a", poll_interval_s=0), "poll interval must be a whole number of seconds"),
+        (
+            "promote-baseline",
+            lambda: p.check_promote_params("a", poll_interval_s=0),
+            "poll interval must be a whole number of seconds",
+        ),
         ("promote-baseline", lambda: p.check_promote_params("a", timeout_s=10, poll_interval_s=11), "from 1 to the timeout (10)"),
     ]
 
@@ -457,15 +629,28 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
 def _suite_cases() -> list[tuple[str, Callable[[], Any], str]]:
     from scenario_pipeline.flows.run_suite import check_suite_params as s
 
-    base = {"scenarios": None, "records": None, "cases": None, "agent": "reference", "seed": None, "run_id": None, "storage_url": None,
-            "warehouse_url": None, "dask_address": None}
+    base = {
+        "scenarios": None,
+        "records": None,
+        "cases": None,
+        "agent": "reference",
+        "seed": None,
+        "run_id": None,
+        "storage_url": None,
+        "warehouse_url": None,
+        "dask_address": None,
+    }
     return [
         ("run-suite", lambda: s(**{**base, "scenarios": "s12"}), "scenarios must be a list of scenario ids"),
         ("run-suite", lambda: s(**{**base, "scenarios": ["s12", "s99"]}), "unknown scenario 's99'"),
         ("run-suite", lambda: s(**{**base, "run_id": "../etc"}), "suite run id '../etc' may hold only"),
         ("run-suite", lambda: s(**{**base, "records": 0}), "records must be a positive whole number, got 0"),
         ("run-suite", lambda: s(**{**base, "warehouse_url": PW_URL}), NO_RS_PW),
-        ("run-suite", lambda: s(**base, options={"concurrency": 0}), "concurrency must be a whole number of agent calls in flight"),
+        (
+            "run-suite",
+            lambda: s(**base, options={"concurrency": 0}),
+            "concurrency must be a whole number of agent calls in flight",
+        ),
         ("run-suite", lambda: s(**base, options={"max_retries": -2}), "max retries must be a whole number from 0 to 100, got -2"),
     ]
 
@@ -523,8 +708,15 @@ def test_count_parser_refuses_what_is_not_a_count_quickly() -> None:
 
     assert [count(v) for v in ("1000000", "1_000_000", "1,000,000", "1e6", "10^6", "10**6")] == [10**6] * 6
     started = time.monotonic()
-    for bad, message in (("10^99999999", "far too large"), ("10^-3", "not a whole number"), ("1.5", "not a whole number"),
-                         ("1e400", "not a whole number"), ("9" * 5000, "not a whole number"), ("", "not a whole number"), ("$(id)", "not a whole number")):
+    for bad, message in (
+        ("10^99999999", "far too large"),
+        ("10^-3", "not a whole number"),
+        ("1.5", "not a whole number"),
+        ("1e400", "not a whole number"),
+        ("9" * 5000, "not a whole number"),
+        ("", "not a whole number"),
+        ("$(id)", "not a whole number"),
+    ):
         with pytest.raises(typer.BadParameter, match=message):
             count(bad)
     assert time.monotonic() - started < 1  # no giant power is computed

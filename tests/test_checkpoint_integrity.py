@@ -48,12 +48,27 @@ def case_rows(run_id: str, shard: int, passed: bool = False, n: int = ROWS_PER_S
 
 
 def _rows(run_id: str, shard: int, passed: bool, n: int) -> list[dict[str, Any]]:
-    return [{
-        "run_id": run_id, "scenario": "s12", "case_id": f"{run_id}-case-{shard * n + i}", "case_index": shard * n + i, "shard": shard,
-        "passed": passed, "reason": "" if passed else "wrong answer: 0 of 3 needles", "metrics_json": json.dumps({"recall": float(passed)}),
-        "answer_digest": f"d{shard}{i}", "answer_bytes": 10 + i, "latency_ms": 1.5 * i, "input_tokens": 5, "output_tokens": 7,
-        "cost_usd": 0.001, "attributes_json": "{}", "worker": "tcp://127.0.0.1:1",
-    } for i in range(n)]
+    return [
+        {
+            "run_id": run_id,
+            "scenario": "s12",
+            "case_id": f"{run_id}-case-{shard * n + i}",
+            "case_index": shard * n + i,
+            "shard": shard,
+            "passed": passed,
+            "reason": "" if passed else "wrong answer: 0 of 3 needles",
+            "metrics_json": json.dumps({"recall": float(passed)}),
+            "answer_digest": f"d{shard}{i}",
+            "answer_bytes": 10 + i,
+            "latency_ms": 1.5 * i,
+            "input_tokens": 5,
+            "output_tokens": 7,
+            "cost_usd": 0.001,
+            "attributes_json": "{}",
+            "worker": "tcp://127.0.0.1:1",
+        }
+        for i in range(n)
+    ]
 
 
 def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
@@ -122,10 +137,13 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 # ---- checkpoints ---------------------------------------------------------------------------
 
+
 def test_round_trip_verifies_and_reads_back_identical_rows(storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     write_all(storage)
-    assert names(storage) == sorted([f"shard-{s:05d}.parquet" for s in EXPECTED] + [f"shard-{s:05d}.parquet.mac" for s in EXPECTED])
+    assert names(storage) == sorted(
+        [f"shard-{s:05d}.parquet" for s in EXPECTED] + [f"shard-{s:05d}.parquet.mac" for s in EXPECTED]
+    )
     sidecar = json.loads(storage.read_bytes(mac_path(RUN, 1)))
     assert sidecar["algorithm"] == "HMAC-SHA256" and sidecar["run_id"] == RUN and sidecar["shard"] == 1 and sidecar["rows"] == 3
     assert len(sidecar["mac"]) == 64 and sidecar["bytes"] == len(storage.read_bytes(shard_path(RUN, 1)))
@@ -136,7 +154,9 @@ def test_round_trip_verifies_and_reads_back_identical_rows(storage: Storage, cap
     assert warnings_of(caplog) == []
 
 
-def test_shard_rewritten_as_all_passed_is_rejected_moved_aside_and_run_again(storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+def test_shard_rewritten_as_all_passed_is_rejected_moved_aside_and_run_again(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
     write_all(storage)
     forged = parquet_bytes(case_rows(RUN, 1, passed=True))  # same row count, valid Parquet, old sidecar kept
     original_sidecar = storage.read_bytes(mac_path(RUN, 1))
@@ -148,7 +168,9 @@ def test_shard_rewritten_as_all_passed_is_rejected_moved_aside_and_run_again(sto
 
     warned = warnings_of(caplog)
     assert len(warned) == 1, warned
-    assert warned[0].startswith(f"checkpoint shard 1 of run {RUN} failed its integrity check (MAC mismatch): it will be run again")
+    assert warned[0].startswith(
+        f"checkpoint shard 1 of run {RUN} failed its integrity check (MAC mismatch): it will be run again"
+    )
     assert [(r.name, r.levelno) for r in ours(caplog)] == [(CKPT_LOGGER, logging.WARNING)]
     listing = names(storage)
     assert "shard-00001.parquet" not in listing and "shard-00001.parquet.mac" not in listing
@@ -184,8 +206,10 @@ def test_shard_copied_from_another_run_or_renumbered_is_rejected(storage: Storag
     assert finished_shards(storage, RUN, EXPECTED) == {0}
 
     warned = warnings_of(caplog)
-    assert [w.split(":")[0] for w in warned] == [f"checkpoint shard 1 of run {RUN} failed its integrity check (MAC mismatch)",
-                                                 f"checkpoint shard 2 of run {RUN} failed its integrity check (MAC mismatch)"]
+    assert [w.split(":")[0] for w in warned] == [
+        f"checkpoint shard 1 of run {RUN} failed its integrity check (MAC mismatch)",
+        f"checkpoint shard 2 of run {RUN} failed its integrity check (MAC mismatch)",
+    ]
     assert sorted(n for n in names(storage) if n.endswith(".parquet")) == ["shard-00000.parquet"]
     assert finished_shards(storage, other, {1: ROWS_PER_SHARD}) == {1}  # the other run's own shard is untouched
 
@@ -207,11 +231,15 @@ def test_shard_tampered_after_the_resume_check_fails_read_results(storage: Stora
     write_shard(storage, RUN, 1, case_rows(RUN, 1))
     assert finished_shards(storage, RUN, EXPECTED) == {0, 1, 2}
     storage.delete(mac_path(RUN, 2))
-    with pytest.raises(IntegrityError, match=r"checkpoint shard 2 of run 'integrity-1' failed its integrity check \(its MAC sidecar is gone\)"):
+    with pytest.raises(
+        IntegrityError, match=r"checkpoint shard 2 of run 'integrity-1' failed its integrity check \(its MAC sidecar is gone\)"
+    ):
         read_results(storage, RUN, [0, 1, 2])
 
 
-def test_missing_sidecar_is_not_done_and_missing_shard_is_not_done_quietly(storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_sidecar_is_not_done_and_missing_shard_is_not_done_quietly(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
     write_all(storage)
     storage.delete(mac_path(RUN, 0))  # e.g. written by an older version, or killed between the two writes
     storage.delete(shard_path(RUN, 2))  # its sidecar alone is left
@@ -221,14 +249,20 @@ def test_missing_sidecar_is_not_done_and_missing_shard_is_not_done_quietly(stora
 
     assert warnings_of(caplog) == []
     infos = [r.getMessage() for r in ours(caplog, logging.INFO) if r.levelno == logging.INFO]
-    assert infos == [(f"Checkpoint shard 0 of run {RUN} has no MAC sidecar (written by an older version, or the run stopped "
-                      "between its two writes): it will be run again.")]
+    assert infos == [
+        (
+            f"Checkpoint shard 0 of run {RUN} has no MAC sidecar (written by an older version, or the run stopped "
+            "between its two writes): it will be run again."
+        )
+    ]
     assert "shard-00000.parquet" in names(storage)  # not moved aside: the re-run overwrites it
     assert not any(".rejected-" in n for n in names(storage))
     assert finished_shards(storage, "never-ran", EXPECTED) == set()  # no shards folder at all
 
 
-def test_wrong_row_count_and_unreadable_footer_under_a_valid_mac_are_run_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_row_count_and_unreadable_footer_under_a_valid_mac_are_run_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     storage = Storage.from_url(str(tmp_path / "store"))
     write_shard(storage, RUN, 0, case_rows(RUN, 0, n=2))  # 2 rows where 3 are expected
     garbage = b"PAR1 this is not a parquet footer"
@@ -244,8 +278,13 @@ def test_wrong_row_count_and_unreadable_footer_under_a_valid_mac_are_run_again(t
     warned = warnings_of(caplog)
     assert len(warned) == 3, warned
     assert warned[0] == f"Checkpoint shard 0 of run {RUN} has 2 rows, 3 expected: it will be run again."
-    assert warned[1].startswith(f"Checkpoint shard 1 of run {RUN} has an unreadable Parquet footer (") and "it will be run again" in warned[1]
-    assert warned[2].startswith(f"checkpoint shard 2 of run {RUN} failed its integrity check (its MAC sidecar is unreadable): it will be run again")
+    assert (
+        warned[1].startswith(f"Checkpoint shard 1 of run {RUN} has an unreadable Parquet footer (")
+        and "it will be run again" in warned[1]
+    )
+    assert warned[2].startswith(
+        f"checkpoint shard 2 of run {RUN} failed its integrity check (its MAC sidecar is unreadable): it will be run again"
+    )
 
 
 class DeniedStorage(Storage):
@@ -255,8 +294,10 @@ class DeniedStorage(Storage):
 
     def read_bytes(self, rel: str) -> bytes:
         if self.denied and rel.startswith(self.denied):
+
             def refuse(path: str) -> bytes:
                 raise PermissionError(13, "Permission denied", path)
+
             return self._call("read", rel, refuse)
         return super().read_bytes(rel)
 
@@ -273,17 +314,21 @@ def test_storage_error_in_the_resume_check_propagates_with_the_path(tmp_path: Pa
 
     text = str(exc.value)
     uri = good.uri(mac_path(RUN, 1))
-    assert text.startswith(f"cannot read {uri} while checking which checkpoint shards of run {RUN!r} are finished (permission denied)")
+    assert text.startswith(
+        f"cannot read {uri} while checking which checkpoint shards of run {RUN!r} are finished (permission denied)"
+    )
     assert "check that this user may read that folder" in text and f"--run-id {RUN}" in text and "not found" not in text
     assert [r.getMessage() for r in ours(caplog, logging.ERROR)] == [
-        f"checkpoint check of run {RUN}: cannot read {uri} (permission denied)"]
+        f"checkpoint check of run {RUN}: cannot read {uri} (permission denied)"
+    ]
     assert not any(".rejected-" in n for n in names(good))  # nothing was moved aside or counted
     with pytest.raises(StorageError, match="permission denied"):  # read_results too
         read_results(denied, RUN, [0, 1, 2])
 
 
-def test_s3_wrong_credentials_in_the_resume_check_propagate(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_s3_wrong_credentials_in_the_resume_check_propagate(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from moto.core.authorization import enable_iam_authentication
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
@@ -305,17 +350,22 @@ def test_s3_wrong_credentials_in_the_resume_check_propagate(s3_endpoint: str, tm
     finally:
         _clear_s3_cache()
     text = str(exc.value)
-    assert text.startswith(f"cannot list s3://{BUCKET}/wrong-creds/runs/{RUN}/shards while checking which checkpoint shards of run "
-                           f"{RUN!r} are finished (permission denied)"), text
+    assert text.startswith(
+        f"cannot list s3://{BUCKET}/wrong-creds/runs/{RUN}/shards while checking which checkpoint shards of run "
+        f"{RUN!r} are finished (permission denied)"
+    ), text
     assert "check that the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE)" in text and "not found" not in text
     assert "not-the-secret-at-all" not in text + caplog.text
-    assert any(r.levelno == logging.ERROR and f"s3://{BUCKET}/wrong-creds/runs/{RUN}/shards" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.levelno == logging.ERROR and f"s3://{BUCKET}/wrong-creds/runs/{RUN}/shards" in r.getMessage() for r in caplog.records
+    )
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, **TEST_AWS)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="wrong-creds/").get("Contents", [])]
     assert len(keys) == 6 and not any(".rejected-" in k for k in keys)  # nothing moved aside
 
 
 # ---- dataset partitions' resume check ------------------------------------------------------
+
 
 def _partition(root: Storage, p: int) -> PartitionInfo:
     data = parquet_bytes(case_rows("dataset", p))
@@ -346,8 +396,10 @@ def test_partition_resume_check_missing_broken_and_denied(tmp_path: Path, caplog
     object.__setattr__(denied, "denied", sidecar_name("events", 3))
     with pytest.raises(StorageError) as exc:
         verified_sidecar(denied, "events", 3)
-    assert str(exc.value).startswith(f"cannot read {root.uri(sidecar_name('events', 3))} while checking which dataset partitions "
-                                     "are already written (permission denied)")
+    assert str(exc.value).startswith(
+        f"cannot read {root.uri(sidecar_name('events', 3))} while checking which dataset partitions "
+        "are already written (permission denied)"
+    )
     assert "check that this user may read the dataset folder" in str(exc.value)
 
 
@@ -372,20 +424,27 @@ def test_partition_resume_check_on_s3_with_wrong_credentials(s3_endpoint: str, m
             verified_sidecar(root, "events", 0)
     finally:
         _clear_s3_cache()
-    assert str(exc.value).startswith(f"cannot read s3://{BUCKET}/partitions/events/_parts/part-0000000.json while checking which "
-                                     "dataset partitions are already written (permission denied)"), str(exc.value)
+    assert str(exc.value).startswith(
+        f"cannot read s3://{BUCKET}/partitions/events/_parts/part-0000000.json while checking which "
+        "dataset partitions are already written (permission denied)"
+    ), str(exc.value)
     assert "AWS_ACCESS_KEY_ID / AWS_PROFILE" in str(exc.value)
 
 
 # ---- the harness key -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, why", [
-    ("zz" * 32, "it is not hex digits"),
-    ("ab" * 31, "it has 31 bytes, at least 32 are needed"),
-    ("", "it has 0 bytes, at least 32 are needed"),
-])
-def test_malformed_env_key_is_one_clear_error(value: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              private_config: Path) -> None:
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("zz" * 32, "it is not hex digits"),
+        ("ab" * 31, "it has 31 bytes, at least 32 are needed"),
+        ("", "it has 0 bytes, at least 32 are needed"),
+    ],
+)
+def test_malformed_env_key_is_one_clear_error(
+    value: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, private_config: Path
+) -> None:
     monkeypatch.setenv(harness_key.ENV_VAR, value)
     storage = Storage.from_url(str(tmp_path / "store"))
     calls = {
@@ -400,8 +459,10 @@ def test_malformed_env_key_is_one_clear_error(value: str, why: str, tmp_path: Pa
             call()
         assert isinstance(exc.value, UsageError), name
         text = str(exc.value)
-        assert text.startswith(f"the environment variable SCENARIO_HARNESS_KEY is not a valid harness key: {why}; "
-                               "set SCENARIO_HARNESS_KEY to at least 64 hex digits"), (name, text)
+        assert text.startswith(
+            f"the environment variable SCENARIO_HARNESS_KEY is not a valid harness key: {why}; "
+            "set SCENARIO_HARNESS_KEY to at least 64 hex digits"
+        ), (name, text)
         assert value not in text if value else True
     assert not (tmp_path / "store").exists()  # write_shard wrote nothing
     assert not private_config.exists()  # and no key file was made instead
@@ -417,8 +478,11 @@ def test_env_key_is_used_and_no_key_file_is_made(monkeypatch: pytest.MonkeyPatch
     assert not private_config.exists()
     # Another machine with the same key verifies them; one with another key does not, and says why.
     monkeypatch.setenv(harness_key.ENV_VAR, "fedcba9876543210" * 4)
-    with pytest.raises(IntegrityError, match=r"sidecar names another harness key, '[0-9a-f]{16}', than this one, '[0-9a-f]{16}': if "
-                                             r"machines with different keys share this storage, set SCENARIO_HARNESS_KEY"):
+    with pytest.raises(
+        IntegrityError,
+        match=r"sidecar names another harness key, '[0-9a-f]{16}', than this one, '[0-9a-f]{16}': if "
+        r"machines with different keys share this storage, set SCENARIO_HARNESS_KEY",
+    ):
         read_results(storage, RUN, [0])
 
 

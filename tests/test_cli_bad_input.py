@@ -40,8 +40,10 @@ def test_bad_input_gives_one_clear_line_and_exit_2(args: list[str], message: str
 
 def test_unanswering_http_agent_and_unreachable_dask_are_refused_before_any_work(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    for args, message in ((["--agent", f"http://127.0.0.1:{port}/"], f"does not answer: cannot connect to 127.0.0.1:{port}"),
-                          (["--dask-address", f"tcp://127.0.0.1:{port}"], f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")):
+    for args, message in (
+        (["--agent", f"http://127.0.0.1:{port}/"], f"does not answer: cannot connect to 127.0.0.1:{port}"),
+        (["--dask-address", f"tcp://127.0.0.1:{port}"], f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"),
+    ):
         data = tmp_path / "data"
         proc = run_cli(["run", "s12", *args, "--data-dir", str(data)], {"PREFECT_API_URL": "http://127.0.0.1:9/api"})
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr

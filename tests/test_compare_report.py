@@ -26,11 +26,27 @@ def pair(tmp_path):  # noqa: ANN001, ANN201
     find 1 of 2 needles (recall 0.5), the others still pass."""
     wh = connect(f"duckdb:///{tmp_path}/wh.duckdb")
     where = ["last-1%" if i >= 15 else "body" for i in range(20)]
-    before = [{"passed": True, "metrics": {"recall": 1.0, "precision": 1.0}, "attributes": {"last_partition_share": w, "needles": 2},
-               "latency_ms": 10.0 + i, "cost_usd": 0.01} for i, w in enumerate(where)]
-    after = [{"passed": w == "body", "metrics": {"recall": 1.0 if w == "body" else 0.5, "precision": 1.0},
-              "attributes": {"last_partition_share": w, "needles": 2}, "latency_ms": 20.0 + i, "cost_usd": 0.02,
-              "reason": None if w == "body" else f"found 1 of 2 needles with 0 false hits (case {i})"} for i, w in enumerate(where)]
+    before = [
+        {
+            "passed": True,
+            "metrics": {"recall": 1.0, "precision": 1.0},
+            "attributes": {"last_partition_share": w, "needles": 2},
+            "latency_ms": 10.0 + i,
+            "cost_usd": 0.01,
+        }
+        for i, w in enumerate(where)
+    ]
+    after = [
+        {
+            "passed": w == "body",
+            "metrics": {"recall": 1.0 if w == "body" else 0.5, "precision": 1.0},
+            "attributes": {"last_partition_share": w, "needles": 2},
+            "latency_ms": 20.0 + i,
+            "cost_usd": 0.02,
+            "reason": None if w == "body" else f"found 1 of 2 needles with 0 false hits (case {i})",
+        }
+        for i, w in enumerate(where)
+    ]
     publish(wh, "before", before, thresholds=S12_THRESHOLDS)
     publish(wh, "after", after, thresholds=S12_THRESHOLDS, minute=5)
     cmp = compare_runs([load_run(wh, "before"), load_run(wh, "after")])
@@ -48,12 +64,17 @@ def test_failure_analysis_says_where_the_agent_fails(pair) -> None:  # noqa: ANN
     # Their reasons differ only in numbers: one family.
     assert f["regression_reasons"] == [{"reason": "found N of N needles with N false hits (case N)", "cases": 5}]
     # recall on last-1%: 1.00 -> 0.50; elsewhere 1.00 -> 1.00. 'needles' is 2 everywhere: it explains nothing and is not listed.
-    assert "recall fell from 1.00 to 0.50 on cases with last_partition_share = last-1% (5 cases); elsewhere 1.00 -> 1.00" in f["findings"]
+    assert (
+        "recall fell from 1.00 to 0.50 on cases with last_partition_share = last-1% (5 cases); elsewhere 1.00 -> 1.00"
+        in f["findings"]
+    )
     assert all("needles" not in s for s in f["findings"])
     run_f = cmp["failures"]["after"]
     assert run_f["failed"] == 5 and run_f["by_reason"][0]["cases"] == 5
     # After: recall 0.5 on the 5 last-1% cases vs 1.0 on the other 15.
-    assert "recall drops to 0.50 on cases with last_partition_share = last-1% (5 cases; 1.00 on the other 15)" in run_f["findings"]
+    assert (
+        "recall drops to 0.50 on cases with last_partition_share = last-1% (5 cases; 1.00 on the other 15)" in run_f["findings"]
+    )
     # pass rate 0.75 -> recall verdict: 15 unchanged + 5 at -0.5: mean diff -0.125
     rec = next(r for r in cmp["pairs"][0]["rows"] if r["metric"] == "recall")
     assert rec["diff"] == pytest.approx(-0.125)
@@ -78,7 +99,12 @@ def test_exports_carry_the_same_numbers(pair, tmp_path) -> None:  # noqa: ANN001
     assert float(recall["diff"]) == pytest.approx(-0.125) and recall["verdict"] in ("degraded", "inconclusive")
     latency = next(r for r in rows if r["metric"] == "latency_ms")
     # every case is exactly 10 ms slower: difference +10, interval [10, 10], no verdict (no latency threshold declared)
-    assert (float(latency["diff"]), float(latency["ci_low"]), float(latency["ci_high"]), latency["verdict"]) == (10.0, 10.0, 10.0, "")
+    assert (float(latency["diff"]), float(latency["ci_low"]), float(latency["ci_high"]), latency["verdict"]) == (
+        10.0,
+        10.0,
+        10.0,
+        "",
+    )
     md = to_markdown(cmp)
     assert "| recall | 1 | 0.875 | -0.125 [" in md and "## Failure analysis" in md
     assert render(cmp, "md") == md

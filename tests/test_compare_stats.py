@@ -70,15 +70,18 @@ def test_bootstrap_of_constant_differences_is_exact_and_nan_pairs_are_skipped() 
     assert paired_bootstrap([x], seed=9) == paired_bootstrap([x], seed=9)
 
 
-@pytest.mark.parametrize("n, diff, ci, p, expected", [
-    (100, 0.15, (0.10, 0.20), 1e-6, "improved"),       # significant, >= min_effect 0.01
-    (100, -0.15, (-0.20, -0.10), 1e-6, "degraded"),
-    (100, 0.0, (0.0, 0.0), 1.0, "unchanged"),          # all equal
-    (100, 0.004, (0.002, 0.006), 1e-4, "unchanged"),   # significant but inside +/- 0.01: too small to matter
-    (3, 0.46, (0.1, 0.8), 0.25, "inconclusive"),       # small sample: not significant, cannot rule an effect out
-    (200, 0.02, (-0.001, 0.04), 0.03, "inconclusive"), # p small but the interval touches zero
-    (0, math.nan, (math.nan, math.nan), 1.0, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "n, diff, ci, p, expected",
+    [
+        (100, 0.15, (0.10, 0.20), 1e-6, "improved"),  # significant, >= min_effect 0.01
+        (100, -0.15, (-0.20, -0.10), 1e-6, "degraded"),
+        (100, 0.0, (0.0, 0.0), 1.0, "unchanged"),  # all equal
+        (100, 0.004, (0.002, 0.006), 1e-4, "unchanged"),  # significant but inside +/- 0.01: too small to matter
+        (3, 0.46, (0.1, 0.8), 0.25, "inconclusive"),  # small sample: not significant, cannot rule an effect out
+        (200, 0.02, (-0.001, 0.04), 0.03, "inconclusive"),  # p small but the interval touches zero
+        (0, math.nan, (math.nan, math.nan), 1.0, "inconclusive"),
+    ],
+)
 def test_verdict_rule(n: int, diff: float, ci: tuple[float, float], p: float, expected: str) -> None:
     assert verdict(n, diff, ci, p, MetricSpec("recall", True, 0.01, True)) == expected
 

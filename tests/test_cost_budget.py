@@ -22,17 +22,46 @@ pytestmark = pytest.mark.slow
 
 
 def _run(data_dir: Path, budget: str, env: dict[str, str]) -> tuple[int, dict]:
-    proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "100000", "--cases", "20", "--shard-size", "2", "--agent", "tests.cost_agents:penny",
-                    # our test agent logs each call to a file the test reads: outside any sandbox, with the two variables it needs
-                    "--trust-agent", "--agent-env", "COST_CALL_LOG,COST_PHASE",
-                    "--run-id", "budget-1", "--max-cost-usd", budget, "--data-dir", str(data_dir), "--json"], env, timeout=300)
+    proc = run_cli(
+        [
+            "run",
+            "s12",
+            "--no-fail-on-threshold",
+            "--records",
+            "100000",
+            "--cases",
+            "20",
+            "--shard-size",
+            "2",
+            "--agent",
+            "tests.cost_agents:penny",
+            # our test agent logs each call to a file the test reads: outside any sandbox, with the two variables it needs
+            "--trust-agent",
+            "--agent-env",
+            "COST_CALL_LOG,COST_PHASE",
+            "--run-id",
+            "budget-1",
+            "--max-cost-usd",
+            budget,
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+        env,
+        timeout=300,
+    )
     assert proc.stdout.strip(), proc.stderr[-3000:]
     return proc.returncode, json.loads(proc.stdout)
 
 
 def test_budget_stops_the_run_and_a_higher_budget_resumes_it(prefect_server: str, data_dir: Path, tmp_path: Path) -> None:
     calls = tmp_path / "calls.log"
-    env = {"PREFECT_API_URL": prefect_server, "COST_CALL_LOG": str(calls), "SCENARIO_DASK_N_WORKERS": "2", "SCENARIO_DASK_THREADS_PER_WORKER": "1"}
+    env = {
+        "PREFECT_API_URL": prefect_server,
+        "COST_CALL_LOG": str(calls),
+        "SCENARIO_DASK_N_WORKERS": "2",
+        "SCENARIO_DASK_THREADS_PER_WORKER": "1",
+    }
 
     code, s = _run(data_dir, "0.10", {**env, "COST_PHASE": "first"})
     assert code == 1 and s["status"] == "budget_exceeded" and s["passed"] is False
@@ -47,10 +76,14 @@ def test_budget_stops_the_run_and_a_higher_budget_resumes_it(prefect_server: str
     shards = sorted((data_dir / "runs" / "budget-1" / "shards").glob("shard-*.parquet"))
     assert len(shards) == 4  # finished shards stay checkpointed
     # The live estimate is in the fan-out's progress artifact, as the Prefect API serves it.
-    arts = httpx.post(f"{prefect_server}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [s["flow_run_id"]]}}}, timeout=10).json()
+    arts = httpx.post(
+        f"{prefect_server}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [s["flow_run_id"]]}}}, timeout=10
+    ).json()
     (progress,) = [a for a in arts if a["type"] == "progress"]
     assert progress["data"] == pytest.approx(40.0)  # 8 of 20 cases
-    shown = re.search(r"estimated cost so far \$([0-9.]+) of the \$0\.1000 budget \(aws-us-east-1-2026-11\)", progress["description"])
+    shown = re.search(
+        r"estimated cost so far \$([0-9.]+) of the \$0\.1000 budget \(aws-us-east-1-2026-11\)", progress["description"]
+    )
     assert shown, progress["description"]
     assert 0.08 <= float(shown.group(1)) <= c["estimate_usd"] + 5e-5  # the agents' $0.08 and compute, as of the fan-out's end
 
@@ -80,12 +113,15 @@ def test_budget_stops_the_run_and_a_higher_budget_resumes_it(prefect_server: str
 
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
-        n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT case_id) FROM case_results WHERE run_id = 'budget-1'").fetchone()
+        n, distinct = con.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT case_id) FROM case_results WHERE run_id = 'budget-1'"
+        ).fetchone()
         assert (n, distinct) == (20, 20)  # every case exactly once
         assert con.execute("SELECT status FROM runs WHERE run_id = 'budget-1'").fetchone() == ("completed",)
         total, shard_lines = con.execute(
             "SELECT SUM(CASE WHEN shard IS NULL AND item <> 's3.storage_month' THEN amount_usd ELSE 0 END), "
-            "COUNT(DISTINCT shard) FROM costs WHERE run_id = 'budget-1' AND source = 'estimate'").fetchone()
+            "COUNT(DISTINCT shard) FROM costs WHERE run_id = 'budget-1' AND source = 'estimate'"
+        ).fetchone()
         assert total == pytest.approx(c["estimate_usd"], rel=1e-6) and shard_lines == 10
     finally:
         con.close()

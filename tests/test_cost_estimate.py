@@ -15,11 +15,32 @@ from scenario_pipeline.errors import UsageError
 
 def hand_ledger() -> Ledger:
     led = Ledger("hand-1")
-    led.add_stage("generate", Usage(thread_seconds=7200, gb_seconds=28800, s3_put=2001, s3_get=10, s3_list=1, bytes_written=10 * 2**30))
-    led.shards[0] = Usage(thread_seconds=1800, gb_seconds=3600, s3_put=1, s3_get=1, bytes_written=2**20, input_tokens=3000, output_tokens=1000,
-                          agent_cost_usd=0.05, cases=5)
-    led.shards[1] = Usage(thread_seconds=1800, gb_seconds=3600, s3_put=1, s3_get=1, bytes_written=2**20, input_tokens=2000, output_tokens=500,
-                          unpriced_input_tokens=2000, unpriced_output_tokens=500, cases=5)
+    led.add_stage(
+        "generate", Usage(thread_seconds=7200, gb_seconds=28800, s3_put=2001, s3_get=10, s3_list=1, bytes_written=10 * 2**30)
+    )
+    led.shards[0] = Usage(
+        thread_seconds=1800,
+        gb_seconds=3600,
+        s3_put=1,
+        s3_get=1,
+        bytes_written=2**20,
+        input_tokens=3000,
+        output_tokens=1000,
+        agent_cost_usd=0.05,
+        cases=5,
+    )
+    led.shards[1] = Usage(
+        thread_seconds=1800,
+        gb_seconds=3600,
+        s3_put=1,
+        s3_get=1,
+        bytes_written=2**20,
+        input_tokens=2000,
+        output_tokens=500,
+        unpriced_input_tokens=2000,
+        unpriced_output_tokens=500,
+        cases=5,
+    )
     led.add_stage("publish", Usage(warehouse_rows=100, warehouse_seconds=30))
     return led
 
@@ -43,17 +64,30 @@ def test_estimate_of_a_hand_sized_run_matches_the_hand_computation() -> None:
     assert est["by_item"]["agent.reported"] == pytest.approx(0.05)
     assert est["by_item"]["agent.tokens_in"] == pytest.approx(0.006)
     assert est["usage"]["input_tokens"] == 5000 and est["usage"]["cases"] == 10
-    assert est["shards"] == {"accounted": 2, "imputed": 0, "max_usd": pytest.approx(0.02024 + 0.004445 + 0.000005 + 0.0000004 + 0.05)}
+    assert est["shards"] == {
+        "accounted": 2,
+        "imputed": 0,
+        "max_usd": pytest.approx(0.02024 + 0.004445 + 0.000005 + 0.0000004 + 0.05),
+    }
 
 
 def test_a_user_file_overrides_some_prices_of_a_builtin_profile(tmp_path: Path) -> None:
     f = tmp_path / "mine.toml"
-    f.write_text('extends = "aws-us-east-1-2026-11"\nname = "mine"\n[compute]\nvcpu_hour = 0.1\n[models]\ndefault = "claude-haiku-4-5"\n')
+    f.write_text(
+        'extends = "aws-us-east-1-2026-11"\nname = "mine"\n[compute]\nvcpu_hour = 0.1\n[models]\ndefault = "claude-haiku-4-5"\n'
+    )
     mine = load_profile(str(f))
     assert (mine.name, mine.vcpu_hour, mine.gb_hour, mine.put_per_1000) == ("mine", 0.1, 0.004445, 0.005)  # the rest is inherited
-    lines = {ln.item: ln.amount_usd for ln in price(Usage(thread_seconds=3600, unpriced_input_tokens=1000, unpriced_output_tokens=1000), mine)}
+    lines = {
+        ln.item: ln.amount_usd
+        for ln in price(Usage(thread_seconds=3600, unpriced_input_tokens=1000, unpriced_output_tokens=1000), mine)
+    }
     # 1 vCPU-h x 0.1 = 0.1; Haiku 4.5: 1000 in x 0.001/1000 + 1000 out x 0.005/1000
-    assert lines == {"compute.vcpu": pytest.approx(0.1), "agent.tokens_in": pytest.approx(0.001), "agent.tokens_out": pytest.approx(0.005)}
+    assert lines == {
+        "compute.vcpu": pytest.approx(0.1),
+        "agent.tokens_in": pytest.approx(0.001),
+        "agent.tokens_out": pytest.approx(0.005),
+    }
     graviton = load_profile("aws-us-east-1-2026-11-graviton")
     assert (graviton.vcpu_hour, graviton.gb_hour, graviton.get_per_1000) == (0.03238, 0.00356, 0.0004)
     assert DEFAULT_PROFILE in profile_names() and "aws-us-east-1-2026-11-graviton" in profile_names()
@@ -67,14 +101,20 @@ def test_storage_is_priced_tier_by_tier() -> None:
     assert p.storage_month_usd(100) == pytest.approx(2.3)
 
 
-@pytest.mark.parametrize("text,message", [
-    ('extends = "no-such-profile"\n', "unknown price profile 'no-such-profile'"),
-    ('extends = "aws-us-east-1-2026-11"\n[compute]\nvcpu_hour = -1\n', "[compute] vcpu_hour must be a number >= 0, got -1"),
-    ('extends = "aws-us-east-1-2026-11"\n[storage]\nget_per_1000 = "free"\n', "[storage] get_per_1000 must be a number >= 0"),
-    ('name = "partial"\n[compute]\nvcpu_hour = 0.1\n', "lacks [compute] gb_hour"),
-    ('extends = "aws-us-east-1-2026-11"\n[models]\ndefault = "gpt-x"\n', "models.default is 'gpt-x', which has no [models.gpt-x] prices"),
-    ('this is not toml', "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('extends = "no-such-profile"\n', "unknown price profile 'no-such-profile'"),
+        ('extends = "aws-us-east-1-2026-11"\n[compute]\nvcpu_hour = -1\n', "[compute] vcpu_hour must be a number >= 0, got -1"),
+        ('extends = "aws-us-east-1-2026-11"\n[storage]\nget_per_1000 = "free"\n', "[storage] get_per_1000 must be a number >= 0"),
+        ('name = "partial"\n[compute]\nvcpu_hour = 0.1\n', "lacks [compute] gb_hour"),
+        (
+            'extends = "aws-us-east-1-2026-11"\n[models]\ndefault = "gpt-x"\n',
+            "models.default is 'gpt-x', which has no [models.gpt-x] prices",
+        ),
+        ("this is not toml", "is not valid TOML"),
+    ],
+)
 def test_a_bad_profile_is_one_clear_message(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)
@@ -95,9 +135,11 @@ def test_unknown_profile_names_and_missing_files_say_what_exists(tmp_path: Path)
 
 
 def test_agent_usage_of_rows_prices_only_tokens_without_a_reported_cost() -> None:
-    rows = [{"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01},
-            {"input_tokens": 300, "output_tokens": 40, "cost_usd": None},
-            {"input_tokens": None, "output_tokens": None, "cost_usd": None}]
+    rows = [
+        {"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01},
+        {"input_tokens": 300, "output_tokens": 40, "cost_usd": None},
+        {"input_tokens": None, "output_tokens": None, "cost_usd": None},
+    ]
     u = usage_of_rows(rows)
     assert (u.cases, u.input_tokens, u.output_tokens, u.agent_cost_usd) == (3, 400, 60, 0.01)
     assert (u.unpriced_input_tokens, u.unpriced_output_tokens) == (300, 40)
@@ -129,11 +171,14 @@ def test_max_cost_must_be_a_positive_number() -> None:
             check_max_cost(bad)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--max-cost-usd", "0"], "max cost must be a positive number of US dollars, got 0.0"),
-    (["--max-cost-usd", "-3"], "max cost must be a positive number of US dollars, got -3.0"),
-    (["--price-profile", "aws-mars-1"], "unknown price profile 'aws-mars-1'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--max-cost-usd", "0"], "max cost must be a positive number of US dollars, got 0.0"),
+        (["--max-cost-usd", "-3"], "max cost must be a positive number of US dollars, got -3.0"),
+        (["--price-profile", "aws-mars-1"], "unknown price profile 'aws-mars-1'"),
+    ],
+)
 def test_bad_budget_or_profile_on_the_command_line_is_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
     from tests.helpers import run_cli
 

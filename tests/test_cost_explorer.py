@@ -24,7 +24,12 @@ from tests.cost_support import ThrottlingProxy, day, group, pages, reset, seed
 from tests.helpers import moto_server, run_cli
 
 FAST = CostSettings(ce_backoff_s=0.01, ce_backoff_cap_s=0.05, ce_max_attempts=6)
-S3, ECS, FARGATE, EC2 = "Amazon Simple Storage Service", "Amazon Elastic Container Service", "AWS Fargate", "Amazon Elastic Compute Cloud - Compute"
+S3, ECS, FARGATE, EC2 = (
+    "Amazon Simple Storage Service",
+    "Amazon Elastic Container Service",
+    "AWS Fargate",
+    "Amazon Elastic Compute Cloud - Compute",
+)
 BEDROCK = "Claude Sonnet 4.5 (Amazon Bedrock Edition)"
 
 
@@ -48,8 +53,19 @@ def warehouse_with_run(tmp_path: Path) -> str:
     """A DuckDB warehouse holding run r-alpha and its estimate (a hand-sized ledger)."""
     url = f"duckdb://{tmp_path / 'wh.duckdb'}"
     wh = connect(url)
-    wh.publish_run({"run_id": "r-alpha", "scenario": "s12-search", "agent": "reference", "records": 10, "cases": 10, "seed": 1,
-                    "status": "completed"}, CASE_SCHEMA.empty_table(), [])
+    wh.publish_run(
+        {
+            "run_id": "r-alpha",
+            "scenario": "s12-search",
+            "agent": "reference",
+            "records": 10,
+            "cases": 10,
+            "seed": 1,
+            "status": "completed",
+        },
+        CASE_SCHEMA.empty_table(),
+        [],
+    )
     wh.close()
     led = Ledger("r-alpha")
     # 10 vCPU-h x 0.04048 = 0.4048; 1000 PUT x 0.005/1000 = 0.005; agent $5 (not AWS); 100 GB stored: 2.3 per month
@@ -60,18 +76,29 @@ def warehouse_with_run(tmp_path: Path) -> str:
 
 def three_pages() -> list[dict]:
     return pages(
-        [day("2026-11-19", "2026-11-20", [group("r-alpha", S3, 0.10), group("r-alpha", ECS, 0.30), group(None, EC2, 5.00)], False)],
+        [
+            day(
+                "2026-11-19",
+                "2026-11-20",
+                [group("r-alpha", S3, 0.10), group("r-alpha", ECS, 0.30), group(None, EC2, 5.00)],
+                False,
+            )
+        ],
         [day("2026-11-20", "2026-11-21", [group("r-alpha", S3, 0.05), group("r-beta", FARGATE, 1.00)], False)],
-        [day("2026-11-21", "2026-11-22", [group("r-alpha", S3, 0.01), group("r-alpha", BEDROCK, 4.00)], True),
-         day("2026-11-22", "2026-11-23", [], True)],
+        [
+            day("2026-11-21", "2026-11-22", [group("r-alpha", S3, 0.01), group("r-alpha", BEDROCK, 4.00)], True),
+            day("2026-11-22", "2026-11-23", [], True),
+        ],
     )
 
 
 def actual_rows(url: str) -> list[tuple]:
     con = duckdb.connect(url.removeprefix("duckdb://"), read_only=True)
     try:
-        return con.execute("SELECT run_id, usage_date, item, stage, amount_usd, estimated, scenario FROM costs "
-                           "WHERE source = 'cost-explorer' ORDER BY usage_date, run_id, item").fetchall()
+        return con.execute(
+            "SELECT run_id, usage_date, item, stage, amount_usd, estimated, scenario FROM costs "
+            "WHERE source = 'cost-explorer' ORDER BY usage_date, run_id, item"
+        ).fetchall()
     finally:
         con.close()
 
@@ -86,14 +113,22 @@ def test_reconcile_pages_through_every_result_and_reports_the_estimate_error(aws
     assert result["unknown_runs"] == ["r-beta"]
     rows = actual_rows(url)
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
-        ("r-alpha", "2026-11-19", ECS, "compute"), ("r-alpha", "2026-11-19", S3, "storage"),
-        ("r-alpha", "2026-11-20", S3, "storage"), ("r-beta", "2026-11-20", FARGATE, "compute"),
-        ("r-alpha", "2026-11-21", S3, "storage"), ("r-alpha", "2026-11-21", BEDROCK, "model"),
+        ("r-alpha", "2026-11-19", ECS, "compute"),
+        ("r-alpha", "2026-11-19", S3, "storage"),
+        ("r-alpha", "2026-11-20", S3, "storage"),
+        ("r-beta", "2026-11-20", FARGATE, "compute"),
+        ("r-alpha", "2026-11-21", S3, "storage"),
+        ("r-alpha", "2026-11-21", BEDROCK, "model"),
     ]
     assert rows[0][6] == "s12-search" and rows[3][6] == "unknown"
     alpha, beta = result["runs"]
     # r-beta is not in this warehouse and has no estimate: its actual is reported, its error cannot be
-    assert (beta["run_id"], beta["actual_usd"], beta["estimate_usd"], beta["error_pct"]) == ("r-beta", pytest.approx(1.00), None, None)
+    assert (beta["run_id"], beta["actual_usd"], beta["estimate_usd"], beta["error_pct"]) == (
+        "r-beta",
+        pytest.approx(1.00),
+        None,
+        None,
+    )
     # AWS actual: 0.10 + 0.30 + 0.05 + 0.01 = 0.46 (the Bedrock $4 is the model, compared apart)
     assert alpha["actual_usd"] == pytest.approx(0.46) and alpha["model_actual_usd"] == pytest.approx(4.00)
     # estimate, AWS part: 0.4048 + 0.005 = 0.4098 one-time, plus storage 2.3 per month x 3 days (19th..21st) / 30.4375
@@ -114,7 +149,10 @@ def test_reconcile_pages_through_every_result_and_reports_the_estimate_error(aws
     (alpha,) = again["runs"]  # only runs with cost in the window asked for
     assert alpha["actual_usd"] == pytest.approx(0.47) and alpha["incomplete"] is False  # 0.10 + 0.30 + 0.05 + 0.02
     con = duckdb.connect(url.removeprefix("duckdb://"), read_only=True)
-    assert con.execute("SELECT COUNT(*), MAX(actual_usd) FROM cost_reconciliations WHERE run_id = 'r-alpha'").fetchone() == (1, pytest.approx(0.47))
+    assert con.execute("SELECT COUNT(*), MAX(actual_usd) FROM cost_reconciliations WHERE run_id = 'r-alpha'").fetchone() == (
+        1,
+        pytest.approx(0.47),
+    )
     con.close()
 
 
@@ -134,7 +172,10 @@ def test_throttling_that_never_ends_fails_clearly_and_writes_nothing(aws: str, t
     url = warehouse_with_run(tmp_path)
     seed(aws, three_pages())
     settings = CostSettings(ce_backoff_s=0.01, ce_backoff_cap_s=0.02, ce_max_attempts=3)
-    with ThrottlingProxy(aws, throttle=1000) as proxy, pytest.raises(CostExplorerError, match="still throttling \\(ThrottlingException\\) after 3 attempts"):
+    with (
+        ThrottlingProxy(aws, throttle=1000) as proxy,
+        pytest.raises(CostExplorerError, match="still throttling \\(ThrottlingException\\) after 3 attempts"),
+    ):
         reconcile(url, days=3, today=date(2026, 11, 22), client=ce_client(endpoint_url=proxy.url), settings=settings)
     assert proxy.throttled == 3 and proxy.forwarded == 0
     assert actual_rows(url) == []
@@ -147,9 +188,16 @@ def test_scenario_reconcile_costs_runs_the_flow(aws: str, tmp_path: Path, prefec
     (data).mkdir()
     (tmp_path / "wh.duckdb").rename(data / "warehouse.duckdb")
     seed(aws, three_pages())
-    proc = run_cli(["reconcile-costs", "--days", "3", "--today", "2026-11-22", "--data-dir", str(data), "--json"],
-                   {"PREFECT_API_URL": prefect_server, "AWS_ENDPOINT_URL_COST_EXPLORER": aws, "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing"}, timeout=300)
+    proc = run_cli(
+        ["reconcile-costs", "--days", "3", "--today", "2026-11-22", "--data-dir", str(data), "--json"],
+        {
+            "PREFECT_API_URL": prefect_server,
+            "AWS_ENDPOINT_URL_COST_EXPLORER": aws,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert (result["pages"], result["lines"]) == (3, 6)
@@ -174,13 +222,18 @@ def test_reconcile_costs_is_a_daily_deployment_in_prefect_yaml(prefect_server: s
     from tests.helpers import REPO, VENV_BIN
 
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_CLI_PROMPT": "false"}
-    for args in (["work-pool", "create", "scenario-local", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--name", "reconcile-costs"]):
+    for args in (
+        ["work-pool", "create", "scenario-local", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--name", "reconcile-costs"],
+    ):
         proc = subprocess.run([str(VENV_BIN / "prefect"), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     dep = httpx.get(f"{prefect_server}/deployments/name/reconcile-costs/reconcile-costs", timeout=10).json()
     assert dep["entrypoint"] == "flows/reconcile_costs.py:reconcile_costs"
     assert dep["parameters"] == {"days": 7}
-    assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in dep["schedules"]] == [("0 6 * * *", "UTC", True)]
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in dep["schedules"]] == [
+        ("0 6 * * *", "UTC", True)
+    ]
 
 
 def test_reconcile_on_the_redshift_back_end_issues_only_sql_redshift_accepts(aws: str, pg_redshift, tmp_path: Path) -> None:  # noqa: ANN001

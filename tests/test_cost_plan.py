@@ -62,7 +62,9 @@ def test_a_trillion_record_plan_matches_the_hand_computation(tmp_path: Path) -> 
     assert all(shard_size_for(c, t) == default_shard_size(c, t) for c in (1, 100, 999, 10**6) for t in (1, 4, 1000))
 
     # The agent's own time and price per case are the plan's parameters: 100 cases x (2 s + 0.002 s), $0.05 each
-    q = price_plan(10**12, 1000, "aws-us-east-1-2026-11", spec=spec, plan_inputs=bench, agent_seconds_per_case=2.0, agent_usd_per_case=0.05)
+    q = price_plan(
+        10**12, 1000, "aws-us-east-1-2026-11", spec=spec, plan_inputs=bench, agent_seconds_per_case=2.0, agent_usd_per_case=0.05
+    )
     extra = 100 * 2.0 / 3600 * (0.04048 + 4 * 0.004445) + 100 * 0.05
     assert q["fanout"]["usd"] == pytest.approx(fan_usd + extra)
 
@@ -101,16 +103,31 @@ def test_plan_inputs_that_are_missing_or_bad_are_one_clear_message(tmp_path: Pat
     monkeypatch.setenv("SCENARIO_COST_PLAN_INPUTS", str(tmp_path / "missing.toml"))
     with pytest.raises(UsageError, match="cannot be read.*SCENARIO_COST_PLAN_INPUTS"):
         read_plan_inputs()
-    for records, workers, message in ((0, 10, "records must be a positive whole number"), (10**12 + 1, 10, r"at most 10\^12"),
-                                      (1000, 0, "workers must be a positive whole number")):
+    for records, workers, message in (
+        (0, 10, "records must be a positive whole number"),
+        (10**12 + 1, 10, r"at most 10\^12"),
+        (1000, 0, "workers must be a positive whole number"),
+    ):
         with pytest.raises(UsageError, match=message):
             price_plan(records, workers)
 
 
 @pytest.mark.slow
 def test_scenario_plan_prints_a_priced_plan_for_a_trillion_records(tmp_path: Path) -> None:
-    proc = run_cli(["plan", "--records", "1000000000000", "--workers", "1000", "--profile", "aws-us-east-1-2026-11-graviton",
-                    "--data-dir", str(tmp_path / "data"), "--json"])
+    proc = run_cli(
+        [
+            "plan",
+            "--records",
+            "1000000000000",
+            "--workers",
+            "1000",
+            "--profile",
+            "aws-us-east-1-2026-11-graviton",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--json",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     priced = json.loads(proc.stdout)["priced"]
     inputs = read_plan_inputs(PACKAGED)
@@ -121,5 +138,7 @@ def test_scenario_plan_prints_a_priced_plan_for_a_trillion_records(tmp_path: Pat
     assert vcpu["amount_usd"] == pytest.approx(cpu_h * 0.03238)  # Graviton's vCPU-hour
     assert priced["storage"]["usd"] == pytest.approx(10**12 * inputs["generate.bytes_per_row"].value / 2**30 * 0.023)
     assert priced["total_usd"] == pytest.approx(priced["generate"]["usd"] + priced["fanout"]["usd"] + priced["storage"]["usd"])
-    bad = run_cli(["plan", "--records", "1000000", "--workers", "2", "--profile", "aws-mars-1", "--data-dir", str(tmp_path / "data")])
+    bad = run_cli(
+        ["plan", "--records", "1000000", "--workers", "2", "--profile", "aws-mars-1", "--data-dir", str(tmp_path / "data")]
+    )
     assert bad.returncode == 2 and "unknown price profile 'aws-mars-1'" in bad.stderr and "Traceback" not in bad.stderr

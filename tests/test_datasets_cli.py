@@ -26,29 +26,40 @@ def _fails_cleanly(args: list[str], data: Path, message: str) -> str:
     return res.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--records", "0"], "records must be a positive number, got 0"),
-    (["--records", "-5"], "records must be a positive number, got -5"),
-    (["--records", "1000", "--partition-rows", "5000"], "partition rows (5000) cannot exceed records (1000)"),
-    (["--records", "1000", "--partition-rows", "0"], "partition rows must be a positive number, got 0"),
-    (["--records", str(10**12 + 1)], "records must be at most 10^12"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--records", "0"], "records must be a positive number, got 0"),
+        (["--records", "-5"], "records must be a positive number, got -5"),
+        (["--records", "1000", "--partition-rows", "5000"], "partition rows (5000) cannot exceed records (1000)"),
+        (["--records", "1000", "--partition-rows", "0"], "partition rows must be a positive number, got 0"),
+        (["--records", str(10**12 + 1)], "records must be at most 10^12"),
+    ],
+)
 def test_generate_rejects_bad_numbers(args: list[str], message: str, data_dir: Path) -> None:
     _fails_cleanly(["generate", "events", *args, "--data-dir", str(data_dir)], data_dir, message)
 
 
 def test_generate_rejects_unknown_dataset(data_dir: Path) -> None:
-    err = _fails_cleanly(["generate", "nosuch", "--records", "1000", "--data-dir", str(data_dir)], data_dir, "unknown dataset 'nosuch'")
+    err = _fails_cleanly(
+        ["generate", "nosuch", "--records", "1000", "--data-dir", str(data_dir)], data_dir, "unknown dataset 'nosuch'"
+    )
     assert "events" in err  # the message lists the known ones
 
 
 def test_generate_rejects_unwritable_storage(data_dir: Path) -> None:
     blocker = data_dir / "a-file"
     blocker.write_text("not a folder")
-    _fails_cleanly(["generate", "events", "--records", "1000", "--storage", f"file://{blocker}/sub", "--data-dir", str(data_dir)],
-                   data_dir, f"cannot write file://{blocker}/sub")
-    _fails_cleanly(["generate", "events", "--records", "1000", "--storage", "ftp://host/x", "--data-dir", str(data_dir)],
-                   data_dir, "unknown scheme 'ftp'")
+    _fails_cleanly(
+        ["generate", "events", "--records", "1000", "--storage", f"file://{blocker}/sub", "--data-dir", str(data_dir)],
+        data_dir,
+        f"cannot write file://{blocker}/sub",
+    )
+    _fails_cleanly(
+        ["generate", "events", "--records", "1000", "--storage", "ftp://host/x", "--data-dir", str(data_dir)],
+        data_dir,
+        "unknown scheme 'ftp'",
+    )
 
 
 def test_plan_numbers_follow_from_the_calibration(data_dir: Path) -> None:
@@ -77,11 +88,14 @@ def test_plan_numbers_follow_from_the_calibration(data_dir: Path) -> None:
     assert again["assumptions"]["calibration"] == cal and again["partitions"] == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--records", "1000", "--workers", "0"], "workers must be a positive number, got 0"),
-    (["--records", "0", "--workers", "2"], "records must be a positive number, got 0"),
-    (["--records", "1000", "--workers", "2", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--records", "1000", "--workers", "0"], "workers must be a positive number, got 0"),
+        (["--records", "0", "--workers", "2"], "records must be a positive number, got 0"),
+        (["--records", "1000", "--workers", "2", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+    ],
+)
 def test_plan_rejects_bad_input(args: list[str], message: str, data_dir: Path) -> None:
     res = run_cli(["plan", *args, "--data-dir", str(data_dir)], env_extra=NO_SERVER, timeout=120)
     assert res.returncode == 2 and message in " ".join(res.stderr.split()), res.stderr

@@ -87,8 +87,11 @@ def test_last_partition_of_a_trillion_alone_equals_it_among_neighbours(tmp_path:
 
 
 def test_appending_a_column_keeps_the_other_columns(tmp_path: Path) -> None:
-    cols = (column("record_id", "record_id"), column("x", "int", low=0, high=1000, null_rate=0.2),
-            column("k", "category", values=["a", "b", "c"], weights=[0.5, 0.3, 0.2]))
+    cols = (
+        column("record_id", "record_id"),
+        column("x", "int", low=0, high=1000, null_rate=0.2),
+        column("k", "category", values=["a", "b", "c"], weights=[0.5, 0.3, 0.2]),
+    )
     one = DatasetSpec(name="t", seed=3, records=50_000, partition_rows=50_000, tables=(TableSpec(name="t", columns=cols),))
     two = one.model_copy(update={"tables": (TableSpec(name="t", columns=cols + (column("y", "float", low=0, high=1),)),)})
     a, b = build_rows(one, "t", 0, 50_000), build_rows(two, "t", 0, 50_000)
@@ -107,11 +110,14 @@ def test_manifest_stats_match_the_data(data_dir: Path) -> None:
     info = write_partition(spec, root, "events", 1, gx=False)
     sidecar = json.loads(Path(root.path("events/_parts/part-0000001.json")).read_text())
     assert sidecar["rows"] == 100_000 and sidecar["bytes"] == Path(root.path(info.path)).stat().st_size
-    lo, hi, nulls = duckdb.connect().execute(f"SELECT min(record_id), max(record_id), count(*) - count(tag) FROM '{root.path(info.path)}'").fetchone()
+    lo, hi, nulls = (
+        duckdb.connect()
+        .execute(f"SELECT min(record_id), max(record_id), count(*) - count(tag) FROM '{root.path(info.path)}'")
+        .fetchone()
+    )
     assert (lo, hi) == (100_000, 199_999)  # partition 1 of 100,000-row partitions
     assert sidecar["stats"]["record_id"] == {"min": 100_000, "max": 199_999, "nulls": 0}
     assert sidecar["stats"]["tag"]["nulls"] == nulls
-
 
 
 def test_a_spec_read_back_from_its_manifest_plants_the_same_truth() -> None:
@@ -154,7 +160,10 @@ def test_a_fresh_worker_process_finds_the_kinds_of_a_scenario_package(tmp_path: 
     _, records, _, checksums = PINS["s02-conflicts"]
     spec = get_scenario("s02").dataset_spec(records, DEFAULT_SEED)
     storage = Storage.from_url(str(tmp_path))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster) as client,
+    ):
         loaded = client.run(lambda: sorted(m for m in sys.modules if m.startswith("scenario_pipeline.scenarios")))
         assert list(loaded.values()) == [[]]  # a fresh process: no scenario imported
         # without the hooks the worker does not know S02's kinds...

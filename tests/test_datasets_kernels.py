@@ -68,8 +68,12 @@ def test_rising_timestamps_stay_inside_their_step() -> None:
 
 
 def test_fields_pack_first_fit_in_column_order() -> None:
-    cols = (column("a", "int", low=0, high=1 << 40), column("b", "int", low=0, high=16, null_rate=0.1),
-            column("c", "int", low=0, high=1 << 30), column("d", "int", low=0, high=4))
+    cols = (
+        column("a", "int", low=0, high=1 << 40),
+        column("b", "int", low=0, high=16, null_rate=0.1),
+        column("c", "int", low=0, high=1 << 30),
+        column("d", "int", low=0, high=4),
+    )
     bits = {c.name: uniform_width(c.params["high"]) for c in cols}  # 40, 4, 30, 2
     values, nulls, words = plan_fields(cols, bits)
     # a: word 0 bits 0-39; b: word 0 bits 40-43; b's nulls: word 0 bits 44-59; c (30) does not fit

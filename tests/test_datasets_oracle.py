@@ -55,7 +55,9 @@ def check_key_accounts(data_dir: Path) -> None:
     con = duckdb.connect()
     con.execute(f"CREATE VIEW sales AS SELECT * FROM read_parquet('{root.path('sales')}/*.parquet')")
     # every planted row, found by scanning for the segment no generated row has
-    rows = con.execute("SELECT record_id, region, customer_id, revenue, ts FROM sales WHERE segment = 'enterprise' ORDER BY record_id").fetchall()
+    rows = con.execute(
+        "SELECT record_id, region, customer_id, revenue, ts FROM sales WHERE segment = 'enterprise' ORDER BY record_id"
+    ).fetchall()
     assert len(rows) == len(truth.record_ids) > 0
     assert [r[0] for r in rows] == truth.record_ids.tolist()
     assert [r[1] for r in rows] == [truth.cells[c].region for c in truth.cell_of]

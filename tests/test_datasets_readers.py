@@ -28,9 +28,13 @@ def test_three_readers_agree_and_the_manifest_is_the_door(data_dir: Path) -> Non
     assert [p["rows"] for p in manifest["tables"]["events"]["partitions"]] == [100_000, 100_000, 50_000]
     folder = root.path("events")
 
-    duck = duckdb.connect().execute(f"SELECT count(*), sum(quantity), count(tag) FROM read_parquet('{folder}/*.parquet')").fetchone()
+    duck = (
+        duckdb.connect().execute(f"SELECT count(*), sum(quantity), count(tag) FROM read_parquet('{folder}/*.parquet')").fetchone()
+    )
     arrow = pads.dataset(folder, format="parquet").to_table(columns=["quantity", "tag"])  # skips _parts/ and dot files
-    frame = pl.scan_parquet(f"{folder}/*.parquet").select(pl.len(), pl.col("quantity").sum(), pl.col("tag").count()).collect().row(0)
+    frame = (
+        pl.scan_parquet(f"{folder}/*.parquet").select(pl.len(), pl.col("quantity").sum(), pl.col("tag").count()).collect().row(0)
+    )
     assert duck == (250_000, arrow.column("quantity").to_numpy().sum(), 250_000 - arrow.column("tag").null_count)
     assert tuple(frame) == duck
     assert table_files(root, manifest, "events") == [f"{folder}/part-{i:07d}.parquet" for i in range(3)]

@@ -37,8 +37,14 @@ def test_kill_9_then_rerun_completes_without_duplicates(prefect_server: str, tmp
     parts, sidecars = root / "events", root / "events" / "_parts"
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([str(VENV_BIN / "scenario"), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "scenario"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(list(sidecars.glob("part-*.json"))) < 3:
@@ -57,7 +63,11 @@ def test_kill_9_then_rerun_completes_without_duplicates(prefect_server: str, tmp
     assert not _group_alive(proc.pid)
 
     assert not (root / "_manifest.json").exists()
-    kept = {p.name: p.stat().st_mtime_ns for p in parts.glob("part-*.parquet") if (sidecars / p.name.replace(".parquet", ".json")).exists()}
+    kept = {
+        p.name: p.stat().st_mtime_ns
+        for p in parts.glob("part-*.parquet")
+        if (sidecars / p.name.replace(".parquet", ".json")).exists()
+    }
     assert 3 <= len(kept) < PARTS, f"killed after {len(kept)} partitions: not mid-way"
 
     done = run_cli(args, timeout=600)
@@ -73,10 +83,13 @@ def test_kill_9_then_rerun_completes_without_duplicates(prefect_server: str, tmp
     assert [p["index"] for p in listed] == list(range(PARTS))
     assert sum(p["rows"] for p in listed) == manifest["tables"]["events"]["rows"] == RECORDS
     assert all(p["bytes"] == (root / p["path"]).stat().st_size for p in listed)
-    assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == ["_parts"] + [f"part-{i:07d}.parquet" for i in range(PARTS)]
+    assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == ["_parts"] + [
+        f"part-{i:07d}.parquet" for i in range(PARTS)
+    ]
     con = duckdb.connect()
-    n, distinct, lo, hi = con.execute(f"SELECT count(*), count(DISTINCT record_id), min(record_id), max(record_id) "
-                                      f"FROM read_parquet('{parts}/*.parquet')").fetchone()
+    n, distinct, lo, hi = con.execute(
+        f"SELECT count(*), count(DISTINCT record_id), min(record_id), max(record_id) FROM read_parquet('{parts}/*.parquet')"
+    ).fetchone()
     assert (n, distinct, lo, hi) == (RECORDS, RECORDS, 0, RECORDS - 1)
 
     again = run_cli(args, timeout=600)

@@ -24,21 +24,46 @@ BUCKET = "scenario-datasets-test"
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[dict[str, str]]:
     with moto_server(BUCKET) as endpoint:
-        yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL_S3": endpoint, "port": endpoint.rsplit(":", 1)[1]}
+        yield {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "port": endpoint.rsplit(":", 1)[1],
+        }
 
 
 def _keys(env: dict[str, str], prefix: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
 
 
 @pytest.mark.slow
 def test_generate_to_s3_and_read_back(prefect_server: str, s3_server: dict[str, str], tmp_path: Path) -> None:
     env = {k: v for k, v in s3_server.items() if k != "port"}
-    res = run_cli(["generate", "events", "--records", "300000", "--partition-rows", "100000", "--storage", f"s3://{BUCKET}/runs/a",
-                   "--data-dir", str(tmp_path), "--json"], env_extra=env, timeout=600)
+    res = run_cli(
+        [
+            "generate",
+            "events",
+            "--records",
+            "300000",
+            "--partition-rows",
+            "100000",
+            "--storage",
+            f"s3://{BUCKET}/runs/a",
+            "--data-dir",
+            str(tmp_path),
+            "--json",
+        ],
+        env_extra=env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     spec = build_spec("events", 300_000, DEFAULT_SEED, 100_000)
@@ -49,8 +74,13 @@ def test_generate_to_s3_and_read_back(prefect_server: str, s3_server: dict[str, 
     assert sorted(k for k in keys if k.endswith(".parquet")) == [f"{base}/events/part-{i:07d}.parquet" for i in range(3)]
     assert not any(".write-probe" in k or ".tmp-" in k for k in _keys(s3_server, "runs/a"))
 
-    fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{s3_server['port']}", scheme="http", access_key="testing",
-                           secret_key="testing", region="us-east-1")
+    fs = pafs.S3FileSystem(
+        endpoint_override=f"127.0.0.1:{s3_server['port']}",
+        scheme="http",
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+    )
     with fs.open_input_stream(f"{BUCKET}/{base}/_manifest.json") as fh:
         manifest = json.loads(fh.read())
     files = [f"{BUCKET}/{base}/{p['path']}" for p in manifest["tables"]["events"]["partitions"]]
@@ -68,11 +98,19 @@ def test_bad_credentials_fail_cleanly(s3_server: dict[str, str], tmp_path: Path)
     from moto.core.authorization import enable_iam_authentication
 
     env = {k: v for k, v in s3_server.items() if k != "port"}
-    env.update({"AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1", "AWS_SECRET_ACCESS_KEY": "not-the-secret-at-all",
-                "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1",
+            "AWS_SECRET_ACCESS_KEY": "not-the-secret-at-all",
+            "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        }
+    )
     with enable_iam_authentication():  # the server now checks keys: these are unknown to it
-        res = run_cli(["generate", "events", "--records", "1000", "--storage", f"s3://{BUCKET}/runs/bad", "--data-dir", str(tmp_path)],
-                      env_extra=env, timeout=300)
+        res = run_cli(
+            ["generate", "events", "--records", "1000", "--storage", f"s3://{BUCKET}/runs/bad", "--data-dir", str(tmp_path)],
+            env_extra=env,
+            timeout=300,
+        )
     assert res.returncode == 2, res.stderr
     text = " ".join(res.stderr.split())
     # moto answers 403 (InvalidAccessKeyId); s3fs reports it as permission denied

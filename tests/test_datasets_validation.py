@@ -62,7 +62,9 @@ def test_allowed_values_checked_through_the_dictionary(data_dir: Path) -> None:
     k = build_partition(spec, "t", 0).column("k").to_pylist()
     with pytest.raises(ValidationFailed) as info:
         write_partition(spec, root, "t", 0, gx=False)  # the dictionary check alone, no GX
-    assert f"rule 'in {{a, b}}' on column k: {k.count('c'):,} of 20,000 rows break it (found by dictionary); e.g. 'c'" in str(info.value)
+    assert f"rule 'in {{a, b}}' on column k: {k.count('c'):,} of 20,000 rows break it (found by dictionary); e.g. 'c'" in str(
+        info.value
+    )
 
 
 def test_valid_partition_passes_and_records_its_checks(data_dir: Path) -> None:
@@ -72,7 +74,9 @@ def test_valid_partition_passes_and_records_its_checks(data_dir: Path) -> None:
     # 50,000 rows > 16,384: GX sees the evenly spaced sample
     assert info.checks == "footer statistics + dictionaries + great expectations (16,384 sampled rows)"
     small = _spec(column("qty", "int", low=0, high=100), records=10_000)
-    assert write_partition(small, dataset_root(Storage.from_url(str(data_dir)), small), "t", 0, gx=True).checks.endswith("(10,000 sampled rows)")
+    assert write_partition(small, dataset_root(Storage.from_url(str(data_dir)), small), "t", 0, gx=True).checks.endswith(
+        "(10,000 sampled rows)"
+    )
     assert Path(root.path(info.path)).exists()
 
 
@@ -84,8 +88,11 @@ def test_failing_partitions_keep_the_dataset_unpublished(data_dir: Path, dask_lo
     # partitions 0-1 (records 0-9,999) pass and partitions 2-3 (10,000-19,999) break it
     origin = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
     two_days = 2 * 86_400 * 1_000_000
-    spec = _spec(column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=4.0, rules=Rules(min=origin, max=origin + two_days)),
-                 records=20_000, partition_rows=5_000)
+    spec = _spec(
+        column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=4.0, rules=Rules(min=origin, max=origin + two_days)),
+        records=20_000,
+        partition_rows=5_000,
+    )
     storage = Storage.from_url(str(data_dir))
     root = dataset_root(storage, spec)
     ts = build_partition(spec, "t", 2).column("ts").cast("int64").to_numpy()

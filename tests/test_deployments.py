@@ -26,17 +26,42 @@ def _prefect(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_deploy_worker_and_deployment_run_complete_a_scenario(prefect_server: str, data_dir: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "SCENARIO_DATA_DIR": str(data_dir),
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_CLI_PROMPT": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "SCENARIO_DATA_DIR": str(data_dir),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_CLI_PROMPT": "false",
+    }
     env.pop("PYTHONPATH", None)  # the worker must find the flow code through prefect.yaml alone
     _prefect(["work-pool", "create", "scenario-local", "--type", "process", "--overwrite"], env)
     _prefect(["--no-prompt", "deploy", "--name", "s12-search"], env)
     with open(tmp_path / "worker.log", "wb") as log:  # the worker keeps its own copy of the descriptor
-        worker = subprocess.Popen([str(VENV_BIN / "prefect"), "worker", "start", "--pool", "scenario-local"],
-                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "prefect"), "worker", "start", "--pool", "scenario-local"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        out = _prefect(["deployment", "run", "run-scenario/s12-search", "--param", "records=1000000", "--param", "cases=6",
-                        "--param", "run_id=deploy-1", "--param", "fail_on_threshold=false"], env).stdout
+        out = _prefect(
+            [
+                "deployment",
+                "run",
+                "run-scenario/s12-search",
+                "--param",
+                "records=1000000",
+                "--param",
+                "cases=6",
+                "--param",
+                "run_id=deploy-1",
+                "--param",
+                "fail_on_threshold=false",
+            ],
+            env,
+        ).stdout
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
         deadline = time.monotonic() + 300
         state = None
@@ -53,7 +78,9 @@ def test_deploy_worker_and_deployment_run_complete_a_scenario(prefect_server: st
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    n, passed = con.execute("SELECT COUNT(*), SUM(CASE WHEN passed THEN 1 ELSE 0 END) FROM case_results WHERE run_id = 'deploy-1'").fetchone()
+    n, passed = con.execute(
+        "SELECT COUNT(*), SUM(CASE WHEN passed THEN 1 ELSE 0 END) FROM case_results WHERE run_id = 'deploy-1'"
+    ).fetchone()
     assert (n, passed) == (6, 6)
     assert con.execute("SELECT flow_run_id FROM runs WHERE run_id = 'deploy-1'").fetchone()[0] == flow_run_id
 
@@ -69,8 +96,17 @@ def test_deploy_all_registers_every_deployment_the_issue_names(prefect_server: s
     _prefect(["--no-prompt", "deploy", "--all"], env)
     deps = httpx.post(f"{prefect_server}/deployments/filter", json={"limit": 100}, timeout=30).json()
     by_name = {d["name"]: d for d in deps}
-    scenarios = ["s01-overflow", "s02-conflicts", "s03-warehouse", "s11-evolution", "s12-search",
-                 "s13-insights", "s14-query", "s15-pii", "s16-zombies"]
+    scenarios = [
+        "s01-overflow",
+        "s02-conflicts",
+        "s03-warehouse",
+        "s11-evolution",
+        "s12-search",
+        "s13-insights",
+        "s14-query",
+        "s15-pii",
+        "s16-zombies",
+    ]
     expected = [*scenarios, "nightly", "compare-runs", "reconcile-costs", "promote-baseline", "generate-dataset"]
     assert sorted(expected) == sorted(n for n in by_name if n in expected)
     for s in scenarios:

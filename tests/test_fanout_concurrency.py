@@ -160,10 +160,31 @@ def _answers(cases: int, records: int = 100_000) -> dict[str, dict]:
     return {c.input["predicate"]["value"]: {"record_ids": sorted(c.truth["record_ids"])} for c in _cases(cases, records)}
 
 
-def _run(prefect_server: str, data_dir: Path, agent: str, cases: int, *extra: str, env: dict | None = None, run_id: str | None = None,
-         timeout: float = 600) -> tuple[int, dict, str]:
-    args = ["run", "s12", "--records", "100000", "--cases", str(cases), "--agent", agent, "--data-dir", str(data_dir), "--json",
-            "--no-fail-on-threshold", *extra]
+def _run(
+    prefect_server: str,
+    data_dir: Path,
+    agent: str,
+    cases: int,
+    *extra: str,
+    env: dict | None = None,
+    run_id: str | None = None,
+    timeout: float = 600,
+) -> tuple[int, dict, str]:
+    args = [
+        "run",
+        "s12",
+        "--records",
+        "100000",
+        "--cases",
+        str(cases),
+        "--agent",
+        agent,
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        "--no-fail-on-threshold",
+        *extra,
+    ]
     if run_id:
         args += ["--run-id", run_id]
     proc = run_cli(args, {"PREFECT_API_URL": prefect_server, **(env or {})}, timeout=timeout)
@@ -217,10 +238,21 @@ def test_retries_of_429_503_and_resets_are_counted_by_hand(prefect_server: str, 
     """A server scripted to refuse: each refusal is one retry of that case, no case fails for it, and
     every answer is right."""
     cases = 80
-    script = Script(delay_s=0.2, rate_limit=0.3, unavailable=0.15, reset=0.1, retry_after="0", max_refusals=3, answers=_answers(cases))
+    script = Script(
+        delay_s=0.2, rate_limit=0.3, unavailable=0.15, reset=0.1, retry_after="0", max_refusals=3, answers=_answers(cases)
+    )
     port, agent = serve_in_thread(script)
-    code, s, _ = _run(prefect_server, data_dir, f"http://127.0.0.1:{port}/", cases, "--concurrency", "40", "--max-retries", "5",
-                      run_id="retry-1")
+    code, s, _ = _run(
+        prefect_server,
+        data_dir,
+        f"http://127.0.0.1:{port}/",
+        cases,
+        "--concurrency",
+        "40",
+        "--max-retries",
+        "5",
+        run_id="retry-1",
+    )
     assert code == 0 and s["counts"]["passed"] == cases and s["counts"]["errors"] == 0, s["counts"]
     st = agent.stats
     refused = st.by_status[429] + st.by_status[503] + st.by_status["reset"]
@@ -236,7 +268,9 @@ def test_retries_of_429_503_and_resets_are_counted_by_hand(prefect_server: str, 
     script.max_refusals, script.rate_limit, script.unavailable, script.reset = 10, 1.0, 0.0, 0.0
     code, s, _ = _run(prefect_server, data_dir, f"http://127.0.0.1:{port}/", 4, "--max-retries", "2", run_id="retry-2")
     rows = _rows(data_dir, "retry-2")
-    assert [(r["reason"], r["error_kind"], r["retries"]) for r in rows] == [("rate limited: HTTP 429 after 3 attempts", "rate_limited", 2)] * 4
+    assert [(r["reason"], r["error_kind"], r["retries"]) for r in rows] == [
+        ("rate limited: HTTP 429 after 3 attempts", "rate_limited", 2)
+    ] * 4
 
 
 @pytest.mark.slow
@@ -246,8 +280,20 @@ def test_a_real_rate_limit_halves_the_lanes_calls_in_flight(prefect_server: str,
     cases = 64
     port, agent = serve_in_thread(Script(delay_s=0.5, limit_above=8, retry_after="0", answers=_answers(cases)))
     env = {"SCENARIO_DASK_N_WORKERS": "1", "SCENARIO_DASK_THREADS_PER_WORKER": "1"}
-    code, s, _ = _run(prefect_server, data_dir, f"http://127.0.0.1:{port}/", cases, "--concurrency", "32", "--max-retries", "20",
-                      "--shard-size", "64", env=env, run_id="aimd-1")
+    code, s, _ = _run(
+        prefect_server,
+        data_dir,
+        f"http://127.0.0.1:{port}/",
+        cases,
+        "--concurrency",
+        "32",
+        "--max-retries",
+        "20",
+        "--shard-size",
+        "64",
+        env=env,
+        run_id="aimd-1",
+    )
     assert code == 0 and s["counts"]["passed"] == cases, s["counts"]
     assert s["concurrency"]["lanes"] == 1 and s["concurrency"]["limit_decreases"] >= 2
     refused = agent.stats.by_status[429]
@@ -263,13 +309,16 @@ def test_python_agents_rate_limited_retried_then_exhausted(prefect_server: str, 
     code, s, _ = _run(prefect_server, data_dir, "tests.agents_io:async_always_limited", 3, "--max-retries", "1", run_id="rl-py-2")
     rows = _rows(data_dir, "rl-py-2")
     assert [(r["reason"], r["error_kind"], r["retries"]) for r in rows] == [
-        ("rate limited: agent raised RateLimited: quota exhausted after 2 attempts", "rate_limited", 1)] * 3
+        ("rate limited: agent raised RateLimited: quota exhausted after 2 attempts", "rate_limited", 1)
+    ] * 3
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent,env", [("tests.agents_io:async_hangs_some", {}),
-                                       ("tests.agents_io:sync_hangs_some", {"SCENARIO_FANOUT_SYNC_PROCESSES": "12"})],
-                         ids=["async", "sync"])
+@pytest.mark.parametrize(
+    "agent,env",
+    [("tests.agents_io:async_hangs_some", {}), ("tests.agents_io:sync_hangs_some", {"SCENARIO_FANOUT_SYNC_PROCESSES": "12"})],
+    ids=["async", "sync"],
+)
 def test_the_case_time_limit_holds_with_many_in_flight(prefect_server: str, data_dir: Path, agent: str, env: dict) -> None:
     """Cases whose token ends in 0-3 hang; with 40 in flight each of them fails at its own limit and
     the others answer: nothing waits for a hung neighbour."""
@@ -287,8 +336,17 @@ def test_the_case_time_limit_holds_with_many_in_flight(prefect_server: str, data
 
 @pytest.mark.slow
 def test_an_async_agent_that_blocks_its_loop_costs_its_sandbox_not_the_run(prefect_server: str, data_dir: Path) -> None:
-    code, s, _ = _run(prefect_server, data_dir, "tests.agents_io:async_blocks_loop", 20, "--concurrency", "20", "--case-timeout-s", "3",
-                      run_id="block-1")
+    code, s, _ = _run(
+        prefect_server,
+        data_dir,
+        "tests.agents_io:async_blocks_loop",
+        20,
+        "--concurrency",
+        "20",
+        "--case-timeout-s",
+        "3",
+        run_id="block-1",
+    )
     assert s["status"] == "completed" and s["counts"]["cases"] == 20
     rows = _rows(data_dir, "block-1")
     kinds = {r["error_kind"] for r in rows}
@@ -303,8 +361,19 @@ def test_async_and_sync_agents_reach_their_concurrency(prefect_server: str, data
     process pools (4 lanes x 8, one call per process)."""
     log = tmp_path / "calls.log"
     env = {"IO_AGENT_LOG": str(log), "IO_AGENT_SLEEP_S": "3"}
-    code, s, _ = _run(prefect_server, data_dir, "tests.agents_io:async_logged", 300, "--concurrency", "300", "--trust-agent",
-                      "--agent-env", "IO_AGENT_LOG,IO_AGENT_SLEEP_S", env=env, run_id="reach-async")
+    code, s, _ = _run(
+        prefect_server,
+        data_dir,
+        "tests.agents_io:async_logged",
+        300,
+        "--concurrency",
+        "300",
+        "--trust-agent",
+        "--agent-env",
+        "IO_AGENT_LOG,IO_AGENT_SLEEP_S",
+        env=env,
+        run_id="reach-async",
+    )
     assert s["counts"]["cases"] == 300 and s["counts"]["errors"] == 0, s["counts"]
     assert _peak(log) == 300
     assert s["timings"]["fanout_seconds"] < 12, s["timings"]
@@ -312,8 +381,19 @@ def test_async_and_sync_agents_reach_their_concurrency(prefect_server: str, data
     # A pool starts its processes while the first calls wait (about 0.4 CPU-seconds each here, trusted):
     # calls of 12 s leave the pools time to reach 4 x 8.
     env = {**env, "IO_AGENT_SLEEP_S": "12", "SCENARIO_FANOUT_SYNC_PROCESSES": "8"}
-    code, s, _ = _run(prefect_server, data_dir, "tests.agents_io:sync_logged", 32, "--concurrency", "32", "--trust-agent",
-                      "--agent-env", "IO_AGENT_LOG,IO_AGENT_SLEEP_S", env=env, run_id="reach-sync")
+    code, s, _ = _run(
+        prefect_server,
+        data_dir,
+        "tests.agents_io:sync_logged",
+        32,
+        "--concurrency",
+        "32",
+        "--trust-agent",
+        "--agent-env",
+        "IO_AGENT_LOG,IO_AGENT_SLEEP_S",
+        env=env,
+        run_id="reach-sync",
+    )
     assert s["counts"]["cases"] == 32 and s["counts"]["errors"] == 0, s["counts"]
     assert _peak(log) == 32 and len({ln.split()[3] for ln in log.read_text().splitlines()}) == 32  # 32 processes
 
@@ -335,13 +415,43 @@ def test_kill_9_with_500_in_flight_then_resume_every_case_once(prefect_server: s
     answers.write_text(json.dumps(_answers(1000)))
     port = free_port()
     # The agent in its own process: it must hold 500 open requests while this one watches.
-    server = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "io_agent.py"), "--port", str(port), "--delay", "2",
-                               "--answers", str(answers)], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "io_agent.py"),
+            "--port",
+            str(port),
+            "--delay",
+            "2",
+            "--answers",
+            str(answers),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "listening" in server.stdout.readline()
         stats = f"http://127.0.0.1:{port}/stats"
-        args = [str(VENV_BIN / "scenario"), "run", "s12", "--records", "100000", "--cases", "1000", "--shard-size", "10",
-                "--concurrency", "500", "--agent", f"http://127.0.0.1:{port}/", "--run-id", "kill-500", "--data-dir", str(data_dir), "--json"]
+        args = [
+            str(VENV_BIN / "scenario"),
+            "run",
+            "s12",
+            "--records",
+            "100000",
+            "--cases",
+            "1000",
+            "--shard-size",
+            "10",
+            "--concurrency",
+            "500",
+            "--agent",
+            f"http://127.0.0.1:{port}/",
+            "--run-id",
+            "kill-500",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server}
         first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         shards = data_dir / "runs" / "kill-500" / "shards"
@@ -373,7 +483,14 @@ def test_kill_9_with_500_in_flight_then_resume_every_case_once(prefect_server: s
     # Only shards not checkpointed were called again, each case of them once.
     assert called_again["requests"] == called_again["cases_seen"] == 10 * s["counts"]["shards_run"]
     rows = _rows(data_dir, "kill-500")
-    assert len(rows) == 1000 and len({r["case_id"] for r in rows}) == 1000 and [r["case_index"] for r in rows] == list(range(1000))
-    record("flow process killed (kill -9 of the CLI's process group) with 500 agent calls in flight",
-           f"{done_before} of 100 shards were checkpointed; the same command with --run-id ran only the other "
-           f"{s['counts']['shards_run']}; every case once, every answer right", 1000, len(rows), len(rows) - len({r['case_id'] for r in rows}))
+    assert (
+        len(rows) == 1000 and len({r["case_id"] for r in rows}) == 1000 and [r["case_index"] for r in rows] == list(range(1000))
+    )
+    record(
+        "flow process killed (kill -9 of the CLI's process group) with 500 agent calls in flight",
+        f"{done_before} of 100 shards were checkpointed; the same command with --run-id ran only the other "
+        f"{s['counts']['shards_run']}; every case once, every answer right",
+        1000,
+        len(rows),
+        len(rows) - len({r["case_id"] for r in rows}),
+    )

@@ -21,14 +21,35 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 def _rows(data_dir: Path, run_id: str) -> list[tuple]:
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
-        return con.execute("SELECT case_id, passed, reason FROM case_results WHERE run_id = ? ORDER BY case_index", [run_id]).fetchall()
+        return con.execute(
+            "SELECT case_id, passed, reason FROM case_results WHERE run_id = ? ORDER BY case_index", [run_id]
+        ).fetchall()
     finally:
         con.close()
 
 
-def _run(prefect_server: str, data_dir: Path, agent: str, run_id: str, cases: int = 4, env: dict | None = None, extra: tuple = ()) -> dict:
-    proc = run_cli(["run", "s12", "--records", "1000000", "--cases", str(cases), "--agent", agent, "--run-id", run_id,
-                    "--data-dir", str(data_dir), "--json", *extra], {"PREFECT_API_URL": prefect_server, **(env or {})})
+def _run(
+    prefect_server: str, data_dir: Path, agent: str, run_id: str, cases: int = 4, env: dict | None = None, extra: tuple = ()
+) -> dict:
+    proc = run_cli(
+        [
+            "run",
+            "s12",
+            "--records",
+            "1000000",
+            "--cases",
+            str(cases),
+            "--agent",
+            agent,
+            "--run-id",
+            run_id,
+            "--data-dir",
+            str(data_dir),
+            "--json",
+            *extra,
+        ],
+        {"PREFECT_API_URL": prefect_server, **(env or {})},
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]  # the run completes, and fails its thresholds: every case failed
     return json.loads(proc.stdout)
 
@@ -50,7 +71,9 @@ def _fault_of_each_case(summary: dict, choices: tuple[str, ...]) -> dict[str, st
     from tests.agents_faults import pick
 
     sc = get_scenario("s12")
-    cases = sc.draw_cases(sc.dataset_spec(summary["records"], summary["seed"]), summary["counts"]["expected_cases"], summary["seed"])
+    cases = sc.draw_cases(
+        sc.dataset_spec(summary["records"], summary["seed"]), summary["counts"]["expected_cases"], summary["seed"]
+    )
     return {c.case_id: pick(json.loads(json.dumps(c.input)), choices) for c in cases}
 
 
@@ -69,8 +92,15 @@ def test_broken_agents_fail_their_cases_and_the_run_completes(prefect_server: st
 
     started = time.monotonic()
     # The limits are run parameters (--case-timeout-s, --max-answer-bytes) over settings (SCENARIO_FANOUT_*).
-    s = _run(prefect_server, data_dir, "tests.agents_faults:every_fault", "fault-agents", cases=35,
-             env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "60"}, extra=("--case-timeout-s", "2"))
+    s = _run(
+        prefect_server,
+        data_dir,
+        "tests.agents_faults:every_fault",
+        "fault-agents",
+        cases=35,
+        env={"SCENARIO_FANOUT_CASE_TIMEOUT_S": "60"},
+        extra=("--case-timeout-s", "2"),
+    )
     assert s["status"] == "completed" and s["counts"]["cases"] == 35 and s["counts"]["passed"] == 0
     assert time.monotonic() - started < 240  # hung cases cost 2 s each, not an hour
     assert {a for a, _, _ in AGENTS} == set(FAULTS)
@@ -102,9 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-HTTP = [("/500", "HTTP agent answers 500", "agent raised AgentError: HTTP agent answered 500"),
-        ("/slow", "HTTP agent sends its body slowly past the limit", "timeout: no answer within 2 s"),
-        ("/invalid", "HTTP agent answers invalid JSON", "agent raised AgentError: HTTP agent answered invalid JSON")]
+HTTP = [
+    ("/500", "HTTP agent answers 500", "agent raised AgentError: HTTP agent answered 500"),
+    ("/slow", "HTTP agent sends its body slowly past the limit", "timeout: no answer within 2 s"),
+    ("/invalid", "HTTP agent answers invalid JSON", "agent raised AgentError: HTTP agent answered invalid JSON"),
+]
 
 
 def test_misbehaving_http_agents(prefect_server: str, data_dir: Path) -> None:

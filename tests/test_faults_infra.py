@@ -27,8 +27,10 @@ from tests.helpers import REPO, VENV_BIN, free_port, moto_server, run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 BUCKET = "scenario-faults-infra"
-SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-            b"<Message>Please reduce your request rate.</Message><RequestId>FAULTS9</RequestId></Error>")
+SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message><RequestId>FAULTS9</RequestId></Error>"
+)
 RETRY_LINE = re.compile(r"storage: (\w+) (s3://\S+) failed \((\d{3} [^)]*|\w+Error)\), retry (\d+)/(\d+) in (\d+\.\d+) s")
 
 
@@ -41,8 +43,10 @@ def _cases(data_dir: Path, run_id: str) -> tuple[int, int, int]:
     try:
         if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'case_results'").fetchone()[0]:
             return 0, 0, 0
-        n, distinct, passed = con.execute("SELECT count(*), count(DISTINCT case_id), count(*) FILTER (WHERE passed) FROM case_results "
-                                          "WHERE run_id = ?", [run_id]).fetchone()
+        n, distinct, passed = con.execute(
+            "SELECT count(*), count(DISTINCT case_id), count(*) FILTER (WHERE passed) FROM case_results WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
         return n, distinct, passed
     finally:
         con.close()
@@ -94,7 +98,11 @@ class FlakyS3Proxy:
                     if self.command != "HEAD":
                         self.wfile.write(SLOWDOWN)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "connection", "content-length")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                }
                 headers["Content-Length"] = str(len(body))
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 try:
@@ -105,7 +113,9 @@ class FlakyS3Proxy:
                     for k, v in resp.getheaders():
                         if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
                             self.send_header(k, v)
-                    self.send_header("Content-Length", resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data)))
+                    self.send_header(
+                        "Content-Length", resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                    )
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(data)
@@ -141,8 +151,11 @@ def _flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:
     msgs: list[str] = []
     offset = 0
     while True:
-        page = httpx.post(f"{api_url}/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": offset,
-                                                           "sort": "TIMESTAMP_ASC"}, timeout=30).json()
+        page = httpx.post(
+            f"{api_url}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": offset, "sort": "TIMESTAMP_ASC"},
+            timeout=30,
+        ).json()
         msgs += [log["message"] for log in page]
         if len(page) < 200:
             return msgs
@@ -152,11 +165,34 @@ def _flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:
 def test_flaky_object_store_retries_visibly_and_loses_nothing(prefect_server: str, moto_s3: int, data_dir: Path) -> None:
     cases, run_id = 8, "fault-s3-flaky"
     with FlakyS3Proxy(moto_s3, every=4) as proxy:
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}", "PREFECT_API_URL": prefect_server}
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
+            "PREFECT_API_URL": prefect_server,
+        }
         started = time.monotonic()
-        proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(cases), "--storage", f"s3://{BUCKET}/faults",
-                        "--run-id", run_id, "--data-dir", str(data_dir), "--json"], env, timeout=900)
+        proc = run_cli(
+            [
+                "run",
+                "s12",
+                "--no-fail-on-threshold",
+                "--records",
+                "1000000",
+                "--cases",
+                str(cases),
+                "--storage",
+                f"s3://{BUCKET}/faults",
+                "--run-id",
+                run_id,
+                "--data-dir",
+                str(data_dir),
+                "--json",
+            ],
+            env,
+            timeout=900,
+        )
         seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
     s = json.loads(proc.stdout)
@@ -175,7 +211,11 @@ def test_flaky_object_store_retries_visibly_and_loses_nothing(prefect_server: st
     retries = [m.groups() for m in RETRY_LINE.finditer(proc.stderr)]
     of_503 = [r for r in retries if r[2] in ("503 SlowDown", "503 Service Unavailable")]
     assert len(of_503) == proxy.injected, (len(of_503), proxy.injected, proc.stderr[-3000:])
-    odd = [r for r in retries if not r[1].startswith(f"s3://{BUCKET}/") or r[4] != "7" or (r not in of_503 and not r[2].endswith("Error"))]
+    odd = [
+        r
+        for r in retries
+        if not r[1].startswith(f"s3://{BUCKET}/") or r[4] != "7" or (r not in of_503 and not r[2].endswith("Error"))
+    ]
     assert odd == [], odd
     assert {verb for verb, *_ in retries} >= {"write", "read"}
     for *_, attempt, _, delay in retries:  # exponential backoff with jitter: retry n waits 0.05-0.1 s x 2^(n-1)
@@ -187,10 +227,14 @@ def test_flaky_object_store_retries_visibly_and_loses_nothing(prefect_server: st
     logs = _flow_run_logs(prefect_server, s["flow_run_id"])
     in_prefect = [m for m in logs if RETRY_LINE.search(m)]
     assert in_prefect, "no storage retry line in the flow run's Prefect logs"
-    record("object store answers every 4th request 503 SlowDown",
-           f"{proxy.injected} of {proxy.requests} requests failed; each retried with backoff and logged "
-           f"({len(of_503)} retry lines for them, {len(in_prefect)} in the flow run's Prefect logs); run completed in {seconds:.0f} s, recall 1.0",
-           cases, n, n - distinct)
+    record(
+        "object store answers every 4th request 503 SlowDown",
+        f"{proxy.injected} of {proxy.requests} requests failed; each retried with backoff and logged "
+        f"({len(of_503)} retry lines for them, {len(in_prefect)} in the flow run's Prefect logs); run completed in {seconds:.0f} s, recall 1.0",
+        cases,
+        n,
+        n - distinct,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +271,10 @@ def _assert_one_clear_disk_full_line(proc: subprocess.CompletedProcess, where: P
     lines = proc.stderr.strip().splitlines()
     last = lines[-1]
     assert re.match(rf"error: the disk is full: cannot write (file://)?{re.escape(str(where))}/\S+ \(", last), proc.stderr[-3000:]
-    assert "(No space left on device, ENOSPC)" in last and "free space on that disk, or choose another --data-dir (or --storage)" in last
+    assert (
+        "(No space left on device, ENOSPC)" in last
+        and "free space on that disk, or choose another --data-dir (or --storage)" in last
+    )
     assert [line for line in lines if line.startswith("error:")] == [last]
     assert "Traceback" not in proc.stderr and "Compute Failed" not in proc.stderr, proc.stderr[-3000:]
     return last
@@ -238,16 +285,35 @@ def test_disk_full_in_the_data_folder_fails_clearly_publishes_nothing_and_reruns
     gen = run_cli(["generate", "events", "--records", "3000000", "--data-dir", str(small_disk)], env, timeout=600)
     gen_line = _assert_one_clear_disk_full_line(gen, small_disk)
     target = re.search(r"cannot write (\S+) \(", gen_line)
-    assert target and "/datasets/events/" in target.group(1) and target.group(1).endswith(".parquet"), gen_line  # the partition it could not write
+    assert target and "/datasets/events/" in target.group(1) and target.group(1).endswith(".parquet"), (
+        gen_line
+    )  # the partition it could not write
     assert list(small_disk.rglob("_manifest.json")) == [] and _litter(small_disk) == []
 
     run_id, cases = "fault-disk-full", 8
-    args = ["run", "s12", "--no-fail-on-threshold", "--records", "3000000", "--cases", str(cases), "--run-id", run_id, "--data-dir", str(small_disk), "--json"]
+    args = [
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "3000000",
+        "--cases",
+        str(cases),
+        "--run-id",
+        run_id,
+        "--data-dir",
+        str(small_disk),
+        "--json",
+    ]
     run = run_cli(args, env, timeout=600)
     _assert_one_clear_disk_full_line(run, small_disk)
     assert run.stdout == ""  # no summary: the run did not pretend to finish
     assert list(small_disk.rglob("_manifest.json")) == [] and _litter(small_disk) == []
-    assert list(small_disk.rglob("shard-*.parquet")) == [] and _cases(small_disk, run_id) == (0, 0, 0)  # nothing published, not half
+    assert list(small_disk.rglob("shard-*.parquet")) == [] and _cases(small_disk, run_id) == (
+        0,
+        0,
+        0,
+    )  # nothing published, not half
 
     # Room again (the same folder, a bigger disk): the same command finishes the run.
     _resize(small_disk, "256m")
@@ -258,17 +324,39 @@ def test_disk_full_in_the_data_folder_fails_clearly_publishes_nothing_and_reruns
     n, distinct, passed = _cases(small_disk, run_id)
     assert (n, distinct, passed) == (cases, cases, cases)
     assert len(list(small_disk.rglob("_manifest.json"))) == 1 and _litter(small_disk) == []
-    record("data folder's disk full (8 MB tmpfs) during generate and run",
-           "generate and run each exit 2 with one line 'the disk is full: cannot write <partition> (No space left on device, ENOSPC); "
-           "free space ... or choose another --data-dir'; no traceback, no manifest, no temp files, 0 rows published; "
-           "after the disk grew the same command completed", cases, n, n - distinct)
+    record(
+        "data folder's disk full (8 MB tmpfs) during generate and run",
+        "generate and run each exit 2 with one line 'the disk is full: cannot write <partition> (No space left on device, ENOSPC); "
+        "free space ... or choose another --data-dir'; no traceback, no manifest, no temp files, 0 rows published; "
+        "after the disk grew the same command completed",
+        cases,
+        n,
+        n - distinct,
+    )
 
 
 def test_disk_filling_up_mid_fan_out_stops_the_run_and_it_resumes(prefect_server: str, small_disk: Path) -> None:
     _resize(small_disk, "64m")
     run_id, cases, shards = "fault-disk-fills", 60, 30
-    args = [str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(cases), "--shard-size", "2",
-            "--agent", "tests.agents_faults:sleeps_100_to_300ms", "--run-id", run_id, "--data-dir", str(small_disk), "--json"]
+    args = [
+        str(VENV_BIN / "scenario"),
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "1000000",
+        "--cases",
+        str(cases),
+        "--shard-size",
+        "2",
+        "--agent",
+        "tests.agents_faults:sleeps_100_to_300ms",
+        "--run-id",
+        run_id,
+        "--data-dir",
+        str(small_disk),
+        "--json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server}
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     ckpt = small_disk / "runs" / run_id / "shards"
@@ -304,10 +392,14 @@ def test_disk_filling_up_mid_fan_out_stops_the_run_and_it_resumes(prefect_server
     assert s["counts"]["shards_resumed"] == done_before and s["counts"]["shards_run"] == shards - done_before
     n, distinct, _ = _cases(small_disk, run_id)
     assert (n, distinct) == (cases, cases)
-    record("data folder's disk fills up mid fan-out (checkpoints)",
-           f"run stopped with exit 2 and one line 'the disk is full: ...'; {done_before} of {shards} shards kept, 0 rows published; "
-           f"after space was freed, rerun with the same --run-id resumed ({shards - done_before} shards run) and completed",
-           cases, n, n - distinct)
+    record(
+        "data folder's disk fills up mid fan-out (checkpoints)",
+        f"run stopped with exit 2 and one line 'the disk is full: ...'; {done_before} of {shards} shards kept, 0 rows published; "
+        f"after space was freed, rerun with the same --run-id resumed ({shards - done_before} shards run) and completed",
+        cases,
+        n,
+        n - distinct,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,12 +423,22 @@ class PrivatePrefectServer:
 
     def start(self) -> float:
         """Start it and wait until it answers; returns the seconds that took."""
-        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": self.url}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": self.url,
+        }
         env.pop("PREFECT_API_URL", None)
         started = time.monotonic()
         with open(self.home / "server.log", "ab") as log:  # the server keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         while time.monotonic() - started < 180:
             if self.healthy():
                 return time.monotonic() - started
@@ -370,8 +472,14 @@ def private_server(tmp_path: Path) -> Iterator[PrivatePrefectServer]:
 
 def _start_run(args: list[str], api_url: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": api_url, **(env_extra or {})}
-    return subprocess.Popen([str(VENV_BIN / "scenario"), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [str(VENV_BIN / "scenario"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_shards(run: subprocess.Popen, folder: Path, n: int, timeout: float = 240) -> int:
@@ -384,8 +492,22 @@ def _wait_for_shards(run: subprocess.Popen, folder: Path, n: int, timeout: float
 
 def test_prefect_server_restarted_mid_fan_out_the_run_rides_through(private_server: PrivatePrefectServer, data_dir: Path) -> None:
     run_id, cases = "fault-server-restart", 200
-    args = ["run", "s12", "--no-fail-on-threshold", "--records", "2000000", "--cases", str(cases), "--agent", "tests.agents_faults:sleeps_100_to_300ms",
-            "--run-id", run_id, "--data-dir", str(data_dir), "--json"]
+    args = [
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "2000000",
+        "--cases",
+        str(cases),
+        "--agent",
+        "tests.agents_faults:sleeps_100_to_300ms",
+        "--run-id",
+        run_id,
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    ]
     run = _start_run(args, private_server.url)
     shards = data_dir / "runs" / run_id / "shards"
     try:
@@ -411,16 +533,38 @@ def test_prefect_server_restarted_mid_fan_out_the_run_rides_through(private_serv
     n, distinct, _ = _cases(data_dir, run_id)
     assert (n, distinct) == (cases, cases)
     assert private_server.flow_run_state(s["flow_run_id"]) == "COMPLETED"  # the restarted server knows the run finished
-    record("Prefect server stopped (SIGTERM) mid fan-out, restarted on the same port and database",
-           f"server away {down_s:.0f} s (restart took {restart_s:.0f} s; {during} shards checkpointed meanwhile); the run rode through "
-           f"on the Prefect client's retries and completed; the flow run is Completed on the restarted server", cases, n, n - distinct)
+    record(
+        "Prefect server stopped (SIGTERM) mid fan-out, restarted on the same port and database",
+        f"server away {down_s:.0f} s (restart took {restart_s:.0f} s; {during} shards checkpointed meanwhile); the run rode through "
+        f"on the Prefect client's retries and completed; the flow run is Completed on the restarted server",
+        cases,
+        n,
+        n - distinct,
+    )
 
 
-def test_prefect_server_away_longer_than_the_client_retries_fails_clearly_and_resumes(private_server: PrivatePrefectServer,
-                                                                                       data_dir: Path) -> None:
+def test_prefect_server_away_longer_than_the_client_retries_fails_clearly_and_resumes(
+    private_server: PrivatePrefectServer, data_dir: Path
+) -> None:
     run_id, cases = "fault-server-away", 60
-    args = ["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(cases), "--shard-size", "2", "--agent", "tests.agents_faults:sleeps_100_to_300ms",
-            "--run-id", run_id, "--data-dir", str(data_dir), "--json"]
+    args = [
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "1000000",
+        "--cases",
+        str(cases),
+        "--shard-size",
+        "2",
+        "--agent",
+        "tests.agents_faults:sleeps_100_to_300ms",
+        "--run-id",
+        run_id,
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    ]
     # One retry (about 2 s) instead of the CLI's 7 (about 4 min): the outage outlasts the client's patience.
     run = _start_run(args, private_server.url, {"PREFECT_CLIENT_MAX_RETRIES": "1"})
     shards = data_dir / "runs" / run_id / "shards"
@@ -434,9 +578,13 @@ def test_prefect_server_away_longer_than_the_client_retries_fails_clearly_and_re
     done_before = len(list(shards.glob("shard-*.parquet")))
     assert run.returncode == 2 and out == "", (run.returncode, err[-4000:])
     assert 2 <= at_kill < cases // 2, at_kill  # the server went away mid fan-out
-    errors = [line for line in err.splitlines() if line.startswith("error:")]  # (Prefect's log and event workers complain after it)
+    errors = [
+        line for line in err.splitlines() if line.startswith("error:")
+    ]  # (Prefect's log and event workers complain after it)
     assert len(errors) == 1, err[-4000:]
-    assert errors[0].startswith(f"error: lost the Prefect API at {private_server.url} during run {run_id} (ConnectError: "), errors[0]
+    assert errors[0].startswith(f"error: lost the Prefect API at {private_server.url} during run {run_id} (ConnectError: "), (
+        errors[0]
+    )
     assert errors[0].endswith(f"when the server answers again, rerun with --run-id {run_id} to resume"), errors[0]
     assert _cases(data_dir, run_id) == (0, 0, 0)  # nothing published by the broken attempt
 
@@ -448,8 +596,12 @@ def test_prefect_server_away_longer_than_the_client_retries_fails_clearly_and_re
     assert s["counts"]["shards_resumed"] == done_before and s["counts"]["shards_run"] == s["counts"]["shards"] - done_before
     n, distinct, _ = _cases(data_dir, run_id)
     assert (n, distinct) == (cases, cases)
-    record("Prefect server gone for longer than the client's retries (PREFECT_CLIENT_MAX_RETRIES=1)",
-           f"the fan-out went on without the server ({at_kill} of {s['counts']['shards']} shards checkpointed when it went, {done_before} "
-           f"at exit); the run exited 2 with 'lost the Prefect API ... rerun with --run-id {run_id} to resume'; after the restart the "
-           f"rerun resumed ({s['counts']['shards_run']} shards run) and completed",
-           cases, n, n - distinct)
+    record(
+        "Prefect server gone for longer than the client's retries (PREFECT_CLIENT_MAX_RETRIES=1)",
+        f"the fan-out went on without the server ({at_kill} of {s['counts']['shards']} shards checkpointed when it went, {done_before} "
+        f"at exit); the run exited 2 with 'lost the Prefect API ... rerun with --run-id {run_id} to resume'; after the restart the "
+        f"rerun resumed ({s['counts']['shards_run']} shards run) and completed",
+        cases,
+        n,
+        n - distinct,
+    )

@@ -116,8 +116,9 @@ def _env(prefect_server: str) -> dict[str, str]:
     return env
 
 
-def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_warehouse(prefect_server: str, data_dir: Path,
-                                                                                          tmp_path: Path) -> None:
+def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_warehouse(
+    prefect_server: str, data_dir: Path, tmp_path: Path
+) -> None:
     poller = HealthPoller(prefect_server)
     poller.start()
     reader = WarehouseReader(f"duckdb://{data_dir / 'warehouse.duckdb'}")
@@ -129,9 +130,32 @@ def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_w
     for i in range(1, RUNS + 1):
         out, err = open(tmp_path / f"load-{i}.json", "w"), open(tmp_path / f"load-{i}.log", "w")  # noqa: SIM115 - files: pipes would fill and block; closed below
         logs.append((out, err))
-        procs.append(subprocess.Popen([str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", str(CASES),
-                                       "--agent", AGENT, "--run-id", f"load-{i}", "--data-dir", str(data_dir), "--json"],
-                                      stdout=out, stderr=err, text=True, env=_env(prefect_server), cwd=REPO))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(VENV_BIN / "scenario"),
+                    "run",
+                    "s12",
+                    "--no-fail-on-threshold",
+                    "--records",
+                    "1000000",
+                    "--cases",
+                    str(CASES),
+                    "--agent",
+                    AGENT,
+                    "--run-id",
+                    f"load-{i}",
+                    "--data-dir",
+                    str(data_dir),
+                    "--json",
+                ],
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=_env(prefect_server),
+                cwd=REPO,
+            )
+        )
     try:
         codes = [p.wait(timeout=max(1.0, RUN_TIMEOUT_S - (time.monotonic() - started))) for p in procs]
     finally:
@@ -154,18 +178,26 @@ def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_w
     queued = [s["run_id"] for s in summaries if s["warehouse_rows"] != CASES]
 
     # Every run completed and published itself (none left in the outbox).
-    assert [(s["status"], s["counts"]["cases"], s["counts"]["shards_failed"]) for s in summaries] == [("completed", CASES, 0)] * RUNS
+    assert [(s["status"], s["counts"]["cases"], s["counts"]["shards_failed"]) for s in summaries] == [
+        ("completed", CASES, 0)
+    ] * RUNS
     assert not queued, f"runs {queued} were queued in the outbox instead of published: {stderr}"
     assert outbox.pending(Storage.from_url(str(data_dir))) == []
 
     # The warehouse: exactly 1,000 case rows per run, 1,000 distinct case ids, each run once.
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
-        per_run = dict((r, (n, d)) for r, n, d in con.execute(
-            "SELECT run_id, COUNT(*), COUNT(DISTINCT case_id) FROM case_results GROUP BY run_id").fetchall())
+        per_run = dict(
+            (r, (n, d))
+            for r, n, d in con.execute(
+                "SELECT run_id, COUNT(*), COUNT(DISTINCT case_id) FROM case_results GROUP BY run_id"
+            ).fetchall()
+        )
         runs = con.execute("SELECT run_id, COUNT(*), MIN(status) FROM runs GROUP BY run_id ORDER BY run_id").fetchall()
-        case_sets = {r: frozenset(c for (c,) in con.execute("SELECT case_id FROM case_results WHERE run_id = ?", [r]).fetchall())
-                     for r in per_run}
+        case_sets = {
+            r: frozenset(c for (c,) in con.execute("SELECT case_id FROM case_results WHERE run_id = ?", [r]).fetchall())
+            for r in per_run
+        }
     finally:
         con.close()
     ids = [f"load-{i}" for i in range(1, RUNS + 1)]
@@ -187,27 +219,37 @@ def test_three_runs_of_1000_cases_at_once_share_one_server_one_dataset_and_one_w
 
     # The Prefect server answered every poll, in time.
     worst, p95 = max(poller.latencies), poller.p95()
-    print(f"\nload: {RUNS} runs x {CASES} cases at once: wall {wall:.1f} s (run totals "
-          f"{', '.join(str(round(s['timings']['total_seconds'])) for s in summaries)} s, fan-outs "
-          f"{', '.join(str(round(s['timings']['fanout_seconds'])) for s in summaries)} s); case rows {recorded}, duplicated {duplicated}; "
-          f"Prefect /health: {len(poller.latencies)} polls, {len(poller.failures)} failed, max {worst:.3f} s, p95 {p95:.3f} s, "
-          f"median {statistics.median(poller.latencies):.3f} s; DuckDB lock waits: runs {lock_waits}, dashboard {reader_waits} "
-          f"({reader.reads} dashboard reads, {len(reader.errors)} failed); lowest available memory "
-          f"{poller.min_available / 2**30:.1f} GiB of {psutil.virtual_memory().total / 2**30:.1f} GiB")
+    print(
+        f"\nload: {RUNS} runs x {CASES} cases at once: wall {wall:.1f} s (run totals "
+        f"{', '.join(str(round(s['timings']['total_seconds'])) for s in summaries)} s, fan-outs "
+        f"{', '.join(str(round(s['timings']['fanout_seconds'])) for s in summaries)} s); case rows {recorded}, duplicated {duplicated}; "
+        f"Prefect /health: {len(poller.latencies)} polls, {len(poller.failures)} failed, max {worst:.3f} s, p95 {p95:.3f} s, "
+        f"median {statistics.median(poller.latencies):.3f} s; DuckDB lock waits: runs {lock_waits}, dashboard {reader_waits} "
+        f"({reader.reads} dashboard reads, {len(reader.errors)} failed); lowest available memory "
+        f"{poller.min_available / 2**30:.1f} GiB of {psutil.virtual_memory().total / 2**30:.1f} GiB"
+    )
     assert not poller.failures, poller.failures[:5]
     assert not reader.errors and reader.reads > 0, reader.errors[:3]
     assert worst < HEALTH_BOUND_S, f"the Prefect server took {worst:.2f} s to answer /health (bound {HEALTH_BOUND_S} s)"
-    record(f"load: {RUNS} runs x {CASES:,} cases at once (agent sleeps 0-50 ms), one Prefect server, one dataset, one DuckDB file",
-           f"all completed in {wall:.0f} s wall; each published exactly once, a dashboard reading the file every 0.5 s "
-           f"({lock_waits} waits for the DuckDB lock in the runs, {reader_waits} in the dashboard); "
-           f"/health max {worst:.2f} s, p95 {p95:.2f} s, 0 failed polls", RUNS * CASES, recorded, duplicated)
+    record(
+        f"load: {RUNS} runs x {CASES:,} cases at once (agent sleeps 0-50 ms), one Prefect server, one dataset, one DuckDB file",
+        f"all completed in {wall:.0f} s wall; each published exactly once, a dashboard reading the file every 0.5 s "
+        f"({lock_waits} waits for the DuckDB lock in the runs, {reader_waits} in the dashboard); "
+        f"/health max {worst:.2f} s, p95 {p95:.2f} s, 0 failed polls",
+        RUNS * CASES,
+        recorded,
+        duplicated,
+    )
 
 
 # ---- the DuckDB file lock, deterministically: another process holds it while a run publishes ----
 
+
 def _hold_lock(path: Path, seconds: float) -> subprocess.Popen:
-    code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
-            "time.sleep(float(sys.argv[2])); c.close()")
+    code = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+        "time.sleep(float(sys.argv[2])); c.close()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -249,7 +291,9 @@ def test_a_publish_waits_for_another_writers_lock_then_publishes(warehouse, monk
         wh.close()
 
 
-def test_a_lock_held_past_the_wait_sends_the_rows_to_the_outbox_and_they_arrive_once(warehouse, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_a_lock_held_past_the_wait_sends_the_rows_to_the_outbox_and_they_arrive_once(
+    warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     url, path, storage = warehouse
     monkeypatch.setenv("SCENARIO_DUCKDB_LOCK_WAIT_S", "2")
     holder = _hold_lock(path, 600.0)  # an analyst's session that keeps the file open
@@ -279,6 +323,10 @@ def test_a_lock_held_past_the_wait_sends_the_rows_to_the_outbox_and_they_arrive_
         assert wh.counts("held-1")["runs"] == 1
     finally:
         wh.close()
-    record("warehouse (DuckDB file) locked by another process past the publish's wait (2 s here, 120 s by default)",
-           "waited with backoff, logged each wait, kept the rows in the outbox; the next run delivered them once", 4, rows[0][1],
-           rows[0][1] - rows[0][2])
+    record(
+        "warehouse (DuckDB file) locked by another process past the publish's wait (2 s here, 120 s by default)",
+        "waited with backoff, logged each wait, kept the rows in the outbox; the next run delivered them once",
+        4,
+        rows[0][1],
+        rows[0][1] - rows[0][2],
+    )

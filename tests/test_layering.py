@@ -32,7 +32,12 @@ def _imports(path: Path) -> set[str]:
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             out.add(node.module)
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             f = node.func
             if (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")) in ("import_module", "__import__"):
                 out.add(node.args[0].value)
@@ -45,20 +50,44 @@ def test_the_import_contracts_hold(tmp_path: Path) -> None:
     assert all(f"{name} KEPT" in res.stdout for name in (LAYERS, INFRA, PACKAGES)), res.stdout
 
 
-@pytest.mark.parametrize(("module", "source", "broken", "says"), [
-    # an upward import, inside a function: it counts like any other
-    ("datasets/_upward.py", "def rows():\n    from scenario_pipeline.tasks.checkpoint import read_results\n    return read_results\n",
-     LAYERS, "scenario_pipeline.datasets._upward -> scenario_pipeline.tasks.checkpoint"),
-    ("warehouse/_upward.py", "from scenario_pipeline.compare import alerts\n",
-     LAYERS, "scenario_pipeline.warehouse._upward -> scenario_pipeline.compare.alerts"),
-    ("compare/_sideways.py", "from scenario_pipeline.cost import live\n",  # compare and cost are independent
-     LAYERS, "scenario_pipeline.compare._sideways -> scenario_pipeline.cost.live"),
-    ("scenarios/s12_search/_borrow.py", "from scenario_pipeline.scenarios.s02_conflicts import features\n",
-     PACKAGES, "scenario_pipeline.scenarios.s12_search._borrow -> scenario_pipeline.scenarios.s02_conflicts"),
-    ("infra/_reach.py", "import scenario_pipeline.tasks.fanout\n",
-     INFRA, "scenario_pipeline.infra._reach -> scenario_pipeline.tasks.fanout"),
-    ("newlayer/__init__.py", "", LAYERS, "scenario_pipeline.newlayer"),  # every subpackage has its place
-], ids=["datasets-to-tasks", "warehouse-to-compare", "compare-to-cost", "s12-to-s02", "infra-to-tasks", "unplaced"])
+@pytest.mark.parametrize(
+    ("module", "source", "broken", "says"),
+    [
+        # an upward import, inside a function: it counts like any other
+        (
+            "datasets/_upward.py",
+            "def rows():\n    from scenario_pipeline.tasks.checkpoint import read_results\n    return read_results\n",
+            LAYERS,
+            "scenario_pipeline.datasets._upward -> scenario_pipeline.tasks.checkpoint",
+        ),
+        (
+            "warehouse/_upward.py",
+            "from scenario_pipeline.compare import alerts\n",
+            LAYERS,
+            "scenario_pipeline.warehouse._upward -> scenario_pipeline.compare.alerts",
+        ),
+        (
+            "compare/_sideways.py",
+            "from scenario_pipeline.cost import live\n",  # compare and cost are independent
+            LAYERS,
+            "scenario_pipeline.compare._sideways -> scenario_pipeline.cost.live",
+        ),
+        (
+            "scenarios/s12_search/_borrow.py",
+            "from scenario_pipeline.scenarios.s02_conflicts import features\n",
+            PACKAGES,
+            "scenario_pipeline.scenarios.s12_search._borrow -> scenario_pipeline.scenarios.s02_conflicts",
+        ),
+        (
+            "infra/_reach.py",
+            "import scenario_pipeline.tasks.fanout\n",
+            INFRA,
+            "scenario_pipeline.infra._reach -> scenario_pipeline.tasks.fanout",
+        ),
+        ("newlayer/__init__.py", "", LAYERS, "scenario_pipeline.newlayer"),  # every subpackage has its place
+    ],
+    ids=["datasets-to-tasks", "warehouse-to-compare", "compare-to-cost", "s12-to-s02", "infra-to-tasks", "unplaced"],
+)
 def test_an_import_against_the_contracts_breaks_them(tmp_path: Path, module: str, source: str, broken: str, says: str) -> None:
     """The installed layout of the real sources plus one extra module: the check fails, naming the contract and the import."""
     extra = mirror(tmp_path) / "scenario_pipeline" / module
@@ -111,6 +140,8 @@ print(write_partition(spec, dataset_root(storage, spec), "crm", 0).checksum)
 
     _, records, _, checksums = PINS["s02-conflicts"]
     spec = get_scenario("s02").dataset_spec(records, DEFAULT_SEED)
-    res = subprocess.run([sys.executable, "-c", code], input=spec.model_dump_json(), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], input=spec.model_dump_json(), capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == checksums["crm"]

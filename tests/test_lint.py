@@ -38,10 +38,19 @@ def test_a_lint_error_is_caught(tmp_path: Path) -> None:
     """The checks are live, not configured away: an unused import and a type error are reported."""
     bad = tmp_path / "bad.py"
     bad.write_text("import os\n\n\ndef f(x: int) -> str:\n    return x\n")
-    res = subprocess.run([str(RUFF), "check", "--config", str(REPO / "pyproject.toml"), "--output-format", "concise", str(bad)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [str(RUFF), "check", "--config", str(REPO / "pyproject.toml"), "--output-format", "concise", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1 and "F401" in res.stdout
     exe = Path(sys.executable).with_name("mypy")
-    res = subprocess.run([str(exe), "--no-incremental", "--config-file", str(REPO / "pyproject.toml"), str(bad)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [str(exe), "--no-incremental", "--config-file", str(REPO / "pyproject.toml"), str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 1 and 'Incompatible return value type (got "int", expected "str")' in res.stdout

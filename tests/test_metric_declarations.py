@@ -14,8 +14,17 @@ from scenario_pipeline.scenarios.declared import error_metrics, find
 from scenario_pipeline.scenarios.registry import get_scenario, scenario_ids
 
 # The smallest scale each scenario accepts: enough to draw real cases from the oracle, no data written.
-SMALL = {"s01-overflow": 240_000, "s02-conflicts": 2_000, "s03-warehouse": 300, "s11-evolution": 20_000, "s12-search": 100_000,
-         "s13-insights": 1_000, "s14-query": 2_000, "s15-pii": 2_400, "s16-zombies": 20_000}
+SMALL = {
+    "s01-overflow": 240_000,
+    "s02-conflicts": 2_000,
+    "s03-warehouse": 300,
+    "s11-evolution": 20_000,
+    "s12-search": 100_000,
+    "s13-insights": 1_000,
+    "s14-query": 2_000,
+    "s15-pii": 2_400,
+    "s16-zombies": 20_000,
+}
 CTX = {"dataset": {"bytes": 1000}}
 
 
@@ -38,8 +47,10 @@ def test_every_metric_is_declared_with_a_direction_and_a_rule(sid: str) -> None:
         # every per-case key an errored case carries, and every run value, is declared
         for key in error_metrics(sc, case, CTX):
             assert find(sc.metrics, key, "case") is not None, f"{sid}: per-case metric {key!r} is not declared"
-    rows = [{"passed": False, "latency_ms": 1.0, "metrics": error_metrics(sc, c, CTX), "attributes_json": json.dumps(c.attributes)}
-            for c in cases]
+    rows = [
+        {"passed": False, "latency_ms": 1.0, "metrics": error_metrics(sc, c, CTX), "attributes_json": json.dumps(c.attributes)}
+        for c in cases
+    ]
     for name in sc.aggregate(rows):
         assert find(sc.metrics, name, "run") is not None, f"{sid}: run metric {name!r} is not declared"
 
@@ -51,19 +62,50 @@ def test_a_run_of_errored_cases_meets_no_quality_threshold() -> None:
     for sid in sorted(SMALL):
         sc = get_scenario(sid)
         cases = sc.draw_cases(sc.dataset_spec(SMALL[sid], 7), 5, 7)
-        rows = [{"passed": False, "latency_ms": 1.0, "metrics": error_metrics(sc, c, CTX), "attributes_json": json.dumps(c.attributes)}
-                for c in cases]
+        rows = [
+            {
+                "passed": False,
+                "latency_ms": 1.0,
+                "metrics": error_metrics(sc, c, CTX),
+                "attributes_json": json.dumps(c.attributes),
+            }
+            for c in cases
+        ]
         values = sc.aggregate(rows)
         met += [f"{sid}:{name}" for name, th in sc.thresholds.items() if th.met(values[name])]
     assert met == ["s15-pii:pii_echo_rate"]
 
 
 def _run(run_id: str, scenario: str, per_case: list[dict[str, float]], passed: list[bool]) -> RunData:
-    cases = [{"case_id": f"c{i}", "case_index": i, "passed": p, "reason": None if p else "missed", "metrics": m, "attributes": {},
-              "latency_ms": 1.0, "cost_usd": None, "input_tokens": None, "output_tokens": None}
-             for i, (m, p) in enumerate(zip(per_case, passed, strict=True))]
-    run = {"run_id": run_id, "scenario": scenario, "records": 1000, "seed": 1, "seed_commitment": None, "dataset_hash": "h",
-           "agent": "a", "status": "completed", "passed": True, "started_at": None, "finished_at": None, "code_version": "x"}
+    cases = [
+        {
+            "case_id": f"c{i}",
+            "case_index": i,
+            "passed": p,
+            "reason": None if p else "missed",
+            "metrics": m,
+            "attributes": {},
+            "latency_ms": 1.0,
+            "cost_usd": None,
+            "input_tokens": None,
+            "output_tokens": None,
+        }
+        for i, (m, p) in enumerate(zip(per_case, passed, strict=True))
+    ]
+    run = {
+        "run_id": run_id,
+        "scenario": scenario,
+        "records": 1000,
+        "seed": 1,
+        "seed_commitment": None,
+        "dataset_hash": "h",
+        "agent": "a",
+        "status": "completed",
+        "passed": True,
+        "started_at": None,
+        "finished_at": None,
+        "code_version": "x",
+    }
     return RunData(run, {}, cases)
 
 
@@ -91,8 +133,12 @@ def test_s13_fdp_falling_is_improved_and_counts_are_directed() -> None:
 
 
 def test_s15_echoed_pii_rising_is_degraded_and_undeclared_metrics_get_no_verdict() -> None:
-    before = _run("a", "s15-pii", [{"echoed_pii": 0.0, "cell_fn.EMAIL_ADDRESS": 0.0, "made_up": 1.0} for _ in range(30)], [True] * 30)
-    after = _run("b", "s15-pii", [{"echoed_pii": 1.0, "cell_fn.EMAIL_ADDRESS": 5.0, "made_up": 9.0} for _ in range(30)], [False] * 30)
+    before = _run(
+        "a", "s15-pii", [{"echoed_pii": 0.0, "cell_fn.EMAIL_ADDRESS": 0.0, "made_up": 1.0} for _ in range(30)], [True] * 30
+    )
+    after = _run(
+        "b", "s15-pii", [{"echoed_pii": 1.0, "cell_fn.EMAIL_ADDRESS": 5.0, "made_up": 9.0} for _ in range(30)], [False] * 30
+    )
     v = _verdicts(before, after)
     assert v["echoed_pii"] == ("quality", "degraded")
     assert v["cell_fn.EMAIL_ADDRESS"] == ("quality", "degraded")  # a false-negative count rising is worse
@@ -100,7 +146,9 @@ def test_s15_echoed_pii_rising_is_degraded_and_undeclared_metrics_get_no_verdict
 
 
 def test_s12_claimed_bytes_get_no_verdict() -> None:
-    before = _run("a", "s12-search", [{"claimed_bytes_read_share": 0.5, "bytes_read_share": 0.001} for _ in range(30)], [True] * 30)
+    before = _run(
+        "a", "s12-search", [{"claimed_bytes_read_share": 0.5, "bytes_read_share": 0.001} for _ in range(30)], [True] * 30
+    )
     after = _run("b", "s12-search", [{"claimed_bytes_read_share": 0.0, "bytes_read_share": 0.5} for _ in range(30)], [True] * 30)
     v = _verdicts(before, after)
     assert v["claimed_bytes_read_share"] == ("operations", None)

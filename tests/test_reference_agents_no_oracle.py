@@ -70,7 +70,12 @@ def imports_of(path: Path, module: str) -> set[str]:
                 base = ".".join(anchor + ([base] if base else []))
             out.add(base)
             out.update(f"{base}.{a.name}" for a in node.names if module_file(f"{base}.{a.name}"))  # "from pkg import module"
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
             if name in ("import_module", "__import__"):
@@ -148,26 +153,33 @@ def test_importing_the_reference_agents_loads_no_forbidden_module() -> None:
 
 # -- the checker catches what it must ---------------------------------------------------------
 
-@pytest.mark.parametrize("source", [
-    "from scenario_pipeline.datasets import oracle\n",
-    "def answer(case, context):\n    from scenario_pipeline.datasets.oracle import needles\n    return {}\n",
-    "import importlib\nKIND = importlib.import_module('scenario_pipeline.datasets.features.needles')\n",
-    "from scenario_pipeline.scenarios.s03_warehouse import questions\n",  # a truth helper of S03
-    "from scenario_pipeline.scenarios.registry import get_scenario\n",  # a way to any scenario's draw_cases
-    "from scenario_pipeline.agents.reference import context_packing\nfrom scenario_pipeline.datasets import kinds_pii\n",
-    "from scenario_pipeline.scenarios.s12_search.agent import NeedleSearchAgent\n",  # runs S12's package: its cases
-])
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from scenario_pipeline.datasets import oracle\n",
+        "def answer(case, context):\n    from scenario_pipeline.datasets.oracle import needles\n    return {}\n",
+        "import importlib\nKIND = importlib.import_module('scenario_pipeline.datasets.features.needles')\n",
+        "from scenario_pipeline.scenarios.s03_warehouse import questions\n",  # a truth helper of S03
+        "from scenario_pipeline.scenarios.registry import get_scenario\n",  # a way to any scenario's draw_cases
+        "from scenario_pipeline.agents.reference import context_packing\nfrom scenario_pipeline.datasets import kinds_pii\n",
+        "from scenario_pipeline.scenarios.s12_search.agent import NeedleSearchAgent\n",  # runs S12's package: its cases
+    ],
+)
 def test_checker_flags_forbidden_imports(tmp_path: Path, source: str) -> None:
     bad = tmp_path / "bad_agent.py"
     bad.write_text(source)
     assert forbidden_chain(bad, f"{PKG}.agents.reference.bad_agent") is not None
 
 
-@pytest.mark.parametrize("source", [
-    "from .features import FIELD_COLUMNS\n",  # its own scenario's planted kinds
-    "from . import case_truth\n",  # its own scenario package
-    "from scenario_pipeline.scenarios.s02_conflicts import features\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from .features import FIELD_COLUMNS\n",  # its own scenario's planted kinds
+        "from . import case_truth\n",  # its own scenario package
+        "from scenario_pipeline.scenarios.s02_conflicts import features\n",
+    ],
+)
 def test_checker_flags_an_agent_reaching_into_its_own_scenario(tmp_path: Path, source: str) -> None:
     bad = tmp_path / "agent.py"
     bad.write_text(source)
@@ -184,5 +196,7 @@ def test_checker_follows_imports_through_other_modules(tmp_path: Path) -> None:
 
 def test_checker_passes_an_honest_agent(tmp_path: Path) -> None:
     ok = tmp_path / "honest_agent.py"
-    ok.write_text("import duckdb\nfrom scenario_pipeline.storage import Storage\nfrom scenario_pipeline.scenarios.tokenizer import count_tokens\n")
+    ok.write_text(
+        "import duckdb\nfrom scenario_pipeline.storage import Storage\nfrom scenario_pipeline.scenarios.tokenizer import count_tokens\n"
+    )
     assert forbidden_chain(ok, f"{PKG}.agents.reference.honest_agent") is None

@@ -21,8 +21,10 @@ from scenario_pipeline.tasks.sandbox import (
 )
 
 SCENARIO = "s12-search"
-MODES = [pytest.param(False, id="bwrap", marks=pytest.mark.skipif(not sandbox_support()[0], reason="no bwrap sandbox here")),
-         pytest.param(True, id="trusted")]
+MODES = [
+    pytest.param(False, id="bwrap", marks=pytest.mark.skipif(not sandbox_support()[0], reason="no bwrap sandbox here")),
+    pytest.param(True, id="trusted"),
+]
 
 
 @pytest.fixture
@@ -30,7 +32,12 @@ def dataset(tmp_path: Path) -> tuple[Path, dict]:
     root = tmp_path / "ds"
     (root / "events").mkdir(parents=True)
     (root / "events" / "part-0000000.parquet").write_bytes(b"PAR1 original PAR1")
-    context = {"dataset": {"url": root.as_uri(), "manifest": {"tables": {"events": {"partitions": [{"path": "events/part-0000000.parquet"}]}}}}}
+    context = {
+        "dataset": {
+            "url": root.as_uri(),
+            "manifest": {"tables": {"events": {"partitions": [{"path": "events/part-0000000.parquet"}]}}},
+        }
+    }
     return root, context
 
 
@@ -90,7 +97,9 @@ def test_the_dataset_is_read_only_to_the_agent(dataset, trusted) -> None:  # noq
     finally:
         box.kill()
     # bwrap: EACCES (uid 65534 does not own the file) and EROFS; trusted (root): EROFS twice
-    assert r.error == f"agent raised PermissionError: dataset is read-only: {'OSError' if trusted else 'PermissionError'}, OSError"
+    assert (
+        r.error == f"agent raised PermissionError: dataset is read-only: {'OSError' if trusted else 'PermissionError'}, OSError"
+    )
     assert hashlib.sha256((root / "events" / "part-0000000.parquet").read_bytes()).hexdigest() == before
     assert not (root / "events" / "evil.parquet").exists()
 
@@ -147,7 +156,9 @@ def test_the_answer_key_is_kept_apart_and_hidden_from_agents(tmp_path: Path) -> 
     spec = get_scenario("s12").dataset_spec(300_000, 918_273_645)
     root = dataset_root(storage, spec)
     write_truth(storage, spec)
-    parts = {t.name: [write_partition(spec, root, t.name, p, gx=False) for p in range(spec.partitions_of(t.name))] for t in spec.tables}
+    parts = {
+        t.name: [write_partition(spec, root, t.name, p, gx=False) for p in range(spec.partitions_of(t.name))] for t in spec.tables
+    }
     manifest = build_manifest(spec, parts)
     write_manifest(root, manifest)
     on_disk = json.loads(Path(root.path("_manifest.json")).read_text())
@@ -245,7 +256,9 @@ def test_the_policy_is_picklable_validated_and_part_of_the_sandbox_key(dataset) 
 
 def test_policy_from_env_reads_the_allowed_names(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("SCENARIO_AGENT_ENV", " OPENAI_API_KEY, ANTHROPIC_API_KEY ,,")
-    assert SandboxPolicy.from_env(network="outbound") == SandboxPolicy(network="outbound", env_allow=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"))
+    assert SandboxPolicy.from_env(network="outbound") == SandboxPolicy(
+        network="outbound", env_allow=("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    )
 
 
 def test_the_sandboxs_storage_names_are_the_dataset_layers() -> None:

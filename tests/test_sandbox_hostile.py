@@ -29,7 +29,10 @@ from scenario_pipeline.tasks.sandbox import (
     sandbox_support,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.skipif(not sandbox_support()[0], reason=f"no bwrap sandbox: {sandbox_support()[1]}")]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.skipif(not sandbox_support()[0], reason=f"no bwrap sandbox: {sandbox_support()[1]}"),
+]
 
 SCENARIO = "s12-search"
 AWS_SECRET = "aws-secret-6b1f0c2e9d"
@@ -92,8 +95,16 @@ def _only_init_and_main(box: Sandbox) -> None:
 # ---------------------------------------------------------------------------------------------
 def test_no_secret_in_the_environment_or_in_any_proc_file_the_agent_can_read(layout, boxes) -> None:  # noqa: ANN001
     box = _box(boxes, layout)
-    a = _ok(_call(box, layout, attack="secrets", harness_pid=os.getpid(), secret_file=str(layout["storage"] / "warehouse.duckdb"),
-                  files=[str(layout["project"] / ".aws" / "credentials"), str(layout["project"] / ".env")]))
+    a = _ok(
+        _call(
+            box,
+            layout,
+            attack="secrets",
+            harness_pid=os.getpid(),
+            secret_file=str(layout["storage"] / "warehouse.duckdb"),
+            files=[str(layout["project"] / ".aws" / "credentials"), str(layout["project"] / ".env")],
+        )
+    )
     seen = json.dumps(a)
     for secret in (AWS_SECRET, REDSHIFT_SECRET, TRUTH_SECRET):
         assert secret not in seen
@@ -104,7 +115,9 @@ def test_no_secret_in_the_environment_or_in_any_proc_file_the_agent_can_read(lay
     assert set(a["env"]) == {"PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PWD"} | passed_when_set
     assert a["env"]["HOME"] == "/tmp"
     assert a["seen"][f"/proc/{os.getpid()}/environ"] == "<ENOENT>"
-    assert "PATH=" in a["seen"]["/proc/1/environ"] and "PYTHONPATH=" in a["seen"]["/proc/1/environ"]  # bwrap's init: the agent's own
+    assert (
+        "PATH=" in a["seen"]["/proc/1/environ"] and "PYTHONPATH=" in a["seen"]["/proc/1/environ"]
+    )  # bwrap's init: the agent's own
     assert a["seen"]["/proc/1/root" + str(layout["storage"] / "warehouse.duckdb")] == "<ENOENT>"
 
 
@@ -125,9 +138,18 @@ def test_runs_truth_and_the_warehouse_are_invisible_and_nothing_is_writable(layo
     assert (a["runs"], a["truth"], a["warehouse.duckdb"], a["datasets"]) == (False, False, False, True)
     assert a["files"] == ["datasets/events/0123456789abcdef/_manifest.json", f"datasets/events/0123456789abcdef/{PART}"]
     ds, st = layout["dataset"], layout["storage"]
-    assert a["writes"] == {f"{ds}/evil.parquet": "EROFS", f"{st}/runs/x.json": "ENOENT", f"{st}/evil": "EROFS",
-                           f"{layout['project']}/evil.py": "EROFS", "/usr/evil": "EROFS", "/etc/evil": "EROFS",
-                           "/evil": "EROFS", "/dev/evil": "EROFS", "/tmp/ok": "written", "/dev/shm/ok": "written"}
+    assert a["writes"] == {
+        f"{ds}/evil.parquet": "EROFS",
+        f"{st}/runs/x.json": "ENOENT",
+        f"{st}/evil": "EROFS",
+        f"{layout['project']}/evil.py": "EROFS",
+        "/usr/evil": "EROFS",
+        "/etc/evil": "EROFS",
+        "/evil": "EROFS",
+        "/dev/evil": "EROFS",
+        "/tmp/ok": "written",
+        "/dev/shm/ok": "written",
+    }
     assert not (ds / "evil.parquet").exists() and not (layout["project"] / "evil.py").exists()
     assert sorted(p.name for p in st.iterdir()) == ["datasets", "runs", "truth", "warehouse.duckdb"]  # all still there
 
@@ -141,8 +163,13 @@ def test_remount_umount_and_unshare_fail(layout, boxes) -> None:  # noqa: ANN001
     assert a["mount_cmd"] == 32 and a["umount_cmd"] == 32 and a["unshare_cmd"] != 0  # mount(8)'s "mount failure"
     assert a["write_after"] == "EROFS"
     assert {k: v.strip() for k, v in a["status"].items()} == {
-        "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapBnd": "0000000000000000", "NoNewPrivs": "1",
-        "Uid": "65534\t65534\t65534\t65534", "Gid": "65534\t65534\t65534\t65534"}
+        "CapEff": "0000000000000000",
+        "CapPrm": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "NoNewPrivs": "1",
+        "Uid": "65534\t65534\t65534\t65534",
+        "Gid": "65534\t65534\t65534\t65534",
+    }
 
 
 class _Hello(socketserver.BaseRequestHandler):
@@ -204,8 +231,11 @@ def test_network_outbound_without_slirp4netns_fails_clearly(layout, boxes, monke
     monkeypatch.setattr(bw.shutil, "which", lambda name, *a, **k: None if name == "slirp4netns" else real(name, *a, **k))
     box = _box(boxes, layout, network="outbound")
     r = _call(box, layout, attack="ok")
-    assert r.error == ("agent failed to load: the sandbox did not start: network 'outbound' needs slirp4netns "
-                       "(apt-get install slirp4netns)") and r.error_kind == "load"
+    assert (
+        r.error
+        == ("agent failed to load: the sandbox did not start: network 'outbound' needs slirp4netns (apt-get install slirp4netns)")
+        and r.error_kind == "load"
+    )
 
 
 def test_a_detached_daemon_does_not_survive_its_case(layout, boxes) -> None:  # noqa: ANN001
@@ -298,8 +328,10 @@ def test_a_hung_agent_is_killed_with_its_whole_sandbox(layout, boxes) -> None:  
 
 def test_sandbox_support_and_its_reason(monkeypatch) -> None:  # noqa: ANN001
     assert sandbox_support() == (True, "")
-    assert describe_policy(SandboxPolicy()) == ("bwrap: uid 65534, no capabilities, pid/mount/net/ipc/uts namespaces, network none, "
-                                                "memory 4096 MB (cgroup), 64 processes (cgroup)")
+    assert describe_policy(SandboxPolicy()) == (
+        "bwrap: uid 65534, no capabilities, pid/mount/net/ipc/uts namespaces, network none, "
+        "memory 4096 MB (cgroup), 64 processes (cgroup)"
+    )
     assert describe_policy(SandboxPolicy(trusted=True)) == "trusted: no isolation"
     monkeypatch.setenv("PATH", "/nonexistent")
     assert sandbox_support() == (False, "bwrap is not installed (apt-get install bubblewrap)")

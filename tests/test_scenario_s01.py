@@ -22,15 +22,19 @@ from tests.issue4_support import materialize_dataset, run_cases
 
 # -- the tokenizer -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, tokens", [
-    ("1000023 1234.56", ["100", "002", "3", " 123", "4", ".", "56"]),  # digits in threes, a space joins the next number
-    ("Hello, world's", ["Hello", ",", " world", "'s"]),
-    ("internationalization", ["intern", "atio", "nali", "zati", "on"]),  # 20 letters > 8: 6 + 4 + 4 + 4 + 2
-    ("customer_id", ["customer", "_", "id"]),  # 8 letters stay whole; "_" is a symbol
-    ("!!!!!", ["!!!", "!!"]),  # symbols in pieces of at most three
-    ("a\n\n1", ["a", "\n", "\n", "1"]),
-    ("", []),
-])
+
+@pytest.mark.parametrize(
+    "text, tokens",
+    [
+        ("1000023 1234.56", ["100", "002", "3", " 123", "4", ".", "56"]),  # digits in threes, a space joins the next number
+        ("Hello, world's", ["Hello", ",", " world", "'s"]),
+        ("internationalization", ["intern", "atio", "nali", "zati", "on"]),  # 20 letters > 8: 6 + 4 + 4 + 4 + 2
+        ("customer_id", ["customer", "_", "id"]),  # 8 letters stay whole; "_" is a symbol
+        ("!!!!!", ["!!!", "!!"]),  # symbols in pieces of at most three
+        ("a\n\n1", ["a", "\n", "\n", "1"]),
+        ("", []),
+    ],
+)
 def test_tokenizer_by_hand(text: str, tokens: list[str]) -> None:
     assert tokenize(text) == tokens
     assert count_tokens(text) == len(tokens)
@@ -51,6 +55,7 @@ def test_tokenizer_round_trips_and_truncates() -> None:
 
 # -- the knapsack and the three strategies ---------------------------------------------------
 
+
 def test_knapsack_and_strategies_by_hand() -> None:
     # capacity 10; items (weight, value): A (6, 60), B (5, 49), C (5, 49), D (4, 20)
     w, v = [6, 5, 5, 4], [60, 49, 49, 20]
@@ -68,14 +73,19 @@ def test_knapsack_matches_brute_force() -> None:
     w = [3, 7, 2, 9, 4, 4, 6, 1, 5]
     v = [11, 25, 4, 30, 13, 12, 21, 2, 16]
     for cap in (0, 5, 10, 17, 30, 100):
-        brute = max(sum(v[i] for i in s) for r in range(len(w) + 1) for s in itertools.combinations(range(len(w)), r)
-                    if sum(w[i] for i in s) <= cap)
+        brute = max(
+            sum(v[i] for i in s)
+            for r in range(len(w) + 1)
+            for s in itertools.combinations(range(len(w)), r)
+            if sum(w[i] for i in s) <= cap
+        )
         assert best_value(w, v, cap) == brute
         chosen = best_subset(w, v, cap)
         assert sum(w[i] for i in chosen) <= cap and sum(v[i] for i in chosen) == brute
 
 
 # -- the scorer, on a case written by hand ---------------------------------------------------
+
 
 def _hand_case() -> Case:
     # "101 12.50" = 101| 12|.|50 (4 tokens); "2002 300.00" = 200|2| 300|.|00 (5); "7 0.99" = 7| 0|.|99 (4).
@@ -85,18 +95,23 @@ def _hand_case() -> Case:
     for cid, (cents, weight) in items.items():
         assert count_tokens(item_text(int(cid), cents)) == weight
     assert best_value([4, 5, 4], [1250, 30000, 99], 9) == 31250
-    return Case("s01-hand", 0, {"budget_tokens": 9}, {"items": items, "best_cents": 31250, "relevant_rows": 9, "relevant_tokens": 90})
+    return Case(
+        "s01-hand", 0, {"budget_tokens": 9}, {"items": items, "best_cents": 31250, "relevant_rows": 9, "relevant_tokens": 90}
+    )
 
 
-@pytest.mark.parametrize("context, compliant, value, ratio, passed", [
-    ("2002 300.00 101 12.50", 1.0, 1.0, 90 / 9, True),  # 9 tokens, the optimum
-    ("2002 300.00 7 0.99", 1.0, 30099 / 31250, 90 / 9, True),  # 0.9632 >= 0.95
-    # 13 tokens: over budget; a model sees "101 12.50 7 0.99 200" (9 tokens): 1250 + 99 credited
-    ("101 12.50 7 0.99 2002 300.00", 0.0, 1349 / 31250, 90 / 13, False),
-    ("101 12.51", 1.0, 0.0, 90 / 4, False),  # a wrong total earns nothing
-    ("customer 101: 12.50", 1.0, 1250 / 31250, 90 / 6, False),  # customer| 101|:| 12|.|50: 6 tokens
-    ("", 1.0, 0.0, 90.0, False),  # an empty context counts as one token for the ratio
-])
+@pytest.mark.parametrize(
+    "context, compliant, value, ratio, passed",
+    [
+        ("2002 300.00 101 12.50", 1.0, 1.0, 90 / 9, True),  # 9 tokens, the optimum
+        ("2002 300.00 7 0.99", 1.0, 30099 / 31250, 90 / 9, True),  # 0.9632 >= 0.95
+        # 13 tokens: over budget; a model sees "101 12.50 7 0.99 200" (9 tokens): 1250 + 99 credited
+        ("101 12.50 7 0.99 2002 300.00", 0.0, 1349 / 31250, 90 / 13, False),
+        ("101 12.51", 1.0, 0.0, 90 / 4, False),  # a wrong total earns nothing
+        ("customer 101: 12.50", 1.0, 1250 / 31250, 90 / 6, False),  # customer| 101|:| 12|.|50: 6 tokens
+        ("", 1.0, 0.0, 90.0, False),  # an empty context counts as one token for the ratio
+    ],
+)
 def test_scorer_by_hand(context: str, compliant: float, value: float, ratio: float, passed: bool) -> None:
     case = _hand_case()
     score = ContextOverflow().score(case, {"context": context}, {})
@@ -121,8 +136,10 @@ def test_malformed_answers_fail_with_a_reason(answer: dict) -> None:
 def test_aggregate_by_hand() -> None:
     sc = ContextOverflow()
     case = _hand_case()
-    rows = [{"metrics": sc.score(case, {"context": c}, {}).metrics, "passed": True, "latency_ms": ms}
-            for c, ms in (("2002 300.00 101 12.50", 10.0), ("2002 300.00 7 0.99", 20.0), ("101 12.51", 30.0))]
+    rows = [
+        {"metrics": sc.score(case, {"context": c}, {}).metrics, "passed": True, "latency_ms": ms}
+        for c, ms in (("2002 300.00 101 12.50", 10.0), ("2002 300.00 7 0.99", 20.0), ("101 12.51", 30.0))
+    ]
     out = sc.aggregate(rows)
     assert out["budget_compliance"] == 1.0
     assert out["value_retained"] == pytest.approx((1.0 + 30099 / 31250 + 0.0) / 3)
@@ -131,6 +148,7 @@ def test_aggregate_by_hand() -> None:
 
 
 # -- a small generated dataset: data against oracle, agents against the scorer ---------------
+
 
 @pytest.fixture(scope="module")
 def small(dask_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple:
@@ -143,16 +161,21 @@ def small(dask_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple:
 def test_planted_rows_are_what_the_oracle_says(small: tuple) -> None:
     sc, spec, context = small
     planted = oracle.of_kind(spec, "key_accounts")
-    files = [f"{context['dataset']['url'][7:]}/{p['path']}" for p in context["dataset"]["manifest"]["tables"]["sales"]["partitions"]]
+    files = [
+        f"{context['dataset']['url'][7:]}/{p['path']}" for p in context["dataset"]["manifest"]["tables"]["sales"]["partitions"]
+    ]
     con = duckdb.connect()
     # segment 'enterprise' exists only where the feature planted it
     n = con.execute("SELECT COUNT(*) FROM read_parquet($f) WHERE segment = 'enterprise'", {"f": files}).fetchone()[0]
     assert n == len(planted.record_ids) > 0
     for cell in planted.cells:
-        got = dict(con.execute(
-            "SELECT customer_id, CAST(SUM(CAST(revenue AS DECIMAL(18,2))) * 100 AS BIGINT) FROM read_parquet($f) "
-            "WHERE segment = 'enterprise' AND region = $r AND ts >= $a::TIMESTAMPTZ AND ts < $b::TIMESTAMPTZ GROUP BY 1",
-            {"f": files, "r": cell.region, "a": cell.ts_from + "+00:00", "b": cell.ts_to + "+00:00"}).fetchall())
+        got = dict(
+            con.execute(
+                "SELECT customer_id, CAST(SUM(CAST(revenue AS DECIMAL(18,2))) * 100 AS BIGINT) FROM read_parquet($f) "
+                "WHERE segment = 'enterprise' AND region = $r AND ts >= $a::TIMESTAMPTZ AND ts < $b::TIMESTAMPTZ GROUP BY 1",
+                {"f": files, "r": cell.region, "a": cell.ts_from + "+00:00", "b": cell.ts_to + "+00:00"},
+            ).fetchall()
+        )
         assert got == planted.totals_of_cell(cell.index)
 
 
@@ -165,7 +188,8 @@ def test_perfect_empty_malformed_and_reference_agents(small: tuple) -> None:
     from tests import oracle
 
     mod._CASES[("s01-overflow", json.dumps(oracle.spec_json(context), sort_keys=True))] = {
-        json.dumps(c.input, sort_keys=True): c.truth for c in cases}
+        json.dumps(c.input, sort_keys=True): c.truth for c in cases
+    }
     perfect = sc.aggregate(run_cases(sc, agents.perfect_s01, cases, context))
     assert perfect["value_retained"] == 1.0 and perfect["budget_compliance"] == 1.0
     empty = sc.aggregate(run_cases(sc, agents.empty_s01, cases, context))
@@ -232,8 +256,22 @@ def test_reference_agent_meets_targets_at_default_scale(dask_local: str, tmp_pat
 
 @pytest.mark.slow
 def test_cli_run_with_a_module_agent(prefect_server: str, tmp_path) -> None:
-    res = run_cli(["run", "s01", "--records", "100000", "--cases", "2", "--agent", "tests.agents_issue4:perfect_s01",
-                   "--json", "--data-dir", str(tmp_path)], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s01",
+            "--records",
+            "100000",
+            "--cases",
+            "2",
+            "--agent",
+            "tests.agents_issue4:perfect_s01",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     assert summary["status"] == "completed" and summary["counts"]["cases"] == 2 and summary["counts"]["passed"] == 2

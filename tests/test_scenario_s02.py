@@ -24,16 +24,20 @@ SEED = 20261122
 
 
 def _case(truth: list[tuple[int, str, object]]) -> Case:
-    return Case("c", 0, {"entity_ids": [1, 2, 3]}, {"conflicts": [{"entity_id": e, "field": f, "resolved": v} for e, f, v in truth]})
+    return Case(
+        "c", 0, {"entity_ids": [1, 2, 3]}, {"conflicts": [{"entity_id": e, "field": f, "resolved": v} for e, f, v in truth]}
+    )
 
 
 def test_score_by_hand() -> None:
     case = _case([(1, "email", "ann.lee@x.test"), (1, "plan", "pro"), (2, "mrr", 49.5)])
-    answer = {"conflicts": [
-        {"entity_id": 1, "field": "email", "resolved": "  Ann.Lee@X.test "},  # hit, right after normalization
-        {"entity_id": 1, "field": "plan", "resolved": "starter"},  # hit, wrong value
-        {"entity_id": 3, "field": "address", "resolved": "1 oak st"},  # not a conflict
-    ]}
+    answer = {
+        "conflicts": [
+            {"entity_id": 1, "field": "email", "resolved": "  Ann.Lee@X.test "},  # hit, right after normalization
+            {"entity_id": 1, "field": "plan", "resolved": "starter"},  # hit, wrong value
+            {"entity_id": 3, "field": "address", "resolved": "1 oak st"},  # not a conflict
+        ]
+    }
     s = S02.score(case, answer, {})
     # 3 claimed, 3 true, 2 hits: precision 2/3, recall 2/3, F1 2/3; 1 of the 2 hits resolved right: 1/2
     assert s.metrics["precision"] == pytest.approx(2 / 3)
@@ -46,14 +50,23 @@ def test_score_by_hand() -> None:
     assert ok.passed and ok.metrics == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "resolution_accuracy": 1.0}
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ({}, "answer.conflicts must be a list of {entity_id, field, resolved}"),
-    ({"conflicts": [7]}, "answer.conflicts[0] is int, not an object"),
-    ({"conflicts": [{"entity_id": "1", "field": "plan", "resolved": "pro"}]}, "answer.conflicts[0] has no integer entity_id"),
-    ({"conflicts": [{"entity_id": True, "field": "plan", "resolved": "pro"}]}, "answer.conflicts[0] has no integer entity_id"),
-    ({"conflicts": [{"entity_id": 1, "field": "shoe", "resolved": 9}]}, "answer.conflicts[0] field 'shoe' is not one of email, address, plan, mrr"),
-    ({"conflicts": [{"entity_id": 1, "field": "plan"}]}, "answer.conflicts[0] has no resolved value"),
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ({}, "answer.conflicts must be a list of {entity_id, field, resolved}"),
+        ({"conflicts": [7]}, "answer.conflicts[0] is int, not an object"),
+        ({"conflicts": [{"entity_id": "1", "field": "plan", "resolved": "pro"}]}, "answer.conflicts[0] has no integer entity_id"),
+        (
+            {"conflicts": [{"entity_id": True, "field": "plan", "resolved": "pro"}]},
+            "answer.conflicts[0] has no integer entity_id",
+        ),
+        (
+            {"conflicts": [{"entity_id": 1, "field": "shoe", "resolved": 9}]},
+            "answer.conflicts[0] field 'shoe' is not one of email, address, plan, mrr",
+        ),
+        ({"conflicts": [{"entity_id": 1, "field": "plan"}]}, "answer.conflicts[0] has no resolved value"),
+    ],
+)
 def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None:
     s = S02.score(_case([(1, "plan", "pro")]), answer, {})
     assert not s.passed and s.reason == reason and s.metrics["recall"] == 0.0
@@ -61,15 +74,27 @@ def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None
 
 def test_unreadable_resolved_values_are_wrong_not_errors() -> None:
     case = _case([(2, "mrr", 49.5), (1, "email", "a@b.test")])
-    s = S02.score(case, {"conflicts": [{"entity_id": 2, "field": "mrr", "resolved": "lots"},
-                                       {"entity_id": 1, "field": "email", "resolved": None}]}, {})
+    s = S02.score(
+        case,
+        {
+            "conflicts": [
+                {"entity_id": 2, "field": "mrr", "resolved": "lots"},
+                {"entity_id": 1, "field": "email", "resolved": None},
+            ]
+        },
+        {},
+    )
     assert s.metrics["recall"] == 1.0 and s.metrics["resolution_accuracy"] == 0.0  # 0 of 2 hits resolved right
 
 
 def test_aggregate_by_hand() -> None:
     rows = [
         {"passed": True, "latency_ms": 10.0, "metrics": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "resolution_accuracy": 1.0}},
-        {"passed": False, "latency_ms": 20.0, "metrics": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "resolution_accuracy": 0.5}},
+        {
+            "passed": False,
+            "latency_ms": 20.0,
+            "metrics": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "resolution_accuracy": 0.5},
+        },
     ]
     # the agent timed out on a case with one conflict: it counts as a miss on every quality metric
     timed_out = error_metrics(S02, Case("c", 0, {}, {"conflicts": [{"entity_id": 1, "field": "email", "resolved": "a@b.c"}]}), {})
@@ -97,11 +122,18 @@ def test_planted_data_is_what_the_oracle_says(tiny: tuple) -> None:
     (written again here), and compare with the oracle."""
     spec, ctx = tiny
     root = Path(ctx["dataset"]["url"].removeprefix("file://"))
-    cols = {"email": {"crm": "email", "billing": "billing_email", "support": "contact_email"},
-            "address": {"crm": "address", "billing": "billing_address"},
-            "plan": {"crm": "plan", "billing": "plan_code", "support": "plan"}, "mrr": {"crm": "mrr", "billing": "monthly_amount"}}
-    tiers = {"email": [["crm", "support"], ["billing"]], "address": [["billing"], ["crm"]],
-             "plan": [["billing"], ["crm"], ["support"]], "mrr": [["billing"], ["crm"]]}
+    cols = {
+        "email": {"crm": "email", "billing": "billing_email", "support": "contact_email"},
+        "address": {"crm": "address", "billing": "billing_address"},
+        "plan": {"crm": "plan", "billing": "plan_code", "support": "plan"},
+        "mrr": {"crm": "mrr", "billing": "monthly_amount"},
+    }
+    tiers = {
+        "email": [["crm", "support"], ["billing"]],
+        "address": [["billing"], ["crm"]],
+        "plan": [["billing"], ["crm"], ["support"]],
+        "mrr": [["billing"], ["crm"]],
+    }
     data = {s: pq.read_table(root / s / "part-0000000.parquet").to_pylist() for s in ("crm", "billing", "support")}
     found = {}
     for eid in range(300):
@@ -167,8 +199,24 @@ def test_reference_agent_meets_targets_at_default_scale(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
-    res = run_cli(["run", "s02", "--records", "3000", "--cases", "8", "--agent", "tests.agents_issue5:perfect_s02",
-                   "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s02",
+            "--records",
+            "3000",
+            "--cases",
+            "8",
+            "--agent",
+            "tests.agents_issue5:perfect_s02",
+            "--data-dir",
+            str(tmp_path),
+            "--dask-address",
+            dask_local,
+            "--json",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["scenario"] == "s02-conflicts" and summary["status"] == "completed" and summary["passed"] is True

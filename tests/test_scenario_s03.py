@@ -36,17 +36,24 @@ def test_full_answer_by_hand() -> None:
     assert s.metrics["budget_compliant"] == 1.0 and s.metrics["compression_ratio"] == pytest.approx(1000 / 47)
 
 
-@pytest.mark.parametrize("text, table_recall, join_recall, precision", [
-    (f"{A}, {B}", 1.0, 0.0, 1.0),  # both tables on one line, but no key: the join is not stated
-    (f"{A}.{KEY}\n= {B}.{KEY}", 1.0, 0.0, 1.0),  # the join split over two lines does not count
-    (f"{A} mart.other_x_y_z", 0.5, 0.0, 0.5),  # one of two needed; one of two named is needed
-    (f"{A}_v2 staging.web_ef_gh_clicks", 0.0, 0.0, 0.0),  # a longer name and another layer are other tables
-    ("", 0.0, 0.0, 0.0),
-])
+@pytest.mark.parametrize(
+    "text, table_recall, join_recall, precision",
+    [
+        (f"{A}, {B}", 1.0, 0.0, 1.0),  # both tables on one line, but no key: the join is not stated
+        (f"{A}.{KEY}\n= {B}.{KEY}", 1.0, 0.0, 1.0),  # the join split over two lines does not count
+        (f"{A} mart.other_x_y_z", 0.5, 0.0, 0.5),  # one of two needed; one of two named is needed
+        (f"{A}_v2 staging.web_ef_gh_clicks", 0.0, 0.0, 0.0),  # a longer name and another layer are other tables
+        ("", 0.0, 0.0, 0.0),
+    ],
+)
 def test_partial_answers_by_hand(text: str, table_recall: float, join_recall: float, precision: float) -> None:
     s = WarehouseContext().score(_hand_case(), {"context": text}, {})
     assert not s.passed and s.reason
-    assert (s.metrics["table_recall"], s.metrics["join_key_recall"], s.metrics["table_precision"]) == (table_recall, join_recall, precision)
+    assert (s.metrics["table_recall"], s.metrics["join_key_recall"], s.metrics["table_precision"]) == (
+        table_recall,
+        join_recall,
+        precision,
+    )
 
 
 def test_over_budget_context_is_judged_on_what_fits() -> None:
@@ -82,6 +89,7 @@ def test_too_small_a_catalog_is_a_usage_error() -> None:
 
 # -- a generated catalog -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def small(dask_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     sc = WarehouseContext()
@@ -98,7 +106,9 @@ def test_catalog_in_parquet_is_the_model(small: tuple) -> None:
     sc, spec, context = small
     catalog = oracle.of_kind(spec, "warehouse_catalog")
     con = duckdb.connect()
-    tables = con.execute("SELECT table_name, row_count, schema_name FROM read_parquet($f) ORDER BY table_id", {"f": _files(context, "wh_tables")}).fetchall()
+    tables = con.execute(
+        "SELECT table_name, row_count, schema_name FROM read_parquet($f) ORDER BY table_id", {"f": _files(context, "wh_tables")}
+    ).fetchall()
     assert tables == [(t.name, t.row_count, t.layer) for t in catalog.tables]
     assert len(tables) == 300 and len({t for t, _, _ in tables}) == 300
     n_cols = con.execute("SELECT COUNT(*) FROM read_parquet($f)", {"f": _files(context, "wh_columns")}).fetchone()[0]
@@ -157,8 +167,22 @@ def test_reference_agent_meets_targets_at_default_scale(dask_local: str, tmp_pat
 
 @pytest.mark.slow
 def test_cli_run_with_a_module_agent(prefect_server: str, tmp_path) -> None:
-    res = run_cli(["run", "s03", "--records", "300", "--cases", "5", "--agent", "tests.agents_issue4:perfect_s03",
-                   "--json", "--data-dir", str(tmp_path)], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s03",
+            "--records",
+            "300",
+            "--cases",
+            "5",
+            "--agent",
+            "tests.agents_issue4:perfect_s03",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     assert summary["status"] == "completed" and summary["counts"]["passed"] == 5

@@ -24,23 +24,34 @@ SEED = 20261122
 
 
 def _changes_case() -> Case:
-    truth = [{"kind": "renamed", "column": "customer_id", "old_name": "customer"},
-             {"kind": "widened", "column": "views", "old_name": None}, {"kind": "added", "column": "channel", "old_name": None}]
+    truth = [
+        {"kind": "renamed", "column": "customer_id", "old_name": "customer"},
+        {"kind": "widened", "column": "views", "old_name": None},
+        {"kind": "added", "column": "channel", "old_name": None},
+    ]
     return Case("c", 0, {"kind": "changes"}, {"changes": truth}, {"kind": "changes"})
 
 
 def test_score_changes_by_hand() -> None:
-    answer = {"changes": [
-        {"kind": "renamed", "column": "customer_id", "old_name": "customer"},  # right
-        {"kind": "type_changed", "column": "views"},  # it was widened: a false type change and a missed widening
-        {"kind": "added", "column": "channel", "to_type": "string"},  # right
-        {"kind": "dropped", "column": "coupon_code"},  # did not happen
-    ]}
+    answer = {
+        "changes": [
+            {"kind": "renamed", "column": "customer_id", "old_name": "customer"},  # right
+            {"kind": "type_changed", "column": "views"},  # it was widened: a false type change and a missed widening
+            {"kind": "added", "column": "channel", "to_type": "string"},  # right
+            {"kind": "dropped", "column": "coupon_code"},  # did not happen
+        ]
+    }
     s = S11.score(_changes_case(), answer, {})
     # 4 claimed, 3 true, 2 hits: precision 2/4, recall 2/3
     assert s.metrics["change_precision"] == pytest.approx(0.5)
     assert s.metrics["change_recall"] == pytest.approx(2 / 3)
-    assert (s.metrics["tp_renamed"], s.metrics["tp_added"], s.metrics["fp_type_changed"], s.metrics["fp_dropped"], s.metrics["fn_widened"]) == (1, 1, 1, 1, 1)
+    assert (
+        s.metrics["tp_renamed"],
+        s.metrics["tp_added"],
+        s.metrics["fp_type_changed"],
+        s.metrics["fp_dropped"],
+        s.metrics["fn_widened"],
+    ) == (1, 1, 1, 1, 1)
     assert s.metrics["tp_widened"] == s.metrics["fn_renamed"] == 0
     assert not s.passed and s.reason.startswith("missed 1 change(s) [('widened', 'views', None)]; 2 wrong")
 
@@ -55,14 +66,21 @@ def test_score_queries_by_hand() -> None:
     assert not S11.score(floats, {"value": 1000.3}, {}).passed
 
 
-@pytest.mark.parametrize("kind, answer, reason", [
-    ("changes", {}, "answer.changes must be a list of {kind, column, old_name}"),
-    ("changes", {"changes": [{"kind": "vanished", "column": "x"}]}, "answer.changes[0] needs a kind (one of added, dropped, renamed, widened, type_changed) and a column name"),
-    ("changes", {"changes": [{"kind": "renamed", "column": "a"}]}, "answer.changes[0] is a rename without old_name"),
-    ("query", {"value": "12"}, "answer.value must be a number"),
-    ("query", {"value": True}, "answer.value must be a number"),
-    ("query", {"value": float("nan")}, "answer.value must be a number"),
-])
+@pytest.mark.parametrize(
+    "kind, answer, reason",
+    [
+        ("changes", {}, "answer.changes must be a list of {kind, column, old_name}"),
+        (
+            "changes",
+            {"changes": [{"kind": "vanished", "column": "x"}]},
+            "answer.changes[0] needs a kind (one of added, dropped, renamed, widened, type_changed) and a column name",
+        ),
+        ("changes", {"changes": [{"kind": "renamed", "column": "a"}]}, "answer.changes[0] is a rename without old_name"),
+        ("query", {"value": "12"}, "answer.value must be a number"),
+        ("query", {"value": True}, "answer.value must be a number"),
+        ("query", {"value": float("nan")}, "answer.value must be a number"),
+    ],
+)
 def test_malformed_answers_fail_with_a_reason(kind: str, answer: dict, reason: str) -> None:
     case = _changes_case() if kind == "changes" else Case("q", 1, {"kind": "query"}, {"value": 3}, {"kind": "query"})
     s = S11.score(case, answer, {})
@@ -130,10 +148,14 @@ def test_a_cross_history_query_by_hand_and_the_naive_union(small: tuple) -> None
     root = Path(ctx["dataset"]["url"].removeprefix("file://"))
     region = [e.columns["region"][0] for e in evo.epochs]  # region, ..., sales_region after the rename
     assert region[0] == "region" and region[-1] == "sales_region"
-    union = " UNION ALL ".join(f"SELECT \"{n}\" AS r FROM '{root / e.table}/*.parquet'" for e, n in zip(evo.epochs, region, strict=True))
+    union = " UNION ALL ".join(
+        f"SELECT \"{n}\" AS r FROM '{root / e.table}/*.parquet'" for e, n in zip(evo.epochs, region, strict=True)
+    )
     with duckdb.connect() as con:
         by_hand = con.execute(f"SELECT count(*) FROM ({union}) WHERE r = 'north'").fetchone()[0]
-        naive = con.execute(f"SELECT count(*) FROM read_parquet('{root}/orders__*/*.parquet', union_by_name=true) WHERE sales_region = 'north'").fetchone()[0]
+        naive = con.execute(
+            f"SELECT count(*) FROM read_parquet('{root}/orders__*/*.parquet', union_by_name=true) WHERE sales_region = 'north'"
+        ).fetchone()[0]
     query = {"column": "sales_region", "aggregate": "count", "where": [{"column": "sales_region", "op": "=", "value": "north"}]}
     assert evaluate(evo, query) == by_hand
     assert 8000 / 6 * 0.8 < by_hand < 8000 / 6 * 1.2  # one region in six, over all 8,000 orders
@@ -175,10 +197,31 @@ def test_reference_agent_meets_targets_at_default_scale(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
-    res = run_cli(["run", "s11", "--records", "16000", "--cases", "8", "--agent", "tests.agents_issue5:perfect_s11",
-                   "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s11",
+            "--records",
+            "16000",
+            "--cases",
+            "8",
+            "--agent",
+            "tests.agents_issue5:perfect_s11",
+            "--data-dir",
+            str(tmp_path),
+            "--dask-address",
+            dask_local,
+            "--json",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["scenario"] == "s11-evolution" and summary["status"] == "completed" and summary["passed"] is True
     assert summary["counts"]["cases"] == 8 and summary["counts"]["failed"] == 0
-    assert summary["metrics"]["change_precision"] == summary["metrics"]["change_recall"] == summary["metrics"]["query_accuracy"] == 1.0
+    assert (
+        summary["metrics"]["change_precision"]
+        == summary["metrics"]["change_recall"]
+        == summary["metrics"]["query_accuracy"]
+        == 1.0
+    )

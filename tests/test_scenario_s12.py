@@ -48,7 +48,11 @@ def test_perfect_empty_and_malformed_answers() -> None:
 def test_aggregate_by_hand() -> None:
     rows = [
         {"passed": True, "latency_ms": 10.0, "metrics": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "bytes_read_share": 0.01}},
-        {"passed": False, "latency_ms": 30.0, "metrics": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "bytes_read_share": 0.03}},
+        {
+            "passed": False,
+            "latency_ms": 30.0,
+            "metrics": {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "bytes_read_share": 0.03},
+        },
         # an errored case: its declared miss values (scenarios/declared.py error_metrics)
         {"passed": False, "latency_ms": 20.0, "metrics": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "bytes_read_share": 1.0}},
     ]
@@ -57,7 +61,9 @@ def test_aggregate_by_hand() -> None:
     assert m["recall"] == pytest.approx(1.25 / 3)  # (1 + 0.25 + 0) / 3
     assert m["bytes_read_share"] == pytest.approx(1.04 / 3)  # (0.01 + 0.03 + 1.0) / 3: the errored case counts as a full scan
     # one answered case the harness could not measure: the run's value is unmeasured (NaN), never a partial mean
-    assert math.isnan(S12.aggregate(rows[:2] + [{"passed": True, "latency_ms": 1.0, "metrics": {"recall": 1.0}}])["bytes_read_share"])
+    assert math.isnan(
+        S12.aggregate(rows[:2] + [{"passed": True, "latency_ms": 1.0, "metrics": {"recall": 1.0}}])["bytes_read_share"]
+    )
     assert m["pass_rate"] == pytest.approx(1 / 3)
     assert m["latency_p50_ms"] == 20.0
     assert m["latency_p95_ms"] == pytest.approx(29.0)  # sorted [10, 20, 30], position 0.95*2 = 1.9 -> 20 + 0.9*10

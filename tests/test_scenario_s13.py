@@ -26,17 +26,24 @@ SEED = 20261122
 
 
 def _case(q: float = 0.1) -> Case:
-    truth = {"relationships": [{"with": "web.sessions", "test": "pearson", "effect_size": 0.4},
-                               {"with": "web.device", "test": "anova", "effect_size": 0.02}], "candidates": 11}
+    truth = {
+        "relationships": [
+            {"with": "web.sessions", "test": "pearson", "effect_size": 0.4},
+            {"with": "web.device", "test": "anova", "effect_size": 0.02},
+        ],
+        "candidates": 11,
+    }
     return Case("c", 0, {"measure": "crm.nps", "scope": ["web"], "q": q}, truth, {"q": q})
 
 
 def test_score_by_hand() -> None:
-    answer = {"relationships": [
-        {"with": "web.sessions", "test": "pearson", "effect_size": 0.35, "p_value": 1e-6},
-        {"with": "web.device", "test": "anova", "effect_size": 0.03, "p_value": 0.001},
-        {"with": "web.signups", "test": "pearson", "effect_size": 0.05, "p_value": 0.01},  # not related
-    ]}
+    answer = {
+        "relationships": [
+            {"with": "web.sessions", "test": "pearson", "effect_size": 0.35, "p_value": 1e-6},
+            {"with": "web.device", "test": "anova", "effect_size": 0.03, "p_value": 0.001},
+            {"with": "web.signups", "test": "pearson", "effect_size": 0.05, "p_value": 0.01},  # not related
+        ]
+    }
     s = S13.score(_case(0.1), answer, {})
     # 3 claims, 2 true: precision 2/3, recall 2/2, FDP 1/3, FDP - q = 1/3 - 0.1
     assert s.metrics["precision"] == pytest.approx(2 / 3) and s.metrics["recall"] == 1.0
@@ -50,14 +57,26 @@ def test_score_by_hand() -> None:
     assert none.metrics["fdp"] == 0.0 and none.metrics["recall"] == 0.0 and "effect_size_error" not in none.metrics
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ({}, "answer.relationships must be a list of {with, test, effect_size, p_value}"),
-    ({"relationships": ["web.sessions"]}, "answer.relationships[0] is str, not an object"),
-    ({"relationships": [{"effect_size": 0.3, "p_value": 0.1}]}, "answer.relationships[0] has no 'with' (asset.column)"),
-    ({"relationships": [{"with": "web.sessions", "effect_size": "big", "p_value": 0.1}]}, "answer.relationships[0] (web.sessions) has no finite number effect_size"),
-    ({"relationships": [{"with": "web.sessions", "effect_size": 0.3, "p_value": math.inf}]}, "answer.relationships[0] (web.sessions) has no finite number p_value"),
-    ({"relationships": [{"with": "web.sessions", "effect_size": 0.3, "p_value": 7.0}]}, "answer.relationships[0] (web.sessions) has p_value 7.0 outside [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ({}, "answer.relationships must be a list of {with, test, effect_size, p_value}"),
+        ({"relationships": ["web.sessions"]}, "answer.relationships[0] is str, not an object"),
+        ({"relationships": [{"effect_size": 0.3, "p_value": 0.1}]}, "answer.relationships[0] has no 'with' (asset.column)"),
+        (
+            {"relationships": [{"with": "web.sessions", "effect_size": "big", "p_value": 0.1}]},
+            "answer.relationships[0] (web.sessions) has no finite number effect_size",
+        ),
+        (
+            {"relationships": [{"with": "web.sessions", "effect_size": 0.3, "p_value": math.inf}]},
+            "answer.relationships[0] (web.sessions) has no finite number p_value",
+        ),
+        (
+            {"relationships": [{"with": "web.sessions", "effect_size": 0.3, "p_value": 7.0}]},
+            "answer.relationships[0] (web.sessions) has p_value 7.0 outside [0, 1]",
+        ),
+    ],
+)
 def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None:
     s = S13.score(_case(), answer, {})
     assert not s.passed and s.reason == reason and s.metrics["recall"] == 0.0
@@ -73,12 +92,44 @@ def test_benjamini_hochberg_by_hand() -> None:
 
 def test_aggregate_by_hand() -> None:
     rows = [
-        {"passed": True, "latency_ms": 1.0, "metrics": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "fdp": 0.0, "q": 0.1, "fdp_excess": -0.1, "effect_size_error": 0.02}},
-        {"passed": False, "latency_ms": 1.0, "metrics": {"precision": 0.75, "recall": 1.0, "f1": 6 / 7, "fdp": 0.25, "q": 0.2, "fdp_excess": 0.05, "effect_size_error": 0.04}},
+        {
+            "passed": True,
+            "latency_ms": 1.0,
+            "metrics": {
+                "precision": 1.0,
+                "recall": 1.0,
+                "f1": 1.0,
+                "fdp": 0.0,
+                "q": 0.1,
+                "fdp_excess": -0.1,
+                "effect_size_error": 0.02,
+            },
+        },
+        {
+            "passed": False,
+            "latency_ms": 1.0,
+            "metrics": {
+                "precision": 0.75,
+                "recall": 1.0,
+                "f1": 6 / 7,
+                "fdp": 0.25,
+                "q": 0.2,
+                "fdp_excess": 0.05,
+                "effect_size_error": 0.04,
+            },
+        },
     ]
     # the agent failed: nothing found, and the declared worst for FDP and effect-size error (not the FDP 0 of no claims)
     failed = error_metrics(S13, Case("c", 0, {"q": 0.1}, {"relationships": [{"with": "a.x", "effect_size": 0.3}]}), {})
-    assert failed == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "fdp": 1.0, "q": 0.1, "fdp_excess": 1.0, "effect_size_error": 1.0}
+    assert failed == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "fdp": 1.0,
+        "q": 0.1,
+        "fdp_excess": 1.0,
+        "effect_size_error": 1.0,
+    }
     rows.append({"passed": False, "latency_ms": 1.0, "metrics": failed})
     m = S13.aggregate(rows)
     assert m["fdp"] == pytest.approx(1.25 / 3) and m["q"] == pytest.approx(0.4 / 3)  # (0 + 0.25 + 1) / 3, (0.1 + 0.2 + 0.1) / 3
@@ -124,8 +175,12 @@ def test_written_data_follows_the_planted_model(small: tuple) -> None:
                 checked += 1
     assert checked == 4 * 8 * 7 + 3 * 8  # every member with its 7 cluster mates, plus the 3 shifted clusters' groups
     # measures in no cluster are independent of every clustered one
-    loose = [(a, m) for a, d in data.items() for m in d if m not in ("entity_id",) and not isinstance(d[m][0], str)
-             and rel.cluster_of(f"{a}.{m}") is None]
+    loose = [
+        (a, m)
+        for a, d in data.items()
+        for m in d
+        if m not in ("entity_id",) and not isinstance(d[m][0], str) and rel.cluster_of(f"{a}.{m}") is None
+    ]
     assert len(loose) == 60 - 32
     for a, m in loose[:10]:
         for c in rel.clusters:
@@ -173,8 +228,24 @@ def test_reference_agent_controls_the_fdr_at_default_scale(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
-    res = run_cli(["run", "s13", "--records", "1000", "--cases", "8", "--agent", "tests.agents_issue5:perfect_s13",
-                   "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s13",
+            "--records",
+            "1000",
+            "--cases",
+            "8",
+            "--agent",
+            "tests.agents_issue5:perfect_s13",
+            "--data-dir",
+            str(tmp_path),
+            "--dask-address",
+            dask_local,
+            "--json",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["scenario"] == "s13-insights" and summary["status"] == "completed" and summary["passed"] is True

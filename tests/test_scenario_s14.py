@@ -87,7 +87,13 @@ def test_execution_accuracy_by_hand(small: tuple) -> None:
         "SELEC product_name FROM products",  # does not parse: an SQL error
         "DROP TABLE sales",  # not a SELECT: an SQL error, and nothing is dropped
     ]
-    cases = [region, listing, top, _case("region_revenue", {"region": "west"}, 3), _case("region_revenue", {"region": "south"}, 4)]
+    cases = [
+        region,
+        listing,
+        top,
+        _case("region_revenue", {"region": "west"}, 3),
+        _case("region_revenue", {"region": "south"}, 4),
+    ]
     before = _digest(context)
     scores = [sc.score(c, {"sql": a}, context) for c, a in zip(cases, answers, strict=True)]
     assert [s.passed for s in scores] == [True, True, False, False, False]
@@ -102,17 +108,20 @@ def test_execution_accuracy_by_hand(small: tuple) -> None:
     assert database_for(context).run("SELECT COUNT(*) FROM sales", 10).rows == [(5000,)]
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("DELETE FROM sales", "got DELETE"),
-    ("DROP TABLE sales", "got DROP"),
-    ("UPDATE sales SET amount = 0", "got UPDATE"),
-    ("INSERT INTO stores VALUES (99, 'x', 'y', 'z')", "got INSERT"),
-    ("CREATE TABLE t AS SELECT 1", "got CREATE"),
-    ("COPY sales TO '/tmp/stolen.csv'", "got COPY"),
-    ("ATTACH '/tmp/other.duckdb'", "got ATTACH"),
-    ("SELECT 1; DROP TABLE sales", "exactly one statement, got 2"),
-    ("", "exactly one statement, got 0"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("DELETE FROM sales", "got DELETE"),
+        ("DROP TABLE sales", "got DROP"),
+        ("UPDATE sales SET amount = 0", "got UPDATE"),
+        ("INSERT INTO stores VALUES (99, 'x', 'y', 'z')", "got INSERT"),
+        ("CREATE TABLE t AS SELECT 1", "got CREATE"),
+        ("COPY sales TO '/tmp/stolen.csv'", "got COPY"),
+        ("ATTACH '/tmp/other.duckdb'", "got ATTACH"),
+        ("SELECT 1; DROP TABLE sales", "exactly one statement, got 2"),
+        ("", "exactly one statement, got 0"),
+    ],
+)
 def test_sandbox_refuses_writes(small: tuple, sql: str, message: str) -> None:
     sc, spec, context = small
     before = _digest(context)
@@ -126,8 +135,13 @@ def test_sandbox_blocks_writes_even_past_the_statement_check(small: tuple) -> No
     """The second and third layers alone: the database is read-only and has no file access."""
     sc, spec, context = small
     cur = database_for(context).con.cursor()
-    for sql in ("DELETE FROM sales", "DROP TABLE stores", "COPY sales TO '/tmp/stolen.csv'",
-                "SELECT * FROM read_csv('/etc/passwd')", "SET enable_external_access = true"):
+    for sql in (
+        "DELETE FROM sales",
+        "DROP TABLE stores",
+        "COPY sales TO '/tmp/stolen.csv'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SET enable_external_access = true",
+    ):
         with pytest.raises(duckdb.Error):
             cur.execute(sql)
     assert cur.execute("SELECT COUNT(*) FROM stores").fetchone() == (40,)
@@ -169,8 +183,23 @@ def test_reference_agent_meets_targets_at_default_scale(dask_local: str, tmp_pat
 def test_cli_run_with_drop_delete_malformed_and_gold_answers(prefect_server: str, tmp_path) -> None:
     """DROP / DELETE answers fail with the reason and change nothing; the gold answers of the same
     run, scored on the same data, all pass; a malformed answer fails; the run completes."""
-    res = run_cli(["run", "s14", "--no-fail-on-threshold", "--records", "5000", "--cases", "24", "--json", "--data-dir", str(tmp_path),
-                   "--agent", "tests.agents_issue4:mixed_s14"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s14",
+            "--no-fail-on-threshold",
+            "--records",
+            "5000",
+            "--cases",
+            "24",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+            "--agent",
+            "tests.agents_issue4:mixed_s14",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     assert summary["status"] == "completed" and summary["counts"]["cases"] == 24
@@ -186,5 +215,8 @@ def test_cli_run_with_drop_delete_malformed_and_gold_answers(prefect_server: str
     assert summary["metrics"]["execution_accuracy"] == pytest.approx(kinds.count(3) / 24)
     assert summary["metrics"]["sql_error_rate"] == pytest.approx((24 - kinds.count(3)) / 24)
     # the data is whole: every file's rows are there, and the tables count what the spec says
-    rows = {t: sum(pq.ParquetFile(root / p["path"]).metadata.num_rows for p in info["partitions"]) for t, info in manifest["tables"].items()}
+    rows = {
+        t: sum(pq.ParquetFile(root / p["path"]).metadata.num_rows for p in info["partitions"])
+        for t, info in manifest["tables"].items()
+    }
     assert rows == {"sales": 5000, "stores": 40, "products": 200, "customers": 2000}

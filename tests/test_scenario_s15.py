@@ -63,6 +63,7 @@ def test_generated_values_are_what_their_label_says(label: str) -> None:
 
 # -- the scorer by hand --------------------------------------------------------------------------
 
+
 def _hand_case() -> Case:
     truth = {
         "columns": {"email": ["EMAIL_ADDRESS"], "notes": ["PERSON", "PHONE_NUMBER"]},
@@ -72,8 +73,10 @@ def _hand_case() -> Case:
     return Case("s15-hand", 0, {"table": "t"}, truth)
 
 
-ANSWER = {"columns": {"email": ["EMAIL_ADDRESS"], "notes": ["PERSON"], "product": ["PERSON"]},
-          "cells": {"email": {"EMAIL_ADDRESS": [1, 2, 5]}, "notes": {"PERSON": [2]}, "product": {"PERSON": [7]}}}
+ANSWER = {
+    "columns": {"email": ["EMAIL_ADDRESS"], "notes": ["PERSON"], "product": ["PERSON"]},
+    "cells": {"email": {"EMAIL_ADDRESS": [1, 2, 5]}, "notes": {"PERSON": [2]}, "product": {"PERSON": [7]}},
+}
 
 
 def test_scorer_by_hand() -> None:
@@ -114,24 +117,30 @@ def test_a_perfect_answer_passes_and_unknown_labels_count_against_precision() ->
     assert s.metrics["cell_fp.OTHER"] == 2
 
 
-@pytest.mark.parametrize("extra, echoed", [
-    ({"note": "row 2 mentions Mary Smith"}, True),  # verbatim
-    ({"note": "phone 4155550123"}, True),  # the digits of 415-555-0123, written as one number
-    ({"note": "ids 415, 555, 0123"}, False),  # separate numbers are not the phone number
-    ({"note": "rows [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"}, False),
-])
+@pytest.mark.parametrize(
+    "extra, echoed",
+    [
+        ({"note": "row 2 mentions Mary Smith"}, True),  # verbatim
+        ({"note": "phone 4155550123"}, True),  # the digits of 415-555-0123, written as one number
+        ({"note": "ids 415, 555, 0123"}, False),  # separate numbers are not the phone number
+        ({"note": "rows [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"}, False),
+    ],
+)
 def test_compliance_detects_echoed_values(extra: dict, echoed: bool) -> None:
     s = PiiDetection().score(_hand_case(), {**ANSWER, **extra}, {})
     assert s.metrics["echoed_pii"] == float(echoed)
     assert ("echoes a raw PII value" in (s.reason or "")) is echoed
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ({"columns": ["email"], "cells": {}}, "answer.columns must map"),
-    ({"columns": {}, "cells": []}, "answer.cells must map"),
-    ({"columns": {}, "cells": {"email": {"EMAIL_ADDRESS": ["1"]}}}, "integer row ids"),
-    ({}, "answer.columns must map"),
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ({"columns": ["email"], "cells": {}}, "answer.columns must map"),
+        ({"columns": {}, "cells": []}, "answer.cells must map"),
+        ({"columns": {}, "cells": {"email": {"EMAIL_ADDRESS": ["1"]}}}, "integer row ids"),
+        ({}, "answer.columns must map"),
+    ],
+)
 def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None:
     s = PiiDetection().score(_hand_case(), answer, {})
     assert not s.passed and reason in s.reason
@@ -149,6 +158,7 @@ def test_scale_limits_are_usage_errors() -> None:
 
 
 # -- a generated dataset ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small(dask_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple:
@@ -198,9 +208,27 @@ def test_reference_agent_meets_targets_at_default_scale(dask_local: str, tmp_pat
 
 @pytest.mark.slow
 def test_cli_run_with_a_module_agent(prefect_server: str, tmp_path) -> None:
-    res = run_cli(["run", "s15", "--records", "1200", "--cases", "3", "--json", "--data-dir", str(tmp_path),
-                   "--agent", "tests.agents_issue4:perfect_s15"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s15",
+            "--records",
+            "1200",
+            "--cases",
+            "3",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+            "--agent",
+            "tests.agents_issue4:perfect_s15",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     perfect = json.loads(res.stdout)
     assert perfect["status"] == "completed" and perfect["passed"] is True and perfect["counts"]["passed"] == 3
-    assert perfect["metrics"]["cell_f2"] == 1.0 and perfect["metrics"]["column_f2"] == 1.0 and perfect["metrics"]["pii_echo_rate"] == 0.0
+    assert (
+        perfect["metrics"]["cell_f2"] == 1.0
+        and perfect["metrics"]["column_f2"] == 1.0
+        and perfect["metrics"]["pii_echo_rate"] == 0.0
+    )

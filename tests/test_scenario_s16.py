@@ -25,15 +25,23 @@ SEED = 20261122
 
 
 def _case() -> Case:
-    truth = {"zombies": [{"table": "s.a", "bytes": 100, "last_access": "2026-01-10T05:00:00+00:00"},
-                         {"table": "s.b", "bytes": 300, "last_access": None}],
-             "sizes": {"s.a": 100, "s.b": 300, "s.c": 50, "s.d": 7}}
+    truth = {
+        "zombies": [
+            {"table": "s.a", "bytes": 100, "last_access": "2026-01-10T05:00:00+00:00"},
+            {"table": "s.b", "bytes": 300, "last_access": None},
+        ],
+        "sizes": {"s.a": 100, "s.b": 300, "s.c": 50, "s.d": 7},
+    }
     return Case("c", 0, {"schema": "s"}, truth, {"zombie_bytes": 400})
 
 
 def test_score_by_hand() -> None:
-    answer = {"zombies": [{"table": "s.a", "reason": "idle", "last_access": "2026-01-10"},
-                          {"table": "s.c", "reason": "idle", "last_access": None}]}
+    answer = {
+        "zombies": [
+            {"table": "s.a", "reason": "idle", "last_access": "2026-01-10"},
+            {"table": "s.c", "reason": "idle", "last_access": None},
+        ]
+    }
     s = S16.score(_case(), answer, {})
     # claimed {a, c}, truth {a, b}: precision 1/2, recall 1/2, F1 1/2
     assert s.metrics["precision"] == s.metrics["recall"] == s.metrics["f1"] == pytest.approx(0.5)
@@ -45,13 +53,16 @@ def test_score_by_hand() -> None:
     assert not s.passed and s.reason == "found 1 of 2 zombies with 1 live tables flagged"
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ({}, "answer.zombies must be a list of {table, reason, last_access}"),
-    ({"zombies": ["s.a"]}, "answer.zombies[0] has no table name"),
-    ({"zombies": [{"table": 5, "reason": "old"}]}, "answer.zombies[0] has no table name"),
-    ({"zombies": [{"table": "s.a"}]}, "answer.zombies[0] (s.a) gives no reason"),
-    ({"zombies": [{"table": "s.a", "reason": "  "}]}, "answer.zombies[0] (s.a) gives no reason"),
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ({}, "answer.zombies must be a list of {table, reason, last_access}"),
+        ({"zombies": ["s.a"]}, "answer.zombies[0] has no table name"),
+        ({"zombies": [{"table": 5, "reason": "old"}]}, "answer.zombies[0] has no table name"),
+        ({"zombies": [{"table": "s.a"}]}, "answer.zombies[0] (s.a) gives no reason"),
+        ({"zombies": [{"table": "s.a", "reason": "  "}]}, "answer.zombies[0] (s.a) gives no reason"),
+    ],
+)
 def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None:
     s = S16.score(_case(), answer, {})
     assert not s.passed and s.reason == reason and s.metrics["recall"] == 0.0 and s.metrics["zombie_bytes"] == 400
@@ -59,14 +70,33 @@ def test_malformed_answers_fail_with_a_reason(answer: dict, reason: str) -> None
 
 def test_aggregate_by_hand() -> None:
     rows = [
-        {"passed": False, "latency_ms": 1.0, "attributes_json": json.dumps({"zombie_bytes": 400}),
-         "metrics": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "saved_bytes": 100.0, "zombie_bytes": 400.0, "wrong_bytes": 50.0}},
+        {
+            "passed": False,
+            "latency_ms": 1.0,
+            "attributes_json": json.dumps({"zombie_bytes": 400}),
+            "metrics": {
+                "precision": 0.5,
+                "recall": 0.5,
+                "f1": 0.5,
+                "saved_bytes": 100.0,
+                "zombie_bytes": 400.0,
+                "wrong_bytes": 50.0,
+            },
+        },
     ]
     # timed out on a case with 600 bytes of zombies: a miss everywhere, and no wrong bytes (it flagged nothing)
     truth = {"zombies": [{"table": "t_old", "bytes": 600, "last_access": None}], "sizes": {"t_old": 600}}
     timed_out = error_metrics(S16, Case("c", 0, {}, truth), {})
-    assert timed_out == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "storage_recall": 0.0, "zombie_bytes": 600.0, "saved_bytes": 0.0,
-                         "wrong_bytes": 0.0, "last_access_accuracy": 0.0}
+    assert timed_out == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "storage_recall": 0.0,
+        "zombie_bytes": 600.0,
+        "saved_bytes": 0.0,
+        "wrong_bytes": 0.0,
+        "last_access_accuracy": 0.0,
+    }
     rows.append({"passed": False, "latency_ms": 3.0, "attributes_json": json.dumps({"zombie_bytes": 600}), "metrics": timed_out})
     m = S16.aggregate(rows)
     assert m["recall"] == pytest.approx(0.25)  # (0.5 + 0) / 2
@@ -163,8 +193,24 @@ def test_reference_agent_meets_targets_at_default_scale(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
-    res = run_cli(["run", "s16", "--records", "20000", "--cases", "6", "--agent", "tests.agents_issue5:perfect_s16",
-                   "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s16",
+            "--records",
+            "20000",
+            "--cases",
+            "6",
+            "--agent",
+            "tests.agents_issue5:perfect_s16",
+            "--data-dir",
+            str(tmp_path),
+            "--dask-address",
+            dask_local,
+            "--json",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["scenario"] == "s16-zombies" and summary["status"] == "completed" and summary["passed"] is True
@@ -175,8 +221,24 @@ def test_cli_run_with_the_perfect_agent(prefect_server: str, dask_local: str, tm
 
 @pytest.mark.slow
 def test_cli_run_with_malformed_answers_completes(prefect_server: str, dask_local: str, tmp_path: Path) -> None:
-    res = run_cli(["run", "s16", "--records", "20000", "--cases", "5", "--agent", "tests.agents_issue5:malformed_s16",
-                   "--data-dir", str(tmp_path), "--dask-address", dask_local, "--json"], env_extra={"PREFECT_API_URL": prefect_server})
+    res = run_cli(
+        [
+            "run",
+            "s16",
+            "--records",
+            "20000",
+            "--cases",
+            "5",
+            "--agent",
+            "tests.agents_issue5:malformed_s16",
+            "--data-dir",
+            str(tmp_path),
+            "--dask-address",
+            dask_local,
+            "--json",
+        ],
+        env_extra={"PREFECT_API_URL": prefect_server},
+    )
     assert res.returncode == 1, res.stderr[-2000:]  # the run completes; it fails its thresholds, so it exits 1
     summary = json.loads(res.stdout)
     assert summary["status"] == "completed" and summary["passed"] is False

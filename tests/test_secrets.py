@@ -57,8 +57,13 @@ def s3() -> Iterator[dict[str, str]]:
     with moto_server(BUCKET) as endpoint:
         iam = boto3.client("iam", endpoint_url=endpoint, **TEST_AWS)
         iam.create_user(UserName="scenario-probe")
-        iam.put_user_policy(UserName="scenario-probe", PolicyName="s3", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName="scenario-probe",
+            PolicyName="s3",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            ),
+        )
         key = iam.create_access_key(UserName="scenario-probe")["AccessKey"]["AccessKeyId"]
         yield {"endpoint": endpoint, "iam_key_id": key}
 
@@ -71,7 +76,9 @@ def warehouse(pg_redshift) -> Iterator[str]:  # noqa: ANN001 - tests.pg_server.P
     from tests.warehouse_support import new_database
 
     url = new_database(pg_redshift)
-    con = redshift_connector.connect(host="127.0.0.1", port=pg_redshift.port, database="postgres", user="postgres", password="", ssl=False)
+    con = redshift_connector.connect(
+        host="127.0.0.1", port=pg_redshift.port, database="postgres", user="postgres", password="", ssl=False
+    )
     con.autocommit = True
     cur = con.cursor()
     cur.execute("SET password_encryption = 'md5'")
@@ -114,8 +121,11 @@ def _parquet_text(data: bytes) -> str:
     parts = [str(table.schema.metadata or {})]
     for col in table.columns:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            parts.append("\x00".join(v for v in col.to_pylist() if v is not None) if len(col) <= 200_000 else
-                         "\x00".join(sorted({v for v in col.to_pylist() if v is not None})))
+            parts.append(
+                "\x00".join(v for v in col.to_pylist() if v is not None)
+                if len(col) <= 200_000
+                else "\x00".join(sorted({v for v in col.to_pylist() if v is not None}))
+            )
         elif pa.types.is_nested(col.type) or pa.types.is_binary(col.type) or pa.types.is_dictionary(col.type):
             parts.append(str(col.to_pylist()))
     return "\n".join(parts)
@@ -188,15 +198,27 @@ def _chain_text(exc: BaseException) -> str:
     return "\n".join(parts)
 
 
-def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: str, pg_redshift, s3: dict[str, str],  # noqa: ANN001
-                                                              warehouse: str, tmp_path: Path) -> None:
+def test_secrets_appear_in_no_output_log_artifact_file_or_row(
+    prefect_server: str,
+    pg_redshift,
+    s3: dict[str, str],  # noqa: ANN001
+    warehouse: str,
+    tmp_path: Path,
+) -> None:
     from moto.core.authorization import enable_iam_authentication
 
     data, cwd = tmp_path / "data", tmp_path / "cwd"
     cwd.mkdir()
     storage = f"s3://{BUCKET}/secrets"
-    env = {"PREFECT_API_URL": prefect_server, "AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SAK, "AWS_SESSION_TOKEN": STOK,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3["endpoint"], "SCENARIO_REDSHIFT_PASSWORD": PW}
+    env = {
+        "PREFECT_API_URL": prefect_server,
+        "AWS_ACCESS_KEY_ID": AKID,
+        "AWS_SECRET_ACCESS_KEY": SAK,
+        "AWS_SESSION_TOKEN": STOK,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": s3["endpoint"],
+        "SCENARIO_REDSHIFT_PASSWORD": PW,
+    }
     hay = Haystack()
 
     def cli(args: list[str], code: int = 0, **over: str) -> Any:
@@ -206,12 +228,42 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
         assert proc.returncode == code, (args, proc.stdout[-2000:], proc.stderr[-4000:])
         return json.loads(proc.stdout) if "--json" in args and code == 0 else proc
 
-    run = ["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "8", "--storage", storage, "--warehouse", warehouse, "--data-dir", str(data), "--json"]
+    run = [
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "1000000",
+        "--cases",
+        "8",
+        "--storage",
+        storage,
+        "--warehouse",
+        warehouse,
+        "--data-dir",
+        str(data),
+        "--json",
+    ]
     # (a) a successful run: S3 with the keys, Redshift with the password
     a = cli([*run, "--run-id", "sec-a"])
     assert (a["status"], a["warehouse_rows"], a["counts"]["cases"]) == ("completed", 8, 8)
     # a run on local storage and the DuckDB warehouse, with the same secrets in its environment
-    d = cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "8", "--data-dir", str(data), "--run-id", "sec-d", "--json"])
+    d = cli(
+        [
+            "run",
+            "s12",
+            "--no-fail-on-threshold",
+            "--records",
+            "1000000",
+            "--cases",
+            "8",
+            "--data-dir",
+            str(data),
+            "--run-id",
+            "sec-d",
+            "--json",
+        ]
+    )
     assert (d["status"], d["warehouse_rows"]) == ("completed", 8)
     # (b) the warehouse refuses the password: the run completes, its rows wait in the outbox
     b = cli([*run, "--run-id", "sec-b"], SCENARIO_REDSHIFT_PASSWORD=WRONG_PW)
@@ -221,7 +273,9 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
     assert "password authentication failed" in refused.stderr and WRONG_PW not in refused.stderr
     cli(["compare", "sec-a", "sec-b", *where], 2, SCENARIO_REDSHIFT_PASSWORD=WRONG_PW)
     cli(["costs", "sec-a", "--warehouse", warehouse, "--data-dir", str(data)], 2, SCENARIO_REDSHIFT_PASSWORD=WRONG_PW)
-    [delivered] = cli(["publish", "sec-b", "--storage", storage, "--data-dir", str(data), "--json"])  # to the URL the run recorded
+    [delivered] = cli(
+        ["publish", "sec-b", "--storage", storage, "--data-dir", str(data), "--json"]
+    )  # to the URL the run recorded
     assert delivered["delivered"] and delivered["counts"]["case_results"] == 8
     cmp = cli(["compare", "sec-a", "sec-b", *where, "--json"])
     assert cmp["pairs"][0]["paired_cases"] == 8
@@ -229,16 +283,23 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
     cli(["baseline", "show", "--warehouse", warehouse, "--data-dir", str(data), "--json"])
     # a password put in the URL: refused before any flow run could store the URL as a parameter
     in_url = warehouse.replace(f"{PG_USER}@", f"{PG_USER}:{PW}@")
-    for args in ([*run[:-5], "--warehouse", in_url, "--data-dir", str(data), "--run-id", "sec-e"], ["compare", "sec-a", "sec-b", "--warehouse", in_url],
-                 ["baseline", "promote", "sec-a", "--warehouse", in_url], ["reconcile-costs", "--warehouse", in_url]):
+    for args in (
+        [*run[:-5], "--warehouse", in_url, "--data-dir", str(data), "--run-id", "sec-e"],
+        ["compare", "sec-a", "sec-b", "--warehouse", in_url],
+        ["baseline", "promote", "sec-a", "--warehouse", in_url],
+        ["reconcile-costs", "--warehouse", in_url],
+    ):
         proc = cli(args, 2)
         assert "the Redshift URL carries a password" in proc.stderr, proc.stderr
     # S3 that checks keys: a known key with the wrong secret, then an unknown key (with a session token)
     wrong_secret = {"AWS_ACCESS_KEY_ID": s3["iam_key_id"], "AWS_SECRET_ACCESS_KEY": WRONG_SAK, "AWS_SESSION_TOKEN": ""}
     with enable_iam_authentication():
         for over in (wrong_secret, {}):
-            for args in ([*run, "--run-id", "sec-c"], ["generate", "events", "--records", "1000", "--storage", storage, "--data-dir", str(data)],
-                         ["publish", "--all", "--storage", storage, "--data-dir", str(data)]):
+            for args in (
+                [*run, "--run-id", "sec-c"],
+                ["generate", "events", "--records", "1000", "--storage", storage, "--data-dir", str(data)],
+                ["publish", "--all", "--storage", storage, "--data-dir", str(data)],
+            ):
                 proc = cli(args, 2, **over)
                 assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
 
@@ -253,15 +314,21 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
         hay.add(f"file {f.relative_to(tmp_path)}", _file_text(f.name, f.read_bytes()))
         if f.suffix == ".duckdb":
             hay.add(f"duckdb {f.relative_to(tmp_path)}", _duckdb_text(f))
-    client = boto3.client("s3", endpoint_url=s3["endpoint"], aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", [])]
+    client = boto3.client(
+        "s3", endpoint_url=s3["endpoint"], aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    keys = [
+        o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET) for o in page.get("Contents", [])
+    ]
     for k in keys:
         hay.add(f"s3 {k}", _file_text(k, client.get_object(Bucket=BUCKET, Key=k)["Body"].read()))
     assert any("/shards/" in k for k in keys) and any(k.endswith("report.html") for k in keys), keys
     import redshift_connector
 
     db = warehouse.rsplit("/", 1)[1].split("?")[0]
-    con = redshift_connector.connect(host="127.0.0.1", port=pg_redshift.port, database=db, user="postgres", password="", ssl=False)
+    con = redshift_connector.connect(
+        host="127.0.0.1", port=pg_redshift.port, database=db, user="postgres", password="", ssl=False
+    )
     try:
         cur = con.cursor()
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
@@ -276,12 +343,22 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
     hay.add("postgresql log", (pg_redshift.base / "postgres.log").read_bytes())
 
     # ---- positive controls: each search reads real content ----
-    for source in ("prefect logs", "prefect artifacts", "prefect flow_runs", "s3 ", "warehouse table runs", "warehouse table case_results", "stdout"):
+    for source in (
+        "prefect logs",
+        "prefect artifacts",
+        "prefect flow_runs",
+        "s3 ",
+        "warehouse table runs",
+        "warehouse table case_results",
+        "stdout",
+    ):
         assert any(w.startswith(source) for w in hay.found("sec-a")), f"the search of {source!r} found not even the run id"
     for source in ("file data/runs/sec-d/shards/", "file data/runs/sec-d/run.json", "duckdb data/warehouse.duckdb"):
         assert any(w.startswith(source) for w in hay.found("sec-d")), f"the search of {source!r} found not even the run id"
     assert any(w.startswith("prefect server file") for w in hay.found("sec-b"))
-    assert any(w.startswith("prefect flow_runs") for w in hay.found(f"{PG_USER}@127.0.0.1"))  # the URL (without secret) is a parameter
+    assert any(
+        w.startswith("prefect flow_runs") for w in hay.found(f"{PG_USER}@127.0.0.1")
+    )  # the URL (without secret) is a parameter
     assert len(tables) >= 8 and (rows, distinct) == (16, 16)  # both runs, each case once (one through the outbox)
 
     # ---- the secrets: nowhere ----
@@ -289,12 +366,21 @@ def test_secrets_appear_in_no_output_log_artifact_file_or_row(prefect_server: st
     assert {s: w for s, w in leaks.items() if w} == {}, "secrets leaked"
     from tests.fault_table import record
 
-    record("secrets: Redshift password and AWS keys in the environment (right and wrong ones)",
-           f"found in none of {len(hay.pieces)} outputs, logs, artifacts, runs, events, files, objects and rows", 16, rows, rows - distinct)
+    record(
+        "secrets: Redshift password and AWS keys in the environment (right and wrong ones)",
+        f"found in none of {len(hay.pieces)} outputs, logs, artifacts, runs, events, files, objects and rows",
+        16,
+        rows,
+        rows - distinct,
+    )
 
 
-def test_failing_connects_raise_errors_without_secrets(pg_redshift, warehouse: str, s3: dict[str, str],  # noqa: ANN001
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_connects_raise_errors_without_secrets(
+    pg_redshift,
+    warehouse: str,
+    s3: dict[str, str],  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import redshift_connector
     import s3fs
     from moto.core.authorization import enable_iam_authentication
@@ -318,7 +404,9 @@ def test_failing_connects_raise_errors_without_secrets(pg_redshift, warehouse: s
         try:
             raise OSError(f"login as {kw['user']} with {kw['password']} refused")
         except OSError as inner:
-            raise redshift_connector.InterfaceError("communication error", {"M": f"bad password {kw['password']!r}"}, inner) from inner
+            raise redshift_connector.InterfaceError(
+                "communication error", {"M": f"bad password {kw['password']!r}"}, inner
+            ) from inner
 
     monkeypatch.setattr(redshift_connector, "connect", echoing_connect)
     with pytest.raises(WarehouseError, match="cannot reach the Redshift warehouse") as exc:
@@ -329,8 +417,10 @@ def test_failing_connects_raise_errors_without_secrets(pg_redshift, warehouse: s
     # S3 that checks keys: a known key with a wrong secret, an unknown key with a session token.
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3["endpoint"])
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for label, keys in (("s3 wrong secret", {"AWS_ACCESS_KEY_ID": s3["iam_key_id"], "AWS_SECRET_ACCESS_KEY": WRONG_SAK}),
-                        ("s3 unknown key", {"AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SAK, "AWS_SESSION_TOKEN": STOK})):
+    for label, keys in (
+        ("s3 wrong secret", {"AWS_ACCESS_KEY_ID": s3["iam_key_id"], "AWS_SECRET_ACCESS_KEY": WRONG_SAK}),
+        ("s3 unknown key", {"AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SAK, "AWS_SESSION_TOKEN": STOK}),
+    ):
         monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
         for k, v in keys.items():
             monkeypatch.setenv(k, v)
@@ -339,6 +429,10 @@ def test_failing_connects_raise_errors_without_secrets(pg_redshift, warehouse: s
             Storage.from_url(f"s3://{BUCKET}/in-process").ensure_writable()
         texts[label] = _chain_text(exc.value)
     s3fs.S3FileSystem.clear_instance_cache()
-    leaks = {(where, s) for where, text in texts.items()
-             for s in (PW, WRONG_PW, AKID, SAK, STOK, WRONG_SAK, s3["iam_key_id"]) if s in text}
+    leaks = {
+        (where, s)
+        for where, text in texts.items()
+        for s in (PW, WRONG_PW, AKID, SAK, STOK, WRONG_SAK, s3["iam_key_id"])
+        if s in text
+    }
     assert leaks == set(), leaks

@@ -21,15 +21,43 @@ pytestmark = pytest.mark.slow
 @pytest.mark.faults  # issue 9
 def test_kill_9_mid_fanout_then_resume_runs_only_unfinished_shards(prefect_server: str, data_dir: Path, tmp_path: Path) -> None:
     calls = tmp_path / "calls.log"
-    args = [str(VENV_BIN / "scenario"), "run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "40", "--shard-size", "2",
-            "--agent", "tests.agents_skeleton:slow_logging", "--run-id", "resume-1", "--data-dir", str(data_dir), "--json",
-            # our agent logs each call to a file the test reads: outside any sandbox, with those two variables
-            "--trust-agent", "--agent-env", "SKELETON_CALL_LOG,SKELETON_PHASE",
-            # one call at a time per worker thread, as before calls in flight were their own setting (issue 15)
-            "--concurrency", "2"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": prefect_server, "SKELETON_CALL_LOG": str(calls),
-           "SCENARIO_DASK_N_WORKERS": "2", "SCENARIO_DASK_THREADS_PER_WORKER": "1"}
-    first = subprocess.Popen(args, env={**env, "SKELETON_PHASE": "first"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    args = [
+        str(VENV_BIN / "scenario"),
+        "run",
+        "s12",
+        "--no-fail-on-threshold",
+        "--records",
+        "1000000",
+        "--cases",
+        "40",
+        "--shard-size",
+        "2",
+        "--agent",
+        "tests.agents_skeleton:slow_logging",
+        "--run-id",
+        "resume-1",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        # our agent logs each call to a file the test reads: outside any sandbox, with those two variables
+        "--trust-agent",
+        "--agent-env",
+        "SKELETON_CALL_LOG,SKELETON_PHASE",
+        # one call at a time per worker thread, as before calls in flight were their own setting (issue 15)
+        "--concurrency",
+        "2",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PREFECT_API_URL": prefect_server,
+        "SKELETON_CALL_LOG": str(calls),
+        "SCENARIO_DASK_N_WORKERS": "2",
+        "SCENARIO_DASK_THREADS_PER_WORKER": "1",
+    }
+    first = subprocess.Popen(
+        args, env={**env, "SKELETON_PHASE": "first"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     shards = data_dir / "runs" / "resume-1" / "shards"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(list(shards.glob("shard-*.parquet"))) < 4:
@@ -55,7 +83,14 @@ def test_kill_9_mid_fanout_then_resume_runs_only_unfinished_shards(prefect_serve
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     n, distinct = con.execute("SELECT COUNT(*), COUNT(DISTINCT case_id) FROM case_results WHERE run_id = 'resume-1'").fetchone()
     assert (n, distinct) == (40, 40)  # every case exactly once
-    assert sorted(r[0] for r in con.execute("SELECT case_index FROM case_results WHERE run_id = 'resume-1'").fetchall()) == list(range(40))
-    record("flow process killed (kill -9 of the CLI's process group) mid fan-out",  # issue 9
-           f"{done_before} of 20 shards were checkpointed; the same command with --run-id resumed them and ran only the other "
-           f"{s['counts']['shards_run']}; run completed", 40, n, n - distinct)
+    assert sorted(r[0] for r in con.execute("SELECT case_index FROM case_results WHERE run_id = 'resume-1'").fetchall()) == list(
+        range(40)
+    )
+    record(
+        "flow process killed (kill -9 of the CLI's process group) mid fan-out",  # issue 9
+        f"{done_before} of 20 shards were checkpointed; the same command with --run-id resumed them and ran only the other "
+        f"{s['counts']['shards_run']}; run completed",
+        40,
+        n,
+        n - distinct,
+    )

@@ -213,11 +213,35 @@ def test_an_out_of_tree_scenario_package_runs_end_to_end(prefect_server: str, da
     write_entry_point(site)
     listed = run_cli(["list", "--json"], env)
     assert listed.returncode == 0, listed.stderr[-3000:]
-    assert {"id": "x01-tally", "short": "x01", "title": "Tally", "purpose": "list the flagged items in a range of ids"} in json.loads(listed.stdout)
+    assert {
+        "id": "x01-tally",
+        "short": "x01",
+        "title": "Tally",
+        "purpose": "list the flagged items in a range of ids",
+    } in json.loads(listed.stdout)
 
     # The reference agent with limit=4 answers the first 4 flagged ids of each range.
-    proc = run_cli(["run", "x01", "--records", "1000", "--cases", "4", "--seed", "7", "--agent", "reference:limit=4",
-                    "--data-dir", str(data_dir), "--json", "--no-fail-on-threshold", "--run-id", "toy-1"], env)
+    proc = run_cli(
+        [
+            "run",
+            "x01",
+            "--records",
+            "1000",
+            "--cases",
+            "4",
+            "--seed",
+            "7",
+            "--agent",
+            "reference:limit=4",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+            "--no-fail-on-threshold",
+            "--run-id",
+            "toy-1",
+        ],
+        env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)
     assert s["scenario"] == "x01-tally" and s["counts"]["cases"] == 4
@@ -231,8 +255,14 @@ def test_an_out_of_tree_scenario_package_runs_end_to_end(prefect_server: str, da
     assert m["pooled_recall"] == pytest.approx(14 / 24)
     assert m["pass_rate"] == pytest.approx(1 / 4)  # only the first case is whole
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-    rows = con.execute("SELECT case_index, passed, reason, metrics_json FROM case_results WHERE run_id = 'toy-1' ORDER BY case_index").fetchall()
+    rows = con.execute(
+        "SELECT case_index, passed, reason, metrics_json FROM case_results WHERE run_id = 'toy-1' ORDER BY case_index"
+    ).fetchall()
     con.close()
-    assert [(r[0], r[1], r[2] or None) for r in rows] == [(0, True, None), (1, False, "found 4 of 5 flagged items"),
-                                                          (2, False, "found 4 of 7 flagged items"), (3, False, "found 4 of 10 flagged items")]
+    assert [(r[0], r[1], r[2] or None) for r in rows] == [
+        (0, True, None),
+        (1, False, "found 4 of 5 flagged items"),
+        (2, False, "found 4 of 7 flagged items"),
+        (3, False, "found 4 of 10 flagged items"),
+    ]
     assert [json.loads(r[3])["planted"] for r in rows] == [2, 5, 7, 10]

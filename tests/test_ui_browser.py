@@ -14,16 +14,40 @@ from tests.helpers import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is installed by infra/bootstrap.py test (apt-get install chromium)")
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Chromium is installed by infra/bootstrap.py test (apt-get install chromium)"
+)
 def test_flow_run_page_shows_stages_metrics_table_and_progress(prefect_server: str, data_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    proc = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "1000000", "--cases", "6", "--run-id", "ui-1", "--data-dir", str(data_dir), "--json"],
-                   {"PREFECT_API_URL": prefect_server})
+    proc = run_cli(
+        [
+            "run",
+            "s12",
+            "--no-fail-on-threshold",
+            "--records",
+            "1000000",
+            "--cases",
+            "6",
+            "--run-id",
+            "ui-1",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+        {"PREFECT_API_URL": prefect_server},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     flow_run_id = json.loads(proc.stdout)["flow_run_id"]
     ui = prefect_server.removesuffix("/api")

@@ -60,8 +60,10 @@ def test_publish_twice_leaves_one_copy(backend, tmp_path) -> None:  # noqa: ANN0
     run = run_row("r1", cases=3)
     cases = case_table("r1", "s12-search", _cases([(True, 1.0), (False, 0.5), (True, 1.0)], cost_usd=0.25, input_tokens=100))
     # recall: mean (1 + 0.5 + 1) / 3 = 0.8333, target 1.0 missed by 0.1667 = 16.7 min_effects of 0.01 -> critical alert
-    metrics = [{"metric": "recall", "value": 2.5 / 3, "target": 1.0, "higher_is_better": True, "passed": False, "min_effect": 0.01},
-               {"metric": "pass_rate", "value": 2 / 3, "target": None, "higher_is_better": None, "passed": None, "min_effect": None}]
+    metrics = [
+        {"metric": "recall", "value": 2.5 / 3, "target": 1.0, "higher_is_better": True, "passed": False, "min_effect": 0.01},
+        {"metric": "pass_rate", "value": 2 / 3, "target": None, "higher_is_better": None, "passed": None, "min_effect": None},
+    ]
     for _ in range(2):
         result = deliver_or_queue(storage, url, build_payload(run, cases, metrics))
         assert result["published"] and result["case_rows"] == 3
@@ -142,7 +144,7 @@ def _binomial_quantile(n: int, p: float, q: float) -> int:
     """Smallest k with P[Bin(n, p) <= k] >= q, from the binomial formula."""
     acc = 0.0
     for k in range(n + 1):
-        acc += math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+        acc += math.comb(n, k) * p**k * (1 - p) ** (n - k)
         if acc >= q:
             return k
     return n
@@ -158,9 +160,9 @@ def test_comparison_statistics_by_hand(backend) -> None:  # noqa: ANN001
         # pass_rate: 0.70 -> 1.00. McNemar: b = 0 (pass->fail), c = 30 (fail->pass): p = 2 * 0.5^30 = 1.8626e-09.
         pr = rows["pass_rate"]
         assert (pr["before_value"], pr["after_value"], pr["diff"]) == pytest.approx((0.7, 1.0, 0.3))
-        assert pr["test"] == "mcnemar-exact" and pr["p_value"] == pytest.approx(2 * 0.5 ** 30)
+        assert pr["test"] == "mcnemar-exact" and pr["p_value"] == pytest.approx(2 * 0.5**30)
         # Holm over 3 quality metrics (pass_rate, precision, recall): the smallest p is multiplied by 3.
-        assert pr["p_adjusted"] == pytest.approx(3 * 2 * 0.5 ** 30)
+        assert pr["p_adjusted"] == pytest.approx(3 * 2 * 0.5**30)
         # Bootstrap of the mean of 100 differences, 30 of them 1 and 70 of them 0: the resampled mean is Bin(100, 0.3)/100;
         # its 2.5% and 97.5% quantiles are 21/100 and 39/100 (binomial formula); 10,000 resamples land within 0.015.
         lo, hi = _binomial_quantile(100, 0.3, 0.025) / 100, _binomial_quantile(100, 0.3, 0.975) / 100
@@ -177,7 +179,11 @@ def test_comparison_statistics_by_hand(backend) -> None:  # noqa: ANN001
         assert rc["test"] == "wilcoxon-normal" and rc["p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)))
         assert rc["verdict"] == "improved"
         # precision: 1.0 everywhere -> difference 0, interval [0, 0], inside +/- min_effect 0.01 -> unchanged.
-        assert (rows["precision"]["ci_low"], rows["precision"]["ci_high"], rows["precision"]["verdict"]) == (0.0, 0.0, "unchanged")
+        assert (rows["precision"]["ci_low"], rows["precision"]["ci_high"], rows["precision"]["verdict"]) == (
+            0.0,
+            0.0,
+            "unchanged",
+        )
         # The other way round, the same numbers say degraded.
         back = {r["metric"]: r for r in compare_runs([load_run(wh, "B"), load_run(wh, "A")])["pairs"][0]["rows"]}
         assert back["recall"]["verdict"] == back["pass_rate"]["verdict"] == "degraded"
@@ -196,7 +202,9 @@ def test_all_equal_is_unchanged_and_small_sample_is_inconclusive(backend) -> Non
         rows = compare_runs([load_run(wh, "E1"), load_run(wh, "E2")])["pairs"][0]["rows"]
         for r in (r for r in rows if r["kind"] == "quality"):
             # Every paired difference is 0: interval [0, 0], p = 1, verdict unchanged.
-            assert (r["diff"], r["ci_low"], r["ci_high"], r["p_value"], r["verdict"]) == (0.0, 0.0, 0.0, 1.0, "unchanged"), r["metric"]
+            assert (r["diff"], r["ci_low"], r["ci_high"], r["p_value"], r["verdict"]) == (0.0, 0.0, 0.0, 1.0, "unchanged"), r[
+                "metric"
+            ]
         # Three cases, each failing before (recall 0.2, 0.5, 0.9 found) and passing after (recall 1.0).
         publish(wh, "S1", _cases([(False, 0.2), (False, 0.5), (False, 0.9)]), records=10, thresholds=S12_THRESHOLDS)
         publish(wh, "S2", _cases([(True, 1.0)] * 3), records=10, thresholds=S12_THRESHOLDS, minute=1)
@@ -220,7 +228,11 @@ def test_runs_must_share_scenario_scale_and_seed(backend) -> None:  # noqa: ANN0
         publish(wh, "other-seed", cases, seed=8)
         publish(wh, "other-scale", cases, records=2000)
         publish(wh, "other-scenario", cases, scenario="s01-overflow")
-        for other, what in (("other-seed", "seed: 7 vs 8"), ("other-scale", "records: 1000 vs 2000"), ("other-scenario", "scenario")):
+        for other, what in (
+            ("other-seed", "seed: 7 vs 8"),
+            ("other-scale", "records: 1000 vs 2000"),
+            ("other-scenario", "scenario"),
+        ):
             with pytest.raises(UsageError, match="did not run the same cases") as exc:
                 compare_runs([load_run(wh, "base"), load_run(wh, other)])
             assert what in str(exc.value)
@@ -246,7 +258,7 @@ def test_three_runs_make_one_table(backend) -> None:  # noqa: ANN001
         assert cells["C"]["diff"] == 0.0 and cells["C"]["verdict"] == "unchanged"
         # Holm's family now spans both pairs: 2 pairs x 3 quality metrics = 6 p-values; the smallest is multiplied by 6.
         pr_b = next(r for r in cmp["pairs"][0]["rows"] if r["metric"] == "pass_rate")
-        assert pr_b["p_adjusted"] == pytest.approx(6 * 2 * 0.5 ** 30)
+        assert pr_b["p_adjusted"] == pytest.approx(6 * 2 * 0.5**30)
     finally:
         wh.close()
 
@@ -277,7 +289,9 @@ def test_degraded_run_against_baseline_raises_an_alert(backend) -> None:  # noqa
         # Comparing again replaces the stored comparison and alerts instead of adding to them.
         compare_to_baseline(url, {"run_id": "worse"})
         assert len([a for a in wh.alerts("worse") if a["kind"] == "degraded"]) == 2
-        assert wh.query("SELECT COUNT(*) FROM comparisons WHERE run_b = ?", ["worse"])[0][0] == len(wh.comparison(summary["comparison_id"]))
+        assert wh.query("SELECT COUNT(*) FROM comparisons WHERE run_b = ?", ["worse"])[0][0] == len(
+            wh.comparison(summary["comparison_id"])
+        )
     finally:
         wh.close()
 
@@ -298,7 +312,12 @@ def test_gate_without_a_person_lets_the_thresholds_decide(backend, prefect_serve
     finally:
         wh.close()
     first = promote_baseline(run_id="good", warehouse_url=url, interactive=False, decided_by="ci-bot")
-    assert (first["decision"], first["mode"], first["baseline"], first["previous_baseline"]) == ("approved", "thresholds", "good", None)
+    assert (first["decision"], first["mode"], first["baseline"], first["previous_baseline"]) == (
+        "approved",
+        "thresholds",
+        "good",
+        None,
+    )
     # 'worse' misses recall >= 1.0 (0.85) and is degraded against 'good': rejected, baseline unchanged.
     second = promote_baseline(run_id="worse", warehouse_url=url, interactive=False, decided_by="ci-bot")
     assert (second["decision"], second["baseline"], second["previous_baseline"]) == ("rejected", "good", "good")
@@ -308,7 +327,9 @@ def test_gate_without_a_person_lets_the_thresholds_decide(backend, prefect_serve
     try:
         rows = wh.decisions()
         assert [(d["run_id"], d["decision"], d["mode"], d["decided_by"]) for d in rows] == [
-            ("good", "approved", "thresholds", "ci-bot"), ("worse", "rejected", "thresholds", "ci-bot")]
+            ("good", "approved", "thresholds", "ci-bot"),
+            ("worse", "rejected", "thresholds", "ci-bot"),
+        ]
         assert wh.get_baseline("s12-search", 1000)["run_id"] == "good"
         with pytest.raises(UsageError, match="already is the baseline"):
             from scenario_pipeline.compare.gate import evidence
@@ -339,15 +360,39 @@ def test_gate_with_a_person_waits_for_an_answer_through_the_prefect_api(backend,
     finally:
         wh.close()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([str(VENV_BIN / "scenario"), "baseline", "promote", "worse", "--interactive", "--warehouse", url,
-                             "--poll-interval", "1", "--timeout", "120", "--json", "--data-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "scenario"),
+            "baseline",
+            "promote",
+            "worse",
+            "--interactive",
+            "--warehouse",
+            url,
+            "--poll-interval",
+            "1",
+            "--timeout",
+            "120",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         paused, deadline = None, time.monotonic() + 90
         with get_client(sync_client=True) as client:
             while paused is None and time.monotonic() < deadline:
-                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-                paused = next((r for r in runs if r.parameters.get("run_id") == "worse" and r.parameters.get("warehouse_url") == url), None)
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+                )
+                paused = next(
+                    (r for r in runs if r.parameters.get("run_id") == "worse" and r.parameters.get("warehouse_url") == url), None
+                )
                 time.sleep(0.5)
         assert paused is not None, proc.stderr.read() if proc.poll() is not None else "no paused flow run"
         # The form's schema is saved just after the pause; resume once the server accepts our answer.
@@ -365,11 +410,21 @@ def test_gate_with_a_person_waits_for_an_answer_through_the_prefect_api(backend,
     assert proc.returncode == 0, err[-3000:]
     result = __import__("json").loads(out)
     # The person overrode the thresholds' recommendation (reject), and that is what was stored.
-    assert (result["decision"], result["mode"], result["decided_by"], result["recommendation"]) == ("approved", "interactive", "alice", "reject")
+    assert (result["decision"], result["mode"], result["decided_by"], result["recommendation"]) == (
+        "approved",
+        "interactive",
+        "alice",
+        "reject",
+    )
     wh = connect(url)
     try:
         d = wh.decisions("worse")[0]
-        assert (d["decision"], d["decided_by"], d["comment"], d["flow_run_id"]) == ("approved", "alice", answer["comment"], str(paused.id))
+        assert (d["decision"], d["decided_by"], d["comment"], d["flow_run_id"]) == (
+            "approved",
+            "alice",
+            answer["comment"],
+            str(paused.id),
+        )
         assert wh.get_baseline("s12-search", 1000)["run_id"] == "worse"
     finally:
         wh.close()

@@ -22,8 +22,25 @@ CASES = 6
 
 
 def _run(data: Path, run_id: str, dask: str, *extra: str) -> dict:
-    res = run_cli(["run", "s12", "--no-fail-on-threshold", "--records", "100000", "--cases", str(CASES), "--data-dir", str(data), "--run-id", run_id,
-                   "--dask-address", dask, "--json", *extra])
+    res = run_cli(
+        [
+            "run",
+            "s12",
+            "--no-fail-on-threshold",
+            "--records",
+            "100000",
+            "--cases",
+            str(CASES),
+            "--data-dir",
+            str(data),
+            "--run-id",
+            run_id,
+            "--dask-address",
+            dask,
+            "--json",
+            *extra,
+        ]
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout)
 
@@ -57,9 +74,13 @@ def test_run_with_the_warehouse_down_finishes_and_publishes_later(data, prefect_
         [(rows, distinct)] = wh.query("SELECT COUNT(*), COUNT(DISTINCT case_id) FROM case_results WHERE run_id = ?", ["e2e-a"])
     finally:
         wh.close()
-    record("warehouse down during publish (DuckDB file locked by another process for the whole run)",
-           "run completed with warehouse_rows 0 and its rows in the outbox; `scenario publish` delivered them, a second publish changed nothing",
-           CASES, rows, rows - distinct)
+    record(
+        "warehouse down during publish (DuckDB file locked by another process for the whole run)",
+        "run completed with warehouse_rows 0 and its rows in the outbox; `scenario publish` delivered them, a second publish changed nothing",
+        CASES,
+        rows,
+        rows - distinct,
+    )
 
 
 def test_a_run_compares_itself_with_its_baseline_and_raises_alerts(data, prefect_server, dask_local, tmp_path) -> None:  # noqa: ANN001
@@ -85,8 +106,10 @@ def test_a_run_compares_itself_with_its_baseline_and_raises_alerts(data, prefect
     # The flow run carries the tags, and Prefect has the scenario.alert event for an automation to act on.
     fr = httpx.get(f"{prefect_server}/flow_runs/{s['flow_run_id']}").json()
     assert "alert" in fr["tags"] and any(t.startswith("alert:") for t in fr["tags"])
-    events = httpx.post(f"{prefect_server}/events/filter", json={"filter": {"event": {"name": ["scenario.alert"]},
-                                                                           "any_resource": {"id": ["scenario.run.e2e-b"]}}}).json()
+    events = httpx.post(
+        f"{prefect_server}/events/filter",
+        json={"filter": {"event": {"name": ["scenario.alert"]}, "any_resource": {"id": ["scenario.run.e2e-b"]}}},
+    ).json()
     assert any(e["resource"]["scenario.metric"] == "bytes_read_share" for e in events["events"])
     # scenario compare: the same verdicts, and the export formats.
     res = run_cli(["compare", "e2e-a", "e2e-b", "--data-dir", str(data), "--json"])
@@ -154,18 +177,36 @@ def test_the_documented_automation_forwards_an_alert(prefect_server, tmp_path) -
     server = http.server.HTTPServer(("127.0.0.1", port), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        block_id = CustomWebhookNotificationBlock(name="hook", url=f"http://127.0.0.1:{port}/hook", allow_private_urls=True,
-                                                  json_data={"subject": "{{subject}}", "body": "{{body}}"}).save("scenario-hook", overwrite=True)
+        block_id = CustomWebhookNotificationBlock(
+            name="hook",
+            url=f"http://127.0.0.1:{port}/hook",
+            allow_private_urls=True,
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        ).save("scenario-hook", overwrite=True)
         doc = yaml.safe_load((REPO / "docs" / "alert-automation.yaml").read_text())
         doc["automations"][0]["actions"][0]["block_document_id"] = str(block_id)
         f = tmp_path / "automation.yaml"
         f.write_text(yaml.safe_dump(doc))
-        res = subprocess.run([sys.executable, "-m", "prefect", "automation", "create", "--from-file", str(f)], capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-m", "prefect", "automation", "create", "--from-file", str(f)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0 and "scenario-alerts" in res.stdout, res.stdout + res.stderr
         time.sleep(2)  # the triggers service loads new automations
-        alert = {"run_id": "auto-1", "scenario": "s12-search", "metric": "recall", "kind": "degraded", "severity": "critical",
-                 "message": "recall degraded against baseline base-1: 1 -> 0.85", "value": 0.85, "target": 1.0,
-                 "baseline_run_id": "base-1", "alert_id": "a1"}
+        alert = {
+            "run_id": "auto-1",
+            "scenario": "s12-search",
+            "metric": "recall",
+            "kind": "degraded",
+            "severity": "critical",
+            "message": "recall degraded against baseline base-1: 1 -> 0.85",
+            "value": 0.85,
+            "target": 1.0,
+            "baseline_run_id": "base-1",
+            "alert_id": "a1",
+        }
         info = dict(alert, severity="info", metric="f1", alert_id="a2")  # below the automation's bar: not forwarded
         mark_flow_run([info, alert], None)
         deadline = time.monotonic() + 60

@@ -25,15 +25,30 @@ def test_every_statement_the_back_end_issues_is_one_redshift_accepts(pg_redshift
     url = new_database(pg_redshift)
     wh = RedshiftWarehouse(url, RedshiftSettings(batch_rows=3))  # tiny batches: several multi-row INSERTs per table
     try:
-        cases = [{"passed": i % 4 != 0, "metrics": {"recall": 1.0 if i % 4 else 0.5, "precision": 1.0}, "cost_usd": 0.01} for i in range(10)]
+        cases = [
+            {"passed": i % 4 != 0, "metrics": {"recall": 1.0 if i % 4 else 0.5, "precision": 1.0}, "cost_usd": 0.01}
+            for i in range(10)
+        ]
         publish(wh, "base", cases, thresholds=S12_THRESHOLDS)
         wh.record_decision(decision_row(evidence(wh, "base"), "approved", "thresholds", "t", "c", None))
         publish(wh, "next", cases, thresholds=S12_THRESHOLDS, minute=3)
         cmp = compare_runs([load_run(wh, "base"), load_run(wh, "next")])
         wh.save_comparison(cmp["comparison_id"], warehouse_rows(cmp))
         wh.replace_alerts("next", "degraded", cmp["comparison_id"], [])
-        wh.replace_costs("next", "aws", [{"scenario": "s12-search", "item": "s3", "quantity": 1.0, "unit": "GB", "amount_usd": 0.02,
-                                          "recorded_at": cmp["runs"][0]["finished_at"]}])
+        wh.replace_costs(
+            "next",
+            "aws",
+            [
+                {
+                    "scenario": "s12-search",
+                    "item": "s3",
+                    "quantity": 1.0,
+                    "unit": "GB",
+                    "amount_usd": 0.02,
+                    "recorded_at": cmp["runs"][0]["finished_at"],
+                }
+            ],
+        )
         wh.history("s12-search", 1000), wh.baselines(), wh.decisions("next"), wh.comparison(cmp["comparison_id"])
         issued = list(wh.statements)
     finally:
@@ -41,26 +56,31 @@ def test_every_statement_the_back_end_issues_is_one_redshift_accepts(pg_redshift
     # 10 case rows in batches of 3 -> 4 INSERT statements per published run (3 + 3 + 3 + 1).
     assert sum(s.startswith("INSERT INTO case_results") for s in issued) == 8
     issued += [s for _, _, stmts in MIGRATIONS for s in stmts]  # a fresh database ran these too
-    issued.append(copy_statement("case_results", "s3://bucket/runs/r1/copy.manifest", "arn:aws:iam::123456789012:role/scenario-copy"))
+    issued.append(
+        copy_statement("case_results", "s3://bucket/runs/r1/copy.manifest", "arn:aws:iam::123456789012:role/scenario-copy")
+    )
     kinds = {s.split()[0].upper() for s in issued}
     assert {"CREATE", "ALTER", "INSERT", "DELETE", "SELECT", "LOCK", "COMMIT", "COPY"} <= kinds
     bad = {s[:120]: v for s in issued if (v := violations(s))}
     assert bad == {}
 
 
-@pytest.mark.parametrize("sql, rule", [
-    ("INSERT INTO runs (run_id) VALUES (?) ON CONFLICT (run_id) DO NOTHING", "ON CONFLICT"),
-    ("INSERT INTO runs (run_id) VALUES (?) RETURNING run_id", "RETURNING"),
-    ("CREATE TABLE t (id SERIAL, x INTEGER)", "SERIAL"),
-    ("CREATE TABLE t (doc JSONB)", "JSON"),
-    ("CREATE TABLE t (tags TEXT[])", "arrays"),
-    ("CREATE TABLE t (note TEXT)", "VARCHAR(256)"),
-    ("CREATE TABLE t (x DOUBLE)", "DOUBLE PRECISION"),
-    ("CREATE INDEX i ON t (x)", "indexes"),
-    ("SELECT string_agg(run_id, ',') FROM runs", "LISTAGG"),
-    ("SELECT DISTINCT ON (scenario) run_id FROM runs", "DISTINCT ON"),
-    ("INSERT OR REPLACE INTO runs VALUES (?)", "INSERT OR REPLACE"),
-])
+@pytest.mark.parametrize(
+    "sql, rule",
+    [
+        ("INSERT INTO runs (run_id) VALUES (?) ON CONFLICT (run_id) DO NOTHING", "ON CONFLICT"),
+        ("INSERT INTO runs (run_id) VALUES (?) RETURNING run_id", "RETURNING"),
+        ("CREATE TABLE t (id SERIAL, x INTEGER)", "SERIAL"),
+        ("CREATE TABLE t (doc JSONB)", "JSON"),
+        ("CREATE TABLE t (tags TEXT[])", "arrays"),
+        ("CREATE TABLE t (note TEXT)", "VARCHAR(256)"),
+        ("CREATE TABLE t (x DOUBLE)", "DOUBLE PRECISION"),
+        ("CREATE INDEX i ON t (x)", "indexes"),
+        ("SELECT string_agg(run_id, ',') FROM runs", "LISTAGG"),
+        ("SELECT DISTINCT ON (scenario) run_id FROM runs", "DISTINCT ON"),
+        ("INSERT OR REPLACE INTO runs VALUES (?)", "INSERT OR REPLACE"),
+    ],
+)
 def test_the_rule_check_catches_postgres_and_duckdb_only_sql(sql: str, rule: str) -> None:
     found = violations(sql)
     assert len(found) >= 1 and any(rule in v for v in found), found
@@ -74,8 +94,10 @@ def test_copy_from_parquet_statement_text(tmp_path) -> None:  # noqa: ANN001
     """COPY reads S3, which the test PostgreSQL cannot: this checks the generated text only."""
     role = "arn:aws:iam::123456789012:role/scenario-copy"
     sql = copy_statement("case_results", "s3://my-bucket/data/runs/o'brien-1/copy.manifest", role)
-    assert sql == ("COPY case_results FROM 's3://my-bucket/data/runs/o''brien-1/copy.manifest' "
-                   "IAM_ROLE 'arn:aws:iam::123456789012:role/scenario-copy' FORMAT AS PARQUET MANIFEST")
+    assert sql == (
+        "COPY case_results FROM 's3://my-bucket/data/runs/o''brien-1/copy.manifest' "
+        "IAM_ROLE 'arn:aws:iam::123456789012:role/scenario-copy' FORMAT AS PARQUET MANIFEST"
+    )
     with pytest.raises(UsageError, match="not an IAM role ARN"):
         copy_statement("case_results", "s3://b/k", "role/scenario-copy")
     with pytest.raises(UsageError, match="S3 only"):
@@ -96,7 +118,9 @@ def test_copy_from_parquet_statement_text(tmp_path) -> None:  # noqa: ANN001
     doc = json.loads(local.read_bytes("runs/r/copy.manifest"))
     assert url.endswith("runs/r/copy.manifest")
     assert [(e["url"].rsplit("/", 1)[1], e["meta"]["content_length"], e["mandatory"]) for e in doc["entries"]] == [
-        ("shard-00000.parquet", 11, True), ("shard-00001.parquet", 7, True)]
+        ("shard-00000.parquet", 11, True),
+        ("shard-00001.parquet", 7, True),
+    ]
 
 
 def test_passwords_never_ride_in_urls_or_messages(monkeypatch: pytest.MonkeyPatch, pg_redshift) -> None:  # noqa: ANN001

@@ -27,7 +27,7 @@ def _repo_paths(text: str, repo: Path) -> str:
         for name, folder in dirs:
             prefix = name.replace(".", "/") + "/"
             if line.startswith(prefix):
-                line = folder.relative_to(repo).as_posix() + "/" + line[len(prefix):]
+                line = folder.relative_to(repo).as_posix() + "/" + line[len(prefix) :]
                 break
         out.append(line)
     return "".join(out)
@@ -40,8 +40,14 @@ def mypy(repo: Path = REPO) -> subprocess.CompletedProcess[str]:
     mirror(layout, repo)
     exe = Path(sys.executable).with_name("mypy")
     env = {**os.environ, "PYTHONPATH": str(layout)}
-    res = subprocess.run([str(exe), "--config-file", str(repo / "pyproject.toml"), "--cache-dir", str(cache), "-p", PACKAGE],
-                         cwd=layout, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [str(exe), "--config-file", str(repo / "pyproject.toml"), "--cache-dir", str(cache), "-p", PACKAGE],
+        cwd=layout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return subprocess.CompletedProcess(res.args, res.returncode, _repo_paths(res.stdout, repo), res.stderr)
 
 

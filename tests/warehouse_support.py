@@ -13,44 +13,95 @@ from scenario_pipeline.tasks.checkpoint import CASE_SCHEMA
 T0 = datetime(2026, 11, 22, 8, 0, 0)
 
 
-def run_row(run_id: str, scenario: str = "s12-search", records: int = 1000, seed: int = 7, minute: int = 0, **extra: Any) -> dict[str, Any]:
-    return {"run_id": run_id, "scenario": scenario, "agent": extra.pop("agent", "reference"), "records": records, "cases": extra.pop("cases", 0),
-            "seed": seed, "status": extra.pop("status", "completed"), "passed": extra.pop("passed", True),
-            "started_at": T0 + timedelta(minutes=minute), "finished_at": T0 + timedelta(minutes=minute, seconds=30),
-            "code_version": "test", "dataset_hash": extra.pop("dataset_hash", "d1"), "flow_run_id": None, "triggered_by": "tester",
-            "params_json": None, **extra}
+def run_row(
+    run_id: str, scenario: str = "s12-search", records: int = 1000, seed: int = 7, minute: int = 0, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "scenario": scenario,
+        "agent": extra.pop("agent", "reference"),
+        "records": records,
+        "cases": extra.pop("cases", 0),
+        "seed": seed,
+        "status": extra.pop("status", "completed"),
+        "passed": extra.pop("passed", True),
+        "started_at": T0 + timedelta(minutes=minute),
+        "finished_at": T0 + timedelta(minutes=minute, seconds=30),
+        "code_version": "test",
+        "dataset_hash": extra.pop("dataset_hash", "d1"),
+        "flow_run_id": None,
+        "triggered_by": "tester",
+        "params_json": None,
+        **extra,
+    }
 
 
 def case_table(run_id: str, scenario: str, cases: list[dict[str, Any]]) -> pa.Table:
     """cases: dicts with passed, metrics (dict), and optionally latency_ms, cost_usd, attributes, reason."""
     rows = []
     for i, c in enumerate(cases):
-        rows.append({
-            "run_id": run_id, "scenario": scenario, "case_id": c.get("case_id", f"case-{i:04d}"), "case_index": i, "shard": i // 10,
-            "passed": c["passed"], "reason": c.get("reason", None if c["passed"] else "failed"), "metrics_json": json.dumps(c["metrics"]),
-            "answer_digest": "d" * 64, "answer_bytes": 10, "latency_ms": c.get("latency_ms", 10.0), "input_tokens": c.get("input_tokens"),
-            "output_tokens": c.get("output_tokens"), "cost_usd": c.get("cost_usd"), "attributes_json": json.dumps(c.get("attributes", {})),
-            "worker": "w",
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "scenario": scenario,
+                "case_id": c.get("case_id", f"case-{i:04d}"),
+                "case_index": i,
+                "shard": i // 10,
+                "passed": c["passed"],
+                "reason": c.get("reason", None if c["passed"] else "failed"),
+                "metrics_json": json.dumps(c["metrics"]),
+                "answer_digest": "d" * 64,
+                "answer_bytes": 10,
+                "latency_ms": c.get("latency_ms", 10.0),
+                "input_tokens": c.get("input_tokens"),
+                "output_tokens": c.get("output_tokens"),
+                "cost_usd": c.get("cost_usd"),
+                "attributes_json": json.dumps(c.get("attributes", {})),
+                "worker": "w",
+            }
+        )
     return pa.Table.from_pylist(rows, schema=CASE_SCHEMA)
 
 
-def metric_rows(run_id: str, scenario: str, values: dict[str, float], thresholds: dict[str, tuple[float, bool, float]] | None = None) -> list[dict[str, Any]]:
+def metric_rows(
+    run_id: str, scenario: str, values: dict[str, float], thresholds: dict[str, tuple[float, bool, float]] | None = None
+) -> list[dict[str, Any]]:
     """thresholds: metric -> (target, higher_is_better, min_effect)."""
     out = []
     for name, value in sorted(values.items()):
         th = (thresholds or {}).get(name)
         passed = None if th is None else (value >= th[0] if th[1] else value <= th[0])
-        out.append({"run_id": run_id, "scenario": scenario, "metric": name, "value": value, "target": th[0] if th else None,
-                    "higher_is_better": th[1] if th else None, "passed": passed, "min_effect": th[2] if th else None})
+        out.append(
+            {
+                "run_id": run_id,
+                "scenario": scenario,
+                "metric": name,
+                "value": value,
+                "target": th[0] if th else None,
+                "higher_is_better": th[1] if th else None,
+                "passed": passed,
+                "min_effect": th[2] if th else None,
+            }
+        )
     return out
 
 
-def publish(wh: Any, run_id: str, cases: list[dict[str, Any]], scenario: str = "s12-search", records: int = 1000, seed: int = 7,
-            minute: int = 0, thresholds: dict[str, tuple[float, bool, float]] | None = None, **extra: Any) -> None:
+def publish(
+    wh: Any,
+    run_id: str,
+    cases: list[dict[str, Any]],
+    scenario: str = "s12-search",
+    records: int = 1000,
+    seed: int = 7,
+    minute: int = 0,
+    thresholds: dict[str, tuple[float, bool, float]] | None = None,
+    **extra: Any,
+) -> None:
     """Publish a hand-built run; its run-level metrics are the means of its per-case metrics plus pass_rate."""
     names = sorted({k for c in cases for k in c["metrics"]})
-    values = {n: sum(c["metrics"][n] for c in cases if n in c["metrics"]) / max(1, sum(n in c["metrics"] for c in cases)) for n in names}
+    values = {
+        n: sum(c["metrics"][n] for c in cases if n in c["metrics"]) / max(1, sum(n in c["metrics"] for c in cases)) for n in names
+    }
     values["pass_rate"] = sum(c["passed"] for c in cases) / len(cases) if cases else 0.0
     run = run_row(run_id, scenario, records, seed, minute, cases=len(cases), **extra)
     wh.publish_run(run, case_table(run_id, scenario, cases), metric_rows(run_id, scenario, values, thresholds))
@@ -101,7 +152,9 @@ class WarehouseDown:
             from scenario_pipeline.warehouse.duckdb_backend import duckdb_path
 
             code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(300)"
-            self.proc = subprocess.Popen([sys.executable, "-c", code, str(duckdb_path(self.url))], stdout=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(duckdb_path(self.url))], stdout=subprocess.PIPE, text=True
+            )
             assert self.proc.stdout.readline().strip() == "locked"
         else:
             self.pg.shim.close()

@@ -24,4 +24,6 @@ def connect(url: str) -> SqlWarehouse:
         return DuckDBWarehouse(url)
     if scheme == "redshift":
         return RedshiftWarehouse(url)
-    raise UsageError(f"warehouse URL {redact_url(url)!r} has unknown scheme {scheme!r}; use duckdb:///path/file.duckdb or redshift://user@host:5439/db")
+    raise UsageError(
+        f"warehouse URL {redact_url(url)!r} has unknown scheme {scheme!r}; use duckdb:///path/file.duckdb or redshift://user@host:5439/db"
+    )

@@ -76,18 +76,31 @@ def connect_waiting(path: Path, settings: DuckDBSettings | None = None) -> duckd
             if now - started >= budget:
                 if budget > 0:
                     _gave_up[key] = now
-                raise WarehouseError(f"cannot open the DuckDB warehouse {path}: another process holds its lock "
-                                     f"(waited {now - started:.1f} s of SCENARIO_DUCKDB_LOCK_WAIT_S={settings.lock_wait_s:g}): {exc}") from exc
+                raise WarehouseError(
+                    f"cannot open the DuckDB warehouse {path}: another process holds its lock "
+                    f"(waited {now - started:.1f} s of SCENARIO_DUCKDB_LOCK_WAIT_S={settings.lock_wait_s:g}): {exc}"
+                ) from exc
             pause = min(delay * random.uniform(0.5, 1.0), budget - (now - started))
             lock_waits += 1
-            _logger().warning("DuckDB warehouse %s is locked by another process; waiting %.2f s (attempt %d, %.1f of %g s waited).",
-                              path, pause, attempt, now - started, budget)
+            _logger().warning(
+                "DuckDB warehouse %s is locked by another process; waiting %.2f s (attempt %d, %.1f of %g s waited).",
+                path,
+                pause,
+                attempt,
+                now - started,
+                budget,
+            )
             time.sleep(max(pause, 0.0))
             delay = min(delay * 2, settings.lock_backoff_cap_s)
             continue
         _gave_up.pop(key, None)
         if attempt > 1:
-            _logger().info("DuckDB warehouse %s opened after %d attempts (%.1f s waiting for the lock).", path, attempt, time.monotonic() - started)
+            _logger().info(
+                "DuckDB warehouse %s opened after %d attempts (%.1f s waiting for the lock).",
+                path,
+                attempt,
+                time.monotonic() - started,
+            )
         return con
 
 

@@ -72,11 +72,21 @@ def queue(storage: Storage, warehouse_url: str, payload: Payload, error: str) ->
     buf = io.BytesIO()
     pq.write_table(payload.cases.select(CASE_COLUMNS), buf, compression="zstd")
     storage.write_bytes(f"{folder(payload.run_id)}/cases.parquet", buf.getvalue())
-    doc = {"run": payload.run, "metrics": payload.metrics, "alerts": payload.alerts, "costs": payload.costs,
-           "warehouse_url": warehouse_url, "queued_at": utcnow(), "error": error[:2000], "case_rows": payload.cases.num_rows}
+    doc = {
+        "run": payload.run,
+        "metrics": payload.metrics,
+        "alerts": payload.alerts,
+        "costs": payload.costs,
+        "warehouse_url": warehouse_url,
+        "queued_at": utcnow(),
+        "error": error[:2000],
+        "case_rows": payload.cases.num_rows,
+    }
     storage.write_bytes(f"{folder(payload.run_id)}/payload.json", json.dumps(doc, default=_encode, indent=1).encode())
-    storage.write_bytes(_index_entry(payload.run_id), json.dumps({"run_id": payload.run_id, "warehouse_url": warehouse_url,
-                                                                  "queued_at": utcnow()}, default=_encode).encode())
+    storage.write_bytes(
+        _index_entry(payload.run_id),
+        json.dumps({"run_id": payload.run_id, "warehouse_url": warehouse_url, "queued_at": utcnow()}, default=_encode).encode(),
+    )
     return storage.uri(folder(payload.run_id))
 
 
@@ -92,13 +102,17 @@ def is_pending(storage: Storage, run_id: str) -> bool:
 def load(storage: Storage, run_id: str) -> tuple[Payload, dict[str, Any]]:
     """A queued payload and its metadata (target URL, when and why it was queued)."""
     if not storage.exists(f"{folder(run_id)}/payload.json"):
-        raise UsageError(f"no rows of run {run_id!r} wait in the outbox at {storage.uri(folder(run_id))}; "
-                         "check the run id and --data-dir / --storage")
+        raise UsageError(
+            f"no rows of run {run_id!r} wait in the outbox at {storage.uri(folder(run_id))}; "
+            "check the run id and --data-dir / --storage"
+        )
     doc = json.loads(storage.read_bytes(f"{folder(run_id)}/payload.json"), object_hook=_decode)
     cases = pq.read_table(io.BytesIO(storage.read_bytes(f"{folder(run_id)}/cases.parquet")))
     if cases.num_rows != doc["case_rows"]:
-        raise StorageError(f"the outbox of run {run_id!r} holds {cases.num_rows} case rows, its payload says {doc['case_rows']}; "
-                           "publish the run again from its checkpoints with `scenario run --run-id`")
+        raise StorageError(
+            f"the outbox of run {run_id!r} holds {cases.num_rows} case rows, its payload says {doc['case_rows']}; "
+            "publish the run again from its checkpoints with `scenario run --run-id`"
+        )
     payload = Payload(doc["run"], cases, doc["metrics"], doc.get("alerts") or [], doc.get("costs") or [])
     return payload, {k: doc.get(k) for k in ("warehouse_url", "queued_at", "error", "case_rows")}
 
@@ -123,8 +137,10 @@ def deliver(storage: Storage, run_id: str, warehouse_url: str | None = None) -> 
     finally:
         wh.close()
     if counts["case_results"] != payload.cases.num_rows:
-        raise WarehouseError(f"run {run_id!r}: the warehouse holds {counts['case_results']} case rows after delivery, "
-                             f"the outbox had {payload.cases.num_rows}; the outbox is kept")
+        raise WarehouseError(
+            f"run {run_id!r}: the warehouse holds {counts['case_results']} case rows after delivery, "
+            f"the outbox had {payload.cases.num_rows}; the outbox is kept"
+        )
     clear(storage, run_id)
     return {"run_id": run_id, "warehouse_url": url, "counts": counts, "queued_at": meta["queued_at"]}
 

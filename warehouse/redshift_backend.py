@@ -32,8 +32,19 @@ from scenario_pipeline.warehouse.sql_warehouse import SqlWarehouse
 
 MAX_BIND_PARAMS = 32767  # redshift_connector refuses statements with more bound parameters
 MAX_STATEMENT_BYTES = 8 << 20  # well under Redshift's 16 MB statement limit
-URL_OPTIONS = {"ssl", "sslmode", "timeout", "iam", "cluster_identifier", "region", "db_user", "profile", "is_serverless",
-               "serverless_work_group", "serverless_acct_id"}
+URL_OPTIONS = {
+    "ssl",
+    "sslmode",
+    "timeout",
+    "iam",
+    "cluster_identifier",
+    "region",
+    "db_user",
+    "profile",
+    "is_serverless",
+    "serverless_work_group",
+    "serverless_acct_id",
+}
 
 
 def _flag(value: str) -> bool:
@@ -51,8 +62,10 @@ def parse_url(url: str) -> dict[str, Any]:
     """
     p = urlparse(url)
     if p.password is not None:  # secrets - name the problem, never echo the value
-        raise UsageError("the Redshift URL carries a password; remove it and set SCENARIO_REDSHIFT_PASSWORD "
-                         "(or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), or add ?iam=true")
+        raise UsageError(
+            "the Redshift URL carries a password; remove it and set SCENARIO_REDSHIFT_PASSWORD "
+            "(or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), or add ?iam=true"
+        )
     try:
         port = p.port
     except ValueError:
@@ -60,13 +73,23 @@ def parse_url(url: str) -> dict[str, Any]:
     if port is not None and not 0 < port < 65536:
         raise UsageError("the Redshift URL's port must be a number from 1 to 65535, as in redshift://user@host:5439/db")
     if not p.hostname or not p.username or not p.path.strip("/"):
-        raise UsageError(f"Redshift URL {p.scheme}://{p.hostname or ''}{p.path} needs a user, a host and a database: redshift://user@host:5439/db")
+        raise UsageError(
+            f"Redshift URL {p.scheme}://{p.hostname or ''}{p.path} needs a user, a host and a database: redshift://user@host:5439/db"
+        )
     query = {k: v[-1] for k, v in parse_qs(p.query, keep_blank_values=True).items()}
     unknown = sorted(set(query) - URL_OPTIONS)
     if unknown:
-        raise UsageError(f"Redshift URL option(s) {unknown} are not known; allowed: {sorted(URL_OPTIONS)} (secrets go in the environment)")
-    kw: dict[str, Any] = {"host": p.hostname, "port": port or 5439, "database": unquote(p.path.strip("/")), "user": unquote(p.username),
-                          "application_name": "scenario-pipeline", "timeout": 30}
+        raise UsageError(
+            f"Redshift URL option(s) {unknown} are not known; allowed: {sorted(URL_OPTIONS)} (secrets go in the environment)"
+        )
+    kw: dict[str, Any] = {
+        "host": p.hostname,
+        "port": port or 5439,
+        "database": unquote(p.path.strip("/")),
+        "user": unquote(p.username),
+        "application_name": "scenario-pipeline",
+        "timeout": 30,
+    }
     for key, value in query.items():
         if key in ("ssl", "iam", "is_serverless"):
             kw[key] = _flag(value)
@@ -112,8 +135,10 @@ def _password(settings: RedshiftSettings) -> str:
             secret = cast(Secret, Secret.load(settings.password_block))  # a sync caller: the block, not a coroutine
             return str(secret.get())
         except Exception as exc:  # noqa: BLE001 - a missing block or an unreachable API, told plainly
-            raise WarehouseError(f"cannot read the Prefect Secret block {settings.password_block!r} for the Redshift password: "
-                                 f"{type(exc).__name__}") from exc
+            raise WarehouseError(
+                f"cannot read the Prefect Secret block {settings.password_block!r} for the Redshift password: "
+                f"{type(exc).__name__}"
+            ) from exc
     return ""  # trust or IAM-less local setups; Redshift itself will refuse an empty password
 
 
@@ -133,7 +158,11 @@ class RedshiftWarehouse(SqlWarehouse):
         try:
             self.con = redshift_connector.connect(**kw)
         except self._driver_errors as exc:
-            hint = "" if self._secret or kw.get("iam") else " (no password set: SCENARIO_REDSHIFT_PASSWORD, SCENARIO_REDSHIFT_PASSWORD_BLOCK or ?iam=true)"
+            hint = (
+                ""
+                if self._secret or kw.get("iam")
+                else " (no password set: SCENARIO_REDSHIFT_PASSWORD, SCENARIO_REDSHIFT_PASSWORD_BLOCK or ?iam=true)"
+            )
             raise WarehouseError(f"cannot reach the Redshift warehouse at {self._where}: {self._clean(exc)}{hint}") from exc
         self.con.autocommit = False
         self.cur = self.con.cursor()
@@ -161,7 +190,9 @@ class RedshiftWarehouse(SqlWarehouse):
         try:
             self.cur.execute(sql, list(params) if params else None)
         except self._driver_errors as exc:
-            raise WarehouseError(f"Redshift warehouse {self._where} rejected a statement ({sql.split()[0]} ...): {self._clean(exc)}") from exc
+            raise WarehouseError(
+                f"Redshift warehouse {self._where} rejected a statement ({sql.split()[0]} ...): {self._clean(exc)}"
+            ) from exc
 
     def _fetch(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         self._execute(sql, params)
@@ -221,6 +252,7 @@ class RedshiftWarehouse(SqlWarehouse):
 def _scrub(exc: BaseException, secret: str) -> None:
     """Secrets: replace ``secret`` in the args of ``exc`` and of every exception it chains to or
     holds, so that neither its text, its repr nor a traceback of the chain can show it."""
+
     def clean(v: Any, depth: int = 0) -> Any:
         if isinstance(v, str):
             return v.replace(secret, "***")

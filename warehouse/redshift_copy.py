@@ -43,7 +43,9 @@ def use_copy(storage: Storage, warehouse_url: str, rows: int, iam_role: str | No
 
 def write_manifest(storage: Storage, rel_dir: str, parquet_files: list[str]) -> str:
     """Write a COPY manifest listing exactly these files (Parquet needs each one's content_length); returns its URL."""
-    entries = [{"url": storage.uri(p), "mandatory": True, "meta": {"content_length": storage.size(p)}} for p in sorted(parquet_files)]
+    entries = [
+        {"url": storage.uri(p), "mandatory": True, "meta": {"content_length": storage.size(p)}} for p in sorted(parquet_files)
+    ]
     rel = f"{rel_dir}/copy.manifest"
     storage.write_bytes(rel, json.dumps({"entries": entries}, indent=1).encode())
     return storage.uri(rel)

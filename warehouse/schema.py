@@ -7,8 +7,11 @@ TIMESTAMP; no ON CONFLICT, no arrays, no JSON type (JSON is stored as VARCHAR te
 from __future__ import annotations
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (1, "runs, case results, scenario metrics", [
-        """CREATE TABLE IF NOT EXISTS runs (
+    (
+        1,
+        "runs, case results, scenario metrics",
+        [
+            """CREATE TABLE IF NOT EXISTS runs (
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
             agent VARCHAR(1024) NOT NULL,
@@ -25,7 +28,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             triggered_by VARCHAR(256),
             params_json VARCHAR(65535)
         )""",
-        """CREATE TABLE IF NOT EXISTS case_results (
+            """CREATE TABLE IF NOT EXISTS case_results (
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
             case_id VARCHAR(256) NOT NULL,
@@ -43,7 +46,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             attributes_json VARCHAR(65535),
             worker VARCHAR(256)
         )""",
-        """CREATE TABLE IF NOT EXISTS scenario_metrics (
+            """CREATE TABLE IF NOT EXISTS scenario_metrics (
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
             metric VARCHAR(128) NOT NULL,
@@ -52,11 +55,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             higher_is_better BOOLEAN,
             passed BOOLEAN
         )""",
-    ]),
-    (2, "comparisons, baselines and gate decisions, alerts, costs; metric min_effect", [
-        # The smallest before/after difference the scenario calls worth a verdict (Threshold.min_effect).
-        "ALTER TABLE scenario_metrics ADD COLUMN min_effect DOUBLE PRECISION",
-        """CREATE TABLE IF NOT EXISTS comparisons (
+        ],
+    ),
+    (
+        2,
+        "comparisons, baselines and gate decisions, alerts, costs; metric min_effect",
+        [
+            # The smallest before/after difference the scenario calls worth a verdict (Threshold.min_effect).
+            "ALTER TABLE scenario_metrics ADD COLUMN min_effect DOUBLE PRECISION",
+            """CREATE TABLE IF NOT EXISTS comparisons (
             comparison_id VARCHAR(64) NOT NULL,
             created_at TIMESTAMP NOT NULL,
             scenario VARCHAR(64) NOT NULL,
@@ -79,14 +86,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             higher_is_better BOOLEAN,
             verdict VARCHAR(16)
         )""",
-        """CREATE TABLE IF NOT EXISTS baselines (
+            """CREATE TABLE IF NOT EXISTS baselines (
             scenario VARCHAR(64) NOT NULL,
             records BIGINT NOT NULL,
             run_id VARCHAR(256) NOT NULL,
             decision_id VARCHAR(64) NOT NULL,
             promoted_at TIMESTAMP NOT NULL
         )""",
-        """CREATE TABLE IF NOT EXISTS baseline_decisions (
+            """CREATE TABLE IF NOT EXISTS baseline_decisions (
             decision_id VARCHAR(64) NOT NULL,
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
@@ -101,7 +108,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             flow_run_id VARCHAR(64),
             decided_at TIMESTAMP NOT NULL
         )""",
-        """CREATE TABLE IF NOT EXISTS alerts (
+            """CREATE TABLE IF NOT EXISTS alerts (
             alert_id VARCHAR(64) NOT NULL,
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
@@ -117,7 +124,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             flow_run_id VARCHAR(64),
             created_at TIMESTAMP NOT NULL
         )""",
-        """CREATE TABLE IF NOT EXISTS costs (
+            """CREATE TABLE IF NOT EXISTS costs (
             run_id VARCHAR(256) NOT NULL,
             scenario VARCHAR(64) NOT NULL,
             source VARCHAR(64) NOT NULL,
@@ -127,27 +134,39 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             amount_usd DOUBLE PRECISION,
             recorded_at TIMESTAMP NOT NULL
         )""",
-    ]),
-    (3, "typed case errors, harness-measured reads, metric sources, sandbox and seed commitment of a run", [
-        "ALTER TABLE case_results ADD COLUMN error_kind VARCHAR(32)",
-        "ALTER TABLE case_results ADD COLUMN read_bytes BIGINT",
-        # scored | measured | claimed | diagnostic | operations (scenarios/base.py Metric.source)
-        "ALTER TABLE scenario_metrics ADD COLUMN source VARCHAR(16)",
-        "ALTER TABLE runs ADD COLUMN sandbox VARCHAR(512)",
-        # HMAC of a private seed under the harness key; the seed column then holds -1
-        "ALTER TABLE runs ADD COLUMN seed_commitment VARCHAR(64)",
-    ]),
-    (4, "retries of each case (rate limits, unavailable agents)", [
-        "ALTER TABLE case_results ADD COLUMN retries INTEGER",
-    ]),
+        ],
+    ),
+    (
+        3,
+        "typed case errors, harness-measured reads, metric sources, sandbox and seed commitment of a run",
+        [
+            "ALTER TABLE case_results ADD COLUMN error_kind VARCHAR(32)",
+            "ALTER TABLE case_results ADD COLUMN read_bytes BIGINT",
+            # scored | measured | claimed | diagnostic | operations (scenarios/base.py Metric.source)
+            "ALTER TABLE scenario_metrics ADD COLUMN source VARCHAR(16)",
+            "ALTER TABLE runs ADD COLUMN sandbox VARCHAR(512)",
+            # HMAC of a private seed under the harness key; the seed column then holds -1
+            "ALTER TABLE runs ADD COLUMN seed_commitment VARCHAR(64)",
+        ],
+    ),
+    (
+        4,
+        "retries of each case (rate limits, unavailable agents)",
+        [
+            "ALTER TABLE case_results ADD COLUMN retries INTEGER",
+        ],
+    ),
     # its rows are written by cost/warehouse_rows.py ---
-    (100, "cost lines by stage and shard, Cost Explorer days, estimate reconciliations", [
-        "ALTER TABLE costs ADD COLUMN stage VARCHAR(32)",  # generate, fanout, checkpoints, publish
-        "ALTER TABLE costs ADD COLUMN shard INTEGER",  # a fan-out shard's own line; NULL for a stage's line
-        "ALTER TABLE costs ADD COLUMN profile VARCHAR(128)",  # the price profile an estimate used
-        "ALTER TABLE costs ADD COLUMN usage_date VARCHAR(10)",  # YYYY-MM-DD of a Cost Explorer day
-        "ALTER TABLE costs ADD COLUMN estimated BOOLEAN",  # Cost Explorer still calls that day estimated
-        """CREATE TABLE IF NOT EXISTS cost_reconciliations (
+    (
+        100,
+        "cost lines by stage and shard, Cost Explorer days, estimate reconciliations",
+        [
+            "ALTER TABLE costs ADD COLUMN stage VARCHAR(32)",  # generate, fanout, checkpoints, publish
+            "ALTER TABLE costs ADD COLUMN shard INTEGER",  # a fan-out shard's own line; NULL for a stage's line
+            "ALTER TABLE costs ADD COLUMN profile VARCHAR(128)",  # the price profile an estimate used
+            "ALTER TABLE costs ADD COLUMN usage_date VARCHAR(10)",  # YYYY-MM-DD of a Cost Explorer day
+            "ALTER TABLE costs ADD COLUMN estimated BOOLEAN",  # Cost Explorer still calls that day estimated
+            """CREATE TABLE IF NOT EXISTS cost_reconciliations (
             run_id VARCHAR(256) NOT NULL,
             reconciled_at TIMESTAMP NOT NULL,
             first_day VARCHAR(10),
@@ -158,25 +177,108 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             error_pct DOUBLE PRECISION,
             incomplete BOOLEAN
         )""",
-    ]),
+        ],
+    ),
 ]
 
 # case_results must keep exactly CASE_SCHEMA's columns in its order (tasks/checkpoint.py): Redshift's
 # COPY ... FORMAT AS PARQUET maps the checkpoint files' columns to the table's by position.
-CASE_COLUMNS = ["run_id", "scenario", "case_id", "case_index", "shard", "passed", "reason", "metrics_json", "answer_digest",
-                "answer_bytes", "latency_ms", "input_tokens", "output_tokens", "cost_usd", "attributes_json", "worker", "error_kind",
-                "read_bytes", "retries"]
-RUN_COLUMNS = ["run_id", "scenario", "agent", "records", "cases", "seed", "status", "passed", "started_at", "finished_at",
-               "code_version", "dataset_hash", "flow_run_id", "triggered_by", "params_json", "sandbox", "seed_commitment"]
+CASE_COLUMNS = [
+    "run_id",
+    "scenario",
+    "case_id",
+    "case_index",
+    "shard",
+    "passed",
+    "reason",
+    "metrics_json",
+    "answer_digest",
+    "answer_bytes",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "attributes_json",
+    "worker",
+    "error_kind",
+    "read_bytes",
+    "retries",
+]
+RUN_COLUMNS = [
+    "run_id",
+    "scenario",
+    "agent",
+    "records",
+    "cases",
+    "seed",
+    "status",
+    "passed",
+    "started_at",
+    "finished_at",
+    "code_version",
+    "dataset_hash",
+    "flow_run_id",
+    "triggered_by",
+    "params_json",
+    "sandbox",
+    "seed_commitment",
+]
 METRIC_COLUMNS = ["run_id", "scenario", "metric", "value", "target", "higher_is_better", "passed", "min_effect", "source"]
-COMPARISON_COLUMNS = ["comparison_id", "created_at", "scenario", "records", "seed", "run_a", "run_b", "metric", "kind", "test", "n",
-                      "before_value", "after_value", "diff", "ci_low", "ci_high", "p_value", "p_adjusted", "min_effect",
-                      "higher_is_better", "verdict"]
+COMPARISON_COLUMNS = [
+    "comparison_id",
+    "created_at",
+    "scenario",
+    "records",
+    "seed",
+    "run_a",
+    "run_b",
+    "metric",
+    "kind",
+    "test",
+    "n",
+    "before_value",
+    "after_value",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "min_effect",
+    "higher_is_better",
+    "verdict",
+]
 BASELINE_COLUMNS = ["scenario", "records", "run_id", "decision_id", "promoted_at"]
-DECISION_COLUMNS = ["decision_id", "run_id", "scenario", "records", "decision", "mode", "decided_by", "comment", "previous_baseline",
-                    "comparison_id", "reasons", "flow_run_id", "decided_at"]
-ALERT_COLUMNS = ["alert_id", "run_id", "scenario", "records", "metric", "kind", "severity", "value", "target", "baseline_run_id",
-                 "comparison_id", "message", "flow_run_id", "created_at"]
+DECISION_COLUMNS = [
+    "decision_id",
+    "run_id",
+    "scenario",
+    "records",
+    "decision",
+    "mode",
+    "decided_by",
+    "comment",
+    "previous_baseline",
+    "comparison_id",
+    "reasons",
+    "flow_run_id",
+    "decided_at",
+]
+ALERT_COLUMNS = [
+    "alert_id",
+    "run_id",
+    "scenario",
+    "records",
+    "metric",
+    "kind",
+    "severity",
+    "value",
+    "target",
+    "baseline_run_id",
+    "comparison_id",
+    "message",
+    "flow_run_id",
+    "created_at",
+]
 COST_COLUMNS = ["run_id", "scenario", "source", "item", "quantity", "unit", "amount_usd", "recorded_at"]
 
 # The tables of migrations 1 and 2: results, comparisons, baselines, decisions, alerts, costs.

@@ -128,8 +128,10 @@ class SqlWarehouse:
                     continue
                 for stmt in statements:
                     self._execute(stmt)
-                self._execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                              [version, description, utcnow()])
+                self._execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                    [version, description, utcnow()],
+                )
         return self.schema_version()
 
     def schema_version(self) -> int:
@@ -151,7 +153,9 @@ class SqlWarehouse:
     def require_run(self, run_id: str) -> dict[str, Any]:
         run = self.get_run(run_id)
         if run is None:
-            raise UsageError(f"run {run_id!r} is not in the warehouse; check the id (`scenario publish {run_id}` delivers a run waiting in the outbox)")
+            raise UsageError(
+                f"run {run_id!r} is not in the warehouse; check the id (`scenario publish {run_id}` delivers a run waiting in the outbox)"
+            )
         return run
 
     def case_rows(self, run_id: str) -> list[dict[str, Any]]:
@@ -169,8 +173,11 @@ class SqlWarehouse:
 
     def history(self, scenario: str, records: int, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs of a scenario at one scale, oldest first, each with its metrics (for trend charts)."""
-        runs = self.rows("SELECT run_id, agent, status, passed, started_at, finished_at, code_version FROM runs "
-                         f"WHERE scenario = ? AND records = ? ORDER BY finished_at DESC, run_id DESC LIMIT {int(limit)}", [scenario, records])
+        runs = self.rows(
+            "SELECT run_id, agent, status, passed, started_at, finished_at, code_version FROM runs "
+            f"WHERE scenario = ? AND records = ? ORDER BY finished_at DESC, run_id DESC LIMIT {int(limit)}",
+            [scenario, records],
+        )
         if not runs:
             return []
         ids = [r["run_id"] for r in runs]
@@ -183,8 +190,10 @@ class SqlWarehouse:
         return runs[::-1]
 
     def get_baseline(self, scenario: str, records: int) -> dict[str, Any] | None:
-        found = self.rows(f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines WHERE scenario = ? AND records = ? "
-                          "ORDER BY promoted_at DESC", [scenario, records])
+        found = self.rows(
+            f"SELECT {', '.join(BASELINE_COLUMNS)} FROM baselines WHERE scenario = ? AND records = ? ORDER BY promoted_at DESC",
+            [scenario, records],
+        )
         return found[0] if found else None
 
     def baselines(self) -> list[dict[str, Any]]:
@@ -192,19 +201,31 @@ class SqlWarehouse:
 
     def decisions(self, run_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE run_id = ? ", [run_id]) if run_id is not None else ("", [])
-        return self.rows(f"SELECT {', '.join(DECISION_COLUMNS)} FROM baseline_decisions {where}ORDER BY decided_at, decision_id", params)
+        return self.rows(
+            f"SELECT {', '.join(DECISION_COLUMNS)} FROM baseline_decisions {where}ORDER BY decided_at, decision_id", params
+        )
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
-        return self.rows(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE run_id = ? ORDER BY kind, metric, alert_id", [run_id])
+        return self.rows(
+            f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE run_id = ? ORDER BY kind, metric, alert_id", [run_id]
+        )
 
     def comparison(self, comparison_id: str) -> list[dict[str, Any]]:
-        return self.rows(f"SELECT {', '.join(COMPARISON_COLUMNS)} FROM comparisons WHERE comparison_id = ? ORDER BY run_b, kind, metric",
-                         [comparison_id])
+        return self.rows(
+            f"SELECT {', '.join(COMPARISON_COLUMNS)} FROM comparisons WHERE comparison_id = ? ORDER BY run_b, kind, metric",
+            [comparison_id],
+        )
 
     # -- writes --------------------------------------------------------------------------------
-    def publish_run(self, run: dict[str, Any], cases: pa.Table, metrics: list[dict[str, Any]],
-                    alerts: list[dict[str, Any]] | None = None, costs: list[dict[str, Any]] | None = None,
-                    copy_manifest: str | None = None) -> None:
+    def publish_run(
+        self,
+        run: dict[str, Any],
+        cases: pa.Table,
+        metrics: list[dict[str, Any]],
+        alerts: list[dict[str, Any]] | None = None,
+        costs: list[dict[str, Any]] | None = None,
+        copy_manifest: str | None = None,
+    ) -> None:
         """Replace everything a run publishes, in one transaction: publishing twice leaves one copy."""
         run_id = run["run_id"]
         # absent from checkpoints before schema 3 (error_kind, read_bytes) and 4 (retries)
@@ -239,7 +260,11 @@ class SqlWarehouse:
         with self.transaction():
             self._execute("DELETE FROM comparisons WHERE comparison_id = ?", [comparison_id])
             if rows:
-                self._insert_rows("comparisons", COMPARISON_COLUMNS, [_row(COMPARISON_COLUMNS, {**r, "comparison_id": comparison_id}) for r in rows])
+                self._insert_rows(
+                    "comparisons",
+                    COMPARISON_COLUMNS,
+                    [_row(COMPARISON_COLUMNS, {**r, "comparison_id": comparison_id}) for r in rows],
+                )
 
     def replace_alerts(self, run_id: str, kind: str, comparison_id: str | None, alerts: list[dict[str, Any]]) -> None:
         """The alerts of one kind (and comparison) for a run; raising them again replaces them."""
@@ -247,7 +272,9 @@ class SqlWarehouse:
             if comparison_id is None:
                 self._execute("DELETE FROM alerts WHERE run_id = ? AND kind = ?", [run_id, kind])
             else:
-                self._execute("DELETE FROM alerts WHERE run_id = ? AND kind = ? AND comparison_id = ?", [run_id, kind, comparison_id])
+                self._execute(
+                    "DELETE FROM alerts WHERE run_id = ? AND kind = ? AND comparison_id = ?", [run_id, kind, comparison_id]
+                )
             if alerts:
                 self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in alerts])
 
@@ -256,7 +283,9 @@ class SqlWarehouse:
         with self.transaction():
             self._execute("DELETE FROM costs WHERE run_id = ? AND source = ?", [run_id, source])
             if costs:
-                self._insert_rows("costs", COST_COLUMNS, [_row(COST_COLUMNS, {**c, "run_id": run_id, "source": source}) for c in costs])
+                self._insert_rows(
+                    "costs", COST_COLUMNS, [_row(COST_COLUMNS, {**c, "run_id": run_id, "source": source}) for c in costs]
+                )
 
     def record_decision(self, decision: dict[str, Any]) -> None:
         """Store a gate decision; an approval also makes the run its scenario+scale's baseline (same transaction)."""
@@ -264,8 +293,12 @@ class SqlWarehouse:
             self._execute("DELETE FROM baseline_decisions WHERE decision_id = ?", [decision["decision_id"]])
             self._insert_rows("baseline_decisions", DECISION_COLUMNS, [_row(DECISION_COLUMNS, decision)])
             if decision["decision"] == "approved":
-                self._execute("DELETE FROM baselines WHERE scenario = ? AND records = ?", [decision["scenario"], decision["records"]])
-                self._insert_rows("baselines", BASELINE_COLUMNS, [_row(BASELINE_COLUMNS, {**decision, "promoted_at": decision["decided_at"]})])
+                self._execute(
+                    "DELETE FROM baselines WHERE scenario = ? AND records = ?", [decision["scenario"], decision["records"]]
+                )
+                self._insert_rows(
+                    "baselines", BASELINE_COLUMNS, [_row(BASELINE_COLUMNS, {**decision, "promoted_at": decision["decided_at"]})]
+                )
 
 
 def dumps(obj: Any) -> str:

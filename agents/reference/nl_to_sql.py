@@ -19,7 +19,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 
 
 @dataclass
@@ -45,7 +58,9 @@ class SqlWriter:
         # One alternation, longest values first: at each position the longest value wins.
         self.column_of = {v.lower(): col for col, vs in values.items() for v in vs if not v.isdigit()}
         ordered = sorted(self.column_of, key=lambda v: (-len(v), v))
-        self.value_re = re.compile("(?<!\\w)(" + "|".join(re.escape(v) for v in ordered) + ")(?!\\w)", re.IGNORECASE) if ordered else None
+        self.value_re = (
+            re.compile("(?<!\\w)(" + "|".join(re.escape(v) for v in ordered) + ")(?!\\w)", re.IGNORECASE) if ordered else None
+        )
         self.original = {v.lower(): v for vs in values.values() for v in vs}
         self.alias = {self.fact: "s"}
         for t in self.schema:
@@ -63,7 +78,7 @@ class SqlWriter:
             for m in self.value_re.finditer(question):  # a matched value masks its words
                 key = m.group(1).lower()
                 p.filters.append((self.column_of[key], self.original[key]))
-                text = text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+                text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]
         low = text.lower()
         for i, name in enumerate(MONTHS):
             if re.search(rf"\b{name}\b", low):
@@ -85,7 +100,10 @@ class SqlWriter:
         if p.month:
             y = p.year or 2026
             ny, nm = (y + 1, 1) if p.month == 12 else (y, p.month + 1)
-            return [f"{ts} >= TIMESTAMPTZ '{y}-{p.month:02d}-01 00:00:00+00'", f"{ts} < TIMESTAMPTZ '{ny}-{nm:02d}-01 00:00:00+00'"]
+            return [
+                f"{ts} >= TIMESTAMPTZ '{y}-{p.month:02d}-01 00:00:00+00'",
+                f"{ts} < TIMESTAMPTZ '{ny}-{nm:02d}-01 00:00:00+00'",
+            ]
         if p.year:
             return [f"{ts} >= TIMESTAMPTZ '{p.year}-01-01 00:00:00+00'", f"{ts} < TIMESTAMPTZ '{p.year + 1}-01-01 00:00:00+00'"]
         return []
@@ -115,21 +133,29 @@ class SqlWriter:
         used = [c for c, _ in p.filters] + (["ts"] if p.month or p.year else [])
         if "month" in q and ("each month" in q or "month by month" in q):
             frm = self._joins(used + ["ts"])
-            return (f"SELECT month({self.col('ts')}) AS month, {measure} AS value FROM {frm}" + _where(where)
-                    + " GROUP BY month ORDER BY month")
+            return (
+                f"SELECT month({self.col('ts')}) AS month, {measure} AS value FROM {frm}"
+                + _where(where)
+                + " GROUP BY month ORDER BY month"
+            )
         if "channel" in q:
             frm = self._joins(used + ["channel"])
             return f"SELECT {self.col('channel')}, {measure} FROM {frm}" + _where(where) + f" GROUP BY {self.col('channel')}"
         if "city" in q:
             frm = self._joins(used + ["city"])
-            return (f"SELECT {self.col('city')} FROM {frm}" + _where(where) + f" GROUP BY {self.col('city')} "
-                    f"ORDER BY {measure} DESC, {self.col('city')} LIMIT 1")
+            return (
+                f"SELECT {self.col('city')} FROM {frm}" + _where(where) + f" GROUP BY {self.col('city')} "
+                f"ORDER BY {measure} DESC, {self.col('city')} LIMIT 1"
+            )
         if "products" in q and ("most" in q or "top" in q):
             k = p.numbers[0] if p.numbers else 10
             frm = self._joins(used + ["product_name"])
             pid = f"{self.alias[self.owner['product_name']]}.product_id"
-            return (f"SELECT {self.col('product_name')}, {measure} AS units FROM {frm}" + _where(where)
-                    + f" GROUP BY {pid}, {self.col('product_name')} ORDER BY units DESC, {pid} LIMIT {k}")
+            return (
+                f"SELECT {self.col('product_name')}, {measure} AS units FROM {frm}"
+                + _where(where)
+                + f" GROUP BY {pid}, {self.col('product_name')} ORDER BY units DESC, {pid} LIMIT {k}"
+            )
         return f"SELECT {measure} FROM {self._joins(used)}" + _where(where)
 
 

@@ -45,7 +45,9 @@ class NeedleKind:
         draw = group_of.astype(np.uint64) * np.uint64(1 << 20) + slot
         ids = (mix64(draw, stream_key(spec.seed, "needle-pos", feature.table)) % np.uint64(records)).astype(np.int64)
         unique_ids, first = np.unique(ids, return_index=True)  # first occurrence in (g, j) order wins
-        token_hash = mix64(np.arange(groups, dtype=np.uint64), stream_key(spec.seed, "needle-token", feature.table, feature.column))
+        token_hash = mix64(
+            np.arange(groups, dtype=np.uint64), stream_key(spec.seed, "needle-token", feature.table, feature.column)
+        )
         tokens = tuple(f"zq{int(t):016x}" for t in token_hash)
         return Needles(unique_ids, group_of[first], tokens)
 
@@ -68,7 +70,9 @@ class NeedleKind:
         base = len(column.dictionary)
         code_of = {t: base + i for i, t in enumerate(tokens)}
         width = np.int32 if base + len(tokens) > np.iinfo(indices.type.to_pandas_dtype()).max else indices.type.to_pandas_dtype()
-        codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(), count=len(indices)).astype(width, copy=True)
+        codes = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(), count=len(indices)).astype(
+            width, copy=True
+        )
         pos = ids - start
         codes[pos] = [code_of[truth.tokens[g]] for g in groups]
         validity, nulls = None, 0
@@ -77,7 +81,9 @@ class NeedleKind:
             was_null = (bits[pos >> 3] >> (pos & 7).astype(np.uint8)) & 1 == 0
             np.bitwise_or.at(bits, pos >> 3, (1 << (pos & 7)).astype(np.uint8))
             validity, nulls = pa.py_buffer(bits), indices.null_count - int(was_null.sum())
-        new_indices = pa.Array.from_buffers(pa.from_numpy_dtype(width), len(codes), [validity, pa.py_buffer(codes)], null_count=nulls)
+        new_indices = pa.Array.from_buffers(
+            pa.from_numpy_dtype(width), len(codes), [validity, pa.py_buffer(codes)], null_count=nulls
+        )
         dictionary = pa.concat_arrays([column.dictionary, pa.array(tokens, column.dictionary.type)])
         new = pa.DictionaryArray.from_arrays(new_indices, dictionary, safe=False)
         return tbl.set_column(col_i, feature.column, new)

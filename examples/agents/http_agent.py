@@ -25,7 +25,11 @@ def answer(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     root = os.path.dirname(manifest_path)
     files = [os.path.join(root, p["path"]) for p in manifest["tables"][case["table"]]["partitions"]]
     pred = case["predicate"]
-    rows = duckdb.connect().execute(f'SELECT record_id FROM read_parquet(?) WHERE "{pred["column"]}" = ?', [files, pred["value"]]).fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(f'SELECT record_id FROM read_parquet(?) WHERE "{pred["column"]}" = ?', [files, pred["value"]])
+        .fetchall()
+    )
     return {"record_ids": sorted(r[0] for r in rows), "partitions_opened": len(files)}
 
 

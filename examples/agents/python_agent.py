@@ -22,9 +22,11 @@ def answer(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     files = [os.path.join(root, p["path"]) for p in dataset["manifest"]["tables"][case["table"]]["partitions"]]
     pred = case["predicate"]
     started = time.perf_counter()
-    rows = duckdb.connect().execute(
-        f'SELECT record_id FROM read_parquet(?) WHERE "{pred["column"]}" = ?', [files, pred["value"]]
-    ).fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(f'SELECT record_id FROM read_parquet(?) WHERE "{pred["column"]}" = ?', [files, pred["value"]])
+        .fetchall()
+    )
     return {
         "record_ids": sorted(r[0] for r in rows),
         "bytes_read": sum(os.path.getsize(f) for f in files),  # an honest upper bound: it may read them all

@@ -59,7 +59,9 @@ def main() -> None:
             message = exc.format_message()
             if not message and ctx is not None and hasattr(ctx.command, "list_commands"):  # a group given no command
                 message = f"give a command: {hint} {' | '.join(ctx.command.list_commands(ctx))}"
-            err.print(f"[bold red]error:[/] {message}" + (f" (see `{hint} --help`)" if hint else ""), highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {message}" + (f" (see `{hint} --help`)" if hint else ""), highlight=False, soft_wrap=True
+            )
             sys.exit(2)
         raise
 

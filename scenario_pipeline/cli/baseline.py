@@ -25,8 +25,12 @@ def _person_present() -> bool:
 @baseline_app.command("promote")
 def promote(
     run_id: str = typer.Argument(..., help="the run to make the baseline for its scenario and scale"),
-    non_interactive: bool = typer.Option(False, "--non-interactive", help="let the thresholds decide (the default in CI or without a terminal)"),
-    interactive: bool = typer.Option(False, "--interactive", help="wait for a reviewer in the Prefect UI even without a terminal"),
+    non_interactive: bool = typer.Option(
+        False, "--non-interactive", help="let the thresholds decide (the default in CI or without a terminal)"
+    ),
+    interactive: bool = typer.Option(
+        False, "--interactive", help="wait for a reviewer in the Prefect UI even without a terminal"
+    ),
     warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
     data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
     decided_by: str | None = typer.Option(None, help="who decides (stored with the decision)"),
@@ -51,17 +55,31 @@ def promote(
     require_runs(url, [run_id])
     st = ensure_api()
     if mode and not as_json:
-        err.print(f"The gate waits for your decision in the Prefect UI: {st.ui_url}/runs (the paused promote-baseline run)", highlight=False)
+        err.print(
+            f"The gate waits for your decision in the Prefect UI: {st.ui_url}/runs (the paused promote-baseline run)",
+            highlight=False,
+        )
     from scenario_pipeline.flows.promote_baseline import promote_baseline  # lazy: the flow with Prefect, 0.9 s
 
-    result = promote_baseline(run_id=run_id, warehouse_url=warehouse, interactive=mode, decided_by=decided_by,
-                              timeout_s=timeout, poll_interval_s=poll_interval)
+    result = promote_baseline(
+        run_id=run_id,
+        warehouse_url=warehouse,
+        interactive=mode,
+        decided_by=decided_by,
+        timeout_s=timeout,
+        poll_interval_s=poll_interval,
+    )
     if as_json:
         print(json.dumps(result, indent=2, default=str))
     else:
         color = "green" if result["decision"] == "approved" else "red"
-        out.print(f"run {run_id}: [{color}]{result['decision']}[/] by {result['decided_by']} ({result['mode']}): {result['comment']}")
-        out.print(f"baseline now: {result['baseline'] or 'none'}" + (f" (was {result['previous_baseline']})" if result["previous_baseline"] else ""))
+        out.print(
+            f"run {run_id}: [{color}]{result['decision']}[/] by {result['decided_by']} ({result['mode']}): {result['comment']}"
+        )
+        out.print(
+            f"baseline now: {result['baseline'] or 'none'}"
+            + (f" (was {result['previous_baseline']})" if result["previous_baseline"] else "")
+        )
     if result["decision"] != "approved":
         raise typer.Exit(1)
 
@@ -77,7 +95,9 @@ def show(
     from scenario_pipeline.warehouse.base import connect  # lazy: 50 ms
 
     _data_dir(data_dir)
-    wh = connect(check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True))  # a look creates nothing
+    wh = connect(
+        check_warehouse(warehouse or load_settings().resolved_warehouse_url(), must_exist=True)
+    )  # a look creates nothing
     try:
         rows = wh.baselines()
         decisions = {d["decision_id"]: d for d in wh.decisions()}
@@ -89,5 +109,13 @@ def show(
         return
     t = Table("scenario", "records", "baseline run", "promoted", "by", "mode", "comment")
     for i in items:
-        t.add_row(i["scenario"], f"{i['records']:,}", i["run_id"], str(i["promoted_at"])[:19], i["decided_by"] or "", i["mode"] or "", i["comment"] or "")
+        t.add_row(
+            i["scenario"],
+            f"{i['records']:,}",
+            i["run_id"],
+            str(i["promoted_at"])[:19],
+            i["decided_by"] or "",
+            i["mode"] or "",
+            i["comment"] or "",
+        )
     out.print(t)

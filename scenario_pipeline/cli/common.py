@@ -19,8 +19,17 @@ class RichListener:
     """Progress bars on stderr, for a person at a terminal."""
 
     def __init__(self) -> None:
-        self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=err, transient=False)
+        self.bars = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=err,
+            transient=False,
+        )
         self.tasks: dict[str, Any] = {}
 
     def start(self, stage: str, total: int, unit: str) -> None:
@@ -54,8 +63,6 @@ def fail(message: str, code: int = 2) -> None:
 def _data_dir(data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["SCENARIO_DATA_DIR"] = str(data_dir)
-
-
 
 
 def count(value: str | int) -> int:
@@ -94,8 +101,10 @@ def check_writable(root: Any) -> None:
             if "--data-dir" in str(exc) or "choose a writable" in str(exc):  # it says what to do already
                 raise
             raise StorageError(f"{exc}; choose a writable folder for --data-dir (or --storage)") from exc
-        raise StorageError(f"{exc} (for s3:// check the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE), "
-                           "that the bucket exists, and that they may write to it)") from exc
+        raise StorageError(
+            f"{exc} (for s3:// check the AWS credentials in use (AWS_ACCESS_KEY_ID / AWS_PROFILE), "
+            "that the bucket exists, and that they may write to it)"
+        ) from exc
 
 
 def check_warehouse(url: str, must_exist: bool) -> str:
@@ -117,7 +126,9 @@ def check_warehouse(url: str, must_exist: bool) -> str:
 
         path = duckdb_path(url)
         if must_exist and not path.is_file():
-            raise UsageError(f"there is no warehouse at {path} (no run has published there); check --warehouse, or --data-dir / SCENARIO_DATA_DIR")
+            raise UsageError(
+                f"there is no warehouse at {path} (no run has published there); check --warehouse, or --data-dir / SCENARIO_DATA_DIR"
+            )
         return url
     from scenario_pipeline.warehouse.redshift_backend import has_credential, parse_url, probe
 
@@ -126,9 +137,11 @@ def check_warehouse(url: str, must_exist: bool) -> str:
             probe(url)
         except WarehouseError as exc:
             kw = parse_url(url)
-            raise UsageError(f"no credential is set for the Redshift warehouse at {kw['host']}:{kw['port']}/{kw['database']}: set "
-                             "SCENARIO_REDSHIFT_PASSWORD (or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), "
-                             f"or add ?iam=true to the URL (without one: {str(exc).split(': ', 1)[-1].split(' (no password set')[0]})") from None
+            raise UsageError(
+                f"no credential is set for the Redshift warehouse at {kw['host']}:{kw['port']}/{kw['database']}: set "
+                "SCENARIO_REDSHIFT_PASSWORD (or SCENARIO_REDSHIFT_PASSWORD_BLOCK, the name of a Prefect Secret block), "
+                f"or add ?iam=true to the URL (without one: {str(exc).split(': ', 1)[-1].split(' (no password set')[0]})"
+            ) from None
     return url
 
 
@@ -143,8 +156,10 @@ def require_runs(url: str, run_ids: list[str]) -> None:
     finally:
         wh.close()
     if missing:
-        raise UsageError(f"run(s) {', '.join(map(repr, missing))} not in the warehouse {redact_url(url)}; check the run id and "
-                         "--warehouse / --data-dir (a run waiting in the outbox is delivered by `scenario publish RUN_ID`)")
+        raise UsageError(
+            f"run(s) {', '.join(map(repr, missing))} not in the warehouse {redact_url(url)}; check the run id and "
+            "--warehouse / --data-dir (a run waiting in the outbox is delivered by `scenario publish RUN_ID`)"
+        )
 
 
 def check_aws_credentials(what: str) -> None:
@@ -156,7 +171,11 @@ def check_aws_credentials(what: str) -> None:
     try:
         found = boto3.Session().get_credentials()
     except Exception as exc:  # noqa: BLE001 - a broken profile or config file, told plainly
-        raise UsageError(f"{what} needs AWS credentials, and reading them failed: {type(exc).__name__}; check AWS_PROFILE and ~/.aws/config") from None
+        raise UsageError(
+            f"{what} needs AWS credentials, and reading them failed: {type(exc).__name__}; check AWS_PROFILE and ~/.aws/config"
+        ) from None
     if found is None:
         raise UsageError(f"{what} needs AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+
+
 # ---- end issue 9 ----

@@ -21,7 +21,9 @@ def compare(
     run_ids: list[str] = typer.Argument(..., help="two or more run ids; the first is the reference (before)"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON on stdout and nothing else there"),
     fmt: str | None = typer.Option(None, "--format", help="md | csv | json: print (or with --output, write) in this format"),
-    output: Path | None = typer.Option(None, "--output", help="write the comparison to this file (format from --format or the suffix)"),
+    output: Path | None = typer.Option(
+        None, "--output", help="write the comparison to this file (format from --format or the suffix)"
+    ),
     warehouse: str | None = typer.Option(None, help="duckdb:///path or redshift://user@host:5439/db (default: the settings')"),
     data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
     storage: str | None = typer.Option(None, help="storage URL where the HTML report goes (default: the data folder)"),
@@ -41,7 +43,9 @@ def compare(
     if as_json and fmt not in (None, "json") and output is None:
         raise UsageError("--json prints JSON; drop --format, or write the other format with --output")
     if output is not None and (output.is_dir() or not output.parent.is_dir()):  # before the comparison is computed and stored
-        raise UsageError(f"cannot write {output}: " + ("it is a folder" if output.is_dir() else f"there is no folder {output.parent}"))
+        raise UsageError(
+            f"cannot write {output}: " + ("it is a folder" if output.is_dir() else f"there is no folder {output.parent}")
+        )
     _data_dir(data_dir)
     # the flow's own checks, then the warehouse holds the runs and the report's folder is writable,
     # all before a server is needed or anything is written
@@ -77,23 +81,44 @@ def _n(v: Any, signed: bool = False) -> str:
 
 
 def _print(cmp: dict[str, Any]) -> None:
-    out.print(f"\n[bold]{cmp['scenario']}[/], {cmp['records']:,} records, seed {cmp['seed']}; reference [bold]{cmp['reference']}[/]")
+    out.print(
+        f"\n[bold]{cmp['scenario']}[/], {cmp['records']:,} records, seed {cmp['seed']}; reference [bold]{cmp['reference']}[/]"
+    )
     for p in cmp["pairs"]:
-        t = Table("metric", "before", "after", "difference [95% CI]", "test", "p adj.", "min effect", "verdict",
-                  title=f"{p['run_b']} vs {p['run_a']} ({p['paired_cases']} paired cases)")
+        t = Table(
+            "metric",
+            "before",
+            "after",
+            "difference [95% CI]",
+            "test",
+            "p adj.",
+            "min effect",
+            "verdict",
+            title=f"{p['run_b']} vs {p['run_a']} ({p['paired_cases']} paired cases)",
+        )
         for r in p["rows"]:
             v = r["verdict"]
-            t.add_row(r["metric"], _n(r["before_value"]), _n(r["after_value"]),
-                      f"{_n(r['diff'], True)} [{_n(r['ci_low'], True)}, {_n(r['ci_high'], True)}]", r["test"],
-                      pval(r["p_adjusted"]) if r["p_adjusted"] is not None else pval(r["p_value"]) + " (raw)",
-                      _n(r["min_effect"]) if v else "", f"[{VERDICT_STYLE.get(v, 'white')}]{v}[/]" if v else "[dim]no verdict[/]")
+            t.add_row(
+                r["metric"],
+                _n(r["before_value"]),
+                _n(r["after_value"]),
+                f"{_n(r['diff'], True)} [{_n(r['ci_low'], True)}, {_n(r['ci_high'], True)}]",
+                r["test"],
+                pval(r["p_adjusted"]) if r["p_adjusted"] is not None else pval(r["p_value"]) + " (raw)",
+                _n(r["min_effect"]) if v else "",
+                f"[{VERDICT_STYLE.get(v, 'white')}]{v}[/]" if v else "[dim]no verdict[/]",
+            )
         out.print(t)
         for s in p["failures"]["findings"]:
             out.print(f"  - {s}")
     ops = cmp["operations"]
     t = Table("", *ops.keys(), title="latency and cost")
-    for key, label in (("latency_p50_ms", "latency p50 ms"), ("latency_p95_ms", "latency p95 ms"), ("latency_p99_ms", "latency p99 ms"),
-                       ("cost_per_case_usd", "cost per case USD")):
+    for key, label in (
+        ("latency_p50_ms", "latency p50 ms"),
+        ("latency_p95_ms", "latency p95 ms"),
+        ("latency_p99_ms", "latency p99 ms"),
+        ("cost_per_case_usd", "cost per case USD"),
+    ):
         t.add_row(label, *[_n(o.get(key)) for o in ops.values()])
     out.print(t)
     out.print(f"Report: {cmp['report']}")

@@ -46,8 +46,10 @@ def costs(
         return
     e, a, r = c["estimate"], c["actuals"], c["reconciliation"]
     if e:
-        out.print(f"[bold]{run_id}[/] ({c['scenario']}): estimated [bold]${e['total_usd']:.4f}[/] at {e['profile']} list prices; "
-                  f"storage ${e['storage_usd_per_month']:.4f} per month kept")
+        out.print(
+            f"[bold]{run_id}[/] ({c['scenario']}): estimated [bold]${e['total_usd']:.4f}[/] at {e['profile']} list prices; "
+            f"storage ${e['storage_usd_per_month']:.4f} per month kept"
+        )
         t = Table("stage", "USD")
         for stage, usd in e["by_stage"].items():
             t.add_row(stage, f"{usd:.6f}")
@@ -69,8 +71,10 @@ def costs(
     else:
         out.print("No actuals yet: Cost Explorer reports a day late; `scenario reconcile-costs` fetches them.")
     if r and r.get("error_pct") is not None:
-        out.print(f"Estimate error (AWS part): estimate ${r['estimate_usd']:.4f} vs actual ${r['actual_usd']:.4f}: {r['error_pct']:+.1f}%"
-                  + (" (some days still estimated by Cost Explorer)" if r["incomplete"] else ""))
+        out.print(
+            f"Estimate error (AWS part): estimate ${r['estimate_usd']:.4f} vs actual ${r['actual_usd']:.4f}: {r['error_pct']:+.1f}%"
+            + (" (some days still estimated by Cost Explorer)" if r["incomplete"] else "")
+        )
 
 
 @app.command("reconcile-costs")
@@ -116,35 +120,71 @@ def price_profiles(as_json: bool = typer.Option(False, "--json", help="machine-r
     items: list[dict[str, Any]] = []
     for name in profile_names():
         p = load_profile(name)
-        items.append({"name": name, "as_of": p.as_of, "description": p.description, "vcpu_hour": p.vcpu_hour, "gb_hour": p.gb_hour,
-                      "s3_put_per_1000": p.put_per_1000, "s3_get_per_1000": p.get_per_1000, "s3_gb_month": p.storage_gb_month[0],
-                      "redshift_rpu_hour": p.rpu_hour, "default_model": p.default_model})
+        items.append(
+            {
+                "name": name,
+                "as_of": p.as_of,
+                "description": p.description,
+                "vcpu_hour": p.vcpu_hour,
+                "gb_hour": p.gb_hour,
+                "s3_put_per_1000": p.put_per_1000,
+                "s3_get_per_1000": p.get_per_1000,
+                "s3_gb_month": p.storage_gb_month[0],
+                "redshift_rpu_hour": p.rpu_hour,
+                "default_model": p.default_model,
+            }
+        )
     if as_json:
         print(json.dumps(items, indent=2))
         return
     t = Table("profile", "as of", "vCPU-h", "GB-h", "S3 PUT/1k", "S3 GET/1k", "S3 GB-month", "RPU-h", "model")
     for i in items:
-        t.add_row(i["name"], i["as_of"], f"{i['vcpu_hour']:g}", f"{i['gb_hour']:g}", f"{i['s3_put_per_1000']:g}", f"{i['s3_get_per_1000']:g}",
-                  f"{i['s3_gb_month']:g}", f"{i['redshift_rpu_hour']:g}", i["default_model"] or "")
+        t.add_row(
+            i["name"],
+            i["as_of"],
+            f"{i['vcpu_hour']:g}",
+            f"{i['gb_hour']:g}",
+            f"{i['s3_put_per_1000']:g}",
+            f"{i['s3_get_per_1000']:g}",
+            f"{i['s3_gb_month']:g}",
+            f"{i['redshift_rpu_hour']:g}",
+            i["default_model"] or "",
+        )
     out.print(t)
 
 
 def print_priced_plan(priced: dict) -> None:
     """The priced lines of `scenario plan` (cost/plan.py), under the plan's own table."""
-    t = Table("stage", "item", "quantity", "unit price", "USD", title=f"priced at {priced['profile']['name']} list prices "
-              f"(as of {priced['profile']['as_of']})")
+    t = Table(
+        "stage",
+        "item",
+        "quantity",
+        "unit price",
+        "USD",
+        title=f"priced at {priced['profile']['name']} list prices (as of {priced['profile']['as_of']})",
+    )
     for ln in priced["lines"]:
-        t.add_row(ln["stage"], ln["item"], f"{ln['quantity']:,.4g} {ln['unit']}", f"${ln['unit_price_usd']:.4g}",
-                  f"{ln['amount_usd']:,.4f}" + (" /month" if ln["recurring"] and priced["storage"]["months"] == 1 else ""))
+        t.add_row(
+            ln["stage"],
+            ln["item"],
+            f"{ln['quantity']:,.4g} {ln['unit']}",
+            f"${ln['unit_price_usd']:.4g}",
+            f"{ln['amount_usd']:,.4f}" + (" /month" if ln["recurring"] and priced["storage"]["months"] == 1 else ""),
+        )
     out.print(t)
     g, f = priced["generate"], priced["fanout"]
-    out.print(f"Generation ${g['usd']:,.2f} ({g['cpu_hours']:,.1f} vCPU-hours, {g['wall_seconds'] / 60:,.1f} min on {priced['workers']:,} "
-              f"worker(s)); {priced['scenario']} fan-out of {f['cases']:,} cases ${f['usd']:,.4f}; storage ${priced['storage']['usd']:,.2f} "
-              f"for {priced['storage']['months']:g} month(s). Total ${priced['total_usd']:,.2f}.")
+    out.print(
+        f"Generation ${g['usd']:,.2f} ({g['cpu_hours']:,.1f} vCPU-hours, {g['wall_seconds'] / 60:,.1f} min on {priced['workers']:,} "
+        f"worker(s)); {priced['scenario']} fan-out of {f['cases']:,} cases ${f['usd']:,.4f}; storage ${priced['storage']['usd']:,.2f} "
+        f"for {priced['storage']['months']:g} month(s). Total ${priced['total_usd']:,.2f}."
+    )
     src = priced["inputs"]
-    out.print(f"Throughput measured by the benchmarks (cost/plan_inputs.toml): {src['generate.rows_per_cpu_second']['value'] / 1e6:.2f} M rows per CPU-second, "
-              f"{src['generate.bytes_per_row']['value']:g} bytes per row, {src['fanout.thread_seconds_per_case']['value'] * 1e3:.3f} ms of a "
-              "worker thread per case (agent time not included; see --json for every assumption).", highlight=False)
+    out.print(
+        f"Throughput measured by the benchmarks (cost/plan_inputs.toml): {src['generate.rows_per_cpu_second']['value'] / 1e6:.2f} M rows per CPU-second, "
+        f"{src['generate.bytes_per_row']['value']:g} bytes per row, {src['fanout.thread_seconds_per_case']['value'] * 1e3:.3f} ms of a "
+        "worker thread per case (agent time not included; see --json for every assumption).",
+        highlight=False,
+    )
 
 
 def add_priced_plan(est: dict, records: int, workers: int, profile: str | None, spec: object) -> None:

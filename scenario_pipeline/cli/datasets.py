@@ -27,8 +27,12 @@ def _spec(dataset: str, records: int, partition_rows: int | None, seed: int | No
 @app.command()
 def generate(
     dataset: str = typer.Argument(..., help="dataset name, e.g. events (see `scenario plan --help`)"),
-    records: int = typer.Option(DEFAULT_RECORDS, parser=count, help="records in the dataset's main table (up to 10^12; 1e9 and 10^9 work)"),
-    partition_rows: int | None = typer.Option(None, help="rows per Parquet partition (default 1,000,000, fewer for small datasets)"),
+    records: int = typer.Option(
+        DEFAULT_RECORDS, parser=count, help="records in the dataset's main table (up to 10^12; 1e9 and 10^9 work)"
+    ),
+    partition_rows: int | None = typer.Option(
+        None, help="rows per Parquet partition (default 1,000,000, fewer for small datasets)"
+    ),
     seed: int | None = typer.Option(None, help="fixes every value (default: SCENARIO_SEED or 20261122)"),
     storage: str | None = typer.Option(None, help="file:///path or s3://bucket/prefix (default: the data folder)"),
     data_dir: Path | None = typer.Option(None, help="local data folder (default: SCENARIO_DATA_DIR or ./scenario-data)"),
@@ -62,8 +66,14 @@ def generate(
     listener = RichListener() if err.is_terminal and not as_json else None
     progress.set_listener(listener)
     try:
-        summary = generate_dataset(dataset=spec.name, records=spec.records, partition_rows=spec.partition_rows, seed=spec.seed,
-                                   storage_url=url, dask_address=dask_address)
+        summary = generate_dataset(
+            dataset=spec.name,
+            records=spec.records,
+            partition_rows=spec.partition_rows,
+            seed=spec.seed,
+            storage_url=url,
+            dask_address=dask_address,
+        )
     finally:
         if listener:
             listener.close()
@@ -71,8 +81,13 @@ def generate(
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    verb = "was already complete" if summary["already_complete"] else (
-        f"generated: {summary['partitions_written']} partitions written, {summary['partitions_reused']} kept from an earlier run")
+    verb = (
+        "was already complete"
+        if summary["already_complete"]
+        else (
+            f"generated: {summary['partitions_written']} partitions written, {summary['partitions_reused']} kept from an earlier run"
+        )
+    )
     out.print(f"[bold]{summary['dataset']}[/] ({summary['spec_hash']}) {verb}")
     out.print(f"{summary['rows']:,} rows, {summary['bytes'] / 1e6:,.1f} MB in {summary['seconds']:.1f} s")
     out.print(f"Dataset:  {summary['url']}")
@@ -89,7 +104,9 @@ def plan(
     data_dir: Path | None = typer.Option(None, help="where the calibration of this machine is kept"),
     recalibrate: bool = typer.Option(False, help="measure this machine again instead of using the kept calibration"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout and nothing else there"),
-    profile: str | None = typer.Option(None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"),
+    profile: str | None = typer.Option(
+        None, "--profile", help="price profile for the priced plan: a built-in name (scenario price-profiles) or a .toml file"
+    ),
 ) -> None:
     """Partitions, bytes, generation time on W workers, S3 requests and the priced plan, without generating."""
     from scenario_pipeline.datasets.plan import cached_calibration, estimate  # lazy (cli/__init__.py): the generator, 0.3 s
@@ -118,8 +135,10 @@ def plan(
     t.add_row("wall time", _duration(est["wall_seconds"]))
     t.add_row("S3 requests", f"{est['s3_requests']['put']:,} PUT, {est['s3_requests']['get_list']:,} GET/LIST")
     out.print(t)
-    out.print(f"Calibrated on {cal.machine} at {cal.measured_at}: {1 / cal.cpu_s_per_row / 1e6:.1f} M rows per CPU-second; "
-              "prices and assumptions: `--json`.")
+    out.print(
+        f"Calibrated on {cal.machine} at {cal.measured_at}: {1 / cal.cpu_s_per_row / 1e6:.1f} M rows per CPU-second; "
+        "prices and assumptions: `--json`."
+    )
     show_priced_plan(est)
 
 

@@ -44,20 +44,40 @@ def publish(
         if not outbox.is_pending(st, rid):
             url = warehouse or settings.resolved_warehouse_url()
             if url.startswith("duckdb:") and not duckdb_path(url).exists():  # do not create a warehouse just to look
-                raise UsageError(f"nothing of run {rid!r} waits in the outbox at {st.uri('outbox')}, and there is no warehouse at "
-                                 f"{duckdb_path(url)}; check the run id, --data-dir / --storage and --warehouse")
+                raise UsageError(
+                    f"nothing of run {rid!r} waits in the outbox at {st.uri('outbox')}, and there is no warehouse at "
+                    f"{duckdb_path(url)}; check the run id, --data-dir / --storage and --warehouse"
+                )
             wh = connect(url)
             try:
                 counts = wh.counts(rid)
             finally:
                 wh.close()
             if counts["runs"]:
-                results.append({"run_id": rid, "delivered": False, "already_published": True, "counts": counts, "warehouse_url": redact_url(url)})
+                results.append(
+                    {
+                        "run_id": rid,
+                        "delivered": False,
+                        "already_published": True,
+                        "counts": counts,
+                        "warehouse_url": redact_url(url),
+                    }
+                )
                 continue
-            raise UsageError(f"nothing of run {rid!r} waits in the outbox at {st.uri('outbox')} and {redact_url(url)} does not hold it; "
-                             "check the run id, --data-dir / --storage and --warehouse")
+            raise UsageError(
+                f"nothing of run {rid!r} waits in the outbox at {st.uri('outbox')} and {redact_url(url)} does not hold it; "
+                "check the run id, --data-dir / --storage and --warehouse"
+            )
         d = outbox.deliver(st, rid, warehouse)
-        results.append({"run_id": rid, "delivered": True, "already_published": False, "counts": d["counts"], "warehouse_url": redact_url(d["warehouse_url"])})
+        results.append(
+            {
+                "run_id": rid,
+                "delivered": True,
+                "already_published": False,
+                "counts": d["counts"],
+                "warehouse_url": redact_url(d["warehouse_url"]),
+            }
+        )
     if as_json:
         print(json.dumps(results, indent=2, default=str))
         return
@@ -66,4 +86,6 @@ def publish(
     for r in results:
         c = r["counts"]
         verb = "delivered to" if r["delivered"] else "already in"
-        out.print(f"run {r['run_id']}: {verb} {r['warehouse_url']} ({c['case_results']} case rows, {c['scenario_metrics']} metrics, {c['alerts']} alerts)")
+        out.print(
+            f"run {r['run_id']}: {verb} {r['warehouse_url']} ({c['case_results']} case rows, {c['scenario_metrics']} metrics, {c['alerts']} alerts)"
+        )

@@ -43,8 +43,28 @@ from .features import (
 )
 
 TABLE = "sales"
-REGIONS = ("alpine", "baltic", "central", "coastal", "delta", "eastern", "frontier", "gulf", "harbor", "highland",
-           "inland", "lakes", "metro", "northern", "pacific", "plains", "river", "southern", "valley", "western")
+REGIONS = (
+    "alpine",
+    "baltic",
+    "central",
+    "coastal",
+    "delta",
+    "eastern",
+    "frontier",
+    "gulf",
+    "harbor",
+    "highland",
+    "inland",
+    "lakes",
+    "metro",
+    "northern",
+    "pacific",
+    "plains",
+    "river",
+    "southern",
+    "valley",
+    "western",
+)
 WEEKS = 52
 MAX_CELLS = 1000
 RECORDS_PER_CELL = 40_000  # one question cell per 40,000 records, up to MAX_CELLS
@@ -99,7 +119,13 @@ def overflow_sales(records: int, seed: int, partition_rows: int | None = None) -
         records=records,
         partition_rows=partition_rows or default_partition_rows(records),
         tables=(sales_table(),),
-        features=(FeatureSpec(kind="key_accounts", table=TABLE, params={**layout, "weeks": WEEKS, "cents_min": CENTS_MIN, "cents_max": CENTS_MAX}),),
+        features=(
+            FeatureSpec(
+                kind="key_accounts",
+                table=TABLE,
+                params={**layout, "weeks": WEEKS, "cents_min": CENTS_MIN, "cents_max": CENTS_MAX},
+            ),
+        ),
     )
 
 
@@ -132,8 +158,10 @@ class ContextOverflow(DeclaredMetrics):
         planted: KeyAccounts = oracle.of_kind(spec, "key_accounts")
         cells = len(planted.cells)
         if n > cells:
-            raise UsageError(f"s01-overflow at {spec.records:,} records has {cells} question cells, so at most {cells} cases; "
-                             f"ask for fewer cases or use --records {n * RECORDS_PER_CELL:,} or more")
+            raise UsageError(
+                f"s01-overflow at {spec.records:,} records has {cells} question cells, so at most {cells} cases; "
+                f"ask for fewer cases or use --records {n * RECORDS_PER_CELL:,} or more"
+            )
         order = np.argsort(mix64(np.arange(cells, dtype=np.uint64), stream_key(seed, self.id, "cases")), kind="stable")
         return [self._case(spec, planted, i, int(order[i])) for i in range(n)]
 
@@ -148,9 +176,11 @@ class ContextOverflow(DeclaredMetrics):
             case_id=f"{self.id}-{i:05d}",
             index=i,
             input={
-                "question": (f"Which enterprise customers brought the most revenue in region {cell.region} in the week from "
-                             f"{cell.ts_from[:10]} up to (not including) {day_to}? Give the context a model needs to rank them "
-                             f"by total revenue, in at most {self.budget_tokens} tokens."),
+                "question": (
+                    f"Which enterprise customers brought the most revenue in region {cell.region} in the week from "
+                    f"{cell.ts_from[:10]} up to (not including) {day_to}? Give the context a model needs to rank them "
+                    f"by total revenue, in at most {self.budget_tokens} tokens."
+                ),
                 "table": TABLE,
                 "filters": {"region": cell.region, "segment": ENTERPRISE, "ts_from": cell.ts_from, "ts_to": cell.ts_to},
                 "budget_tokens": self.budget_tokens,
@@ -158,12 +188,19 @@ class ContextOverflow(DeclaredMetrics):
                 "item_format": "<customer_id> <total revenue with two decimals>",
             },
             truth={
-                "items": {str(a): [totals[a], w] for a, w in zip(ids, weights, strict=True)},  # str keys: truth may travel as JSON
+                "items": {
+                    str(a): [totals[a], w] for a, w in zip(ids, weights, strict=True)
+                },  # str keys: truth may travel as JSON
                 "best_cents": best,
                 "relevant_rows": int(len(planted.rows_of_cell(c))),
                 "relevant_tokens": relevant_tokens(spec, planted, c),
             },
-            attributes={"region": cell.region, "week": cell.week, "accounts": len(ids), "fits_whole": sum(weights) <= self.budget_tokens},
+            attributes={
+                "region": cell.region,
+                "week": cell.week,
+                "accounts": len(ids),
+                "fits_whole": sum(weights) <= self.budget_tokens,
+            },
         )
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -189,8 +226,13 @@ class ContextOverflow(DeclaredMetrics):
         best = case.truth["best_cents"]
         value = sum(credited.values()) / best if best > 0 else 1.0
         ratio = compression_ratio(case.truth["relevant_tokens"], judged.tokens)
-        metrics = {"budget_compliant": float(judged.compliant), "value_retained": value, "compression_ratio": ratio,
-                   "context_tokens": float(judged.tokens), "items_credited": float(len(credited))}
+        metrics = {
+            "budget_compliant": float(judged.compliant),
+            "value_retained": value,
+            "compression_ratio": ratio,
+            "context_tokens": float(judged.tokens),
+            "items_credited": float(len(credited)),
+        }
         problems = []
         if not judged.compliant:
             problems.append(f"context has {judged.tokens} tokens, over the {budget}-token budget")
@@ -210,8 +252,10 @@ def relevant_rows_csv(spec: DatasetSpec, planted: KeyAccounts, c: int) -> str:
     ts_text = np.datetime_as_string(ts.to_numpy(zero_copy_only=False).astype("datetime64[us]"), unit="us")
     region = planted.cells[c].region
     cents = planted.cents_of[rows]
-    lines = [f"{rid},{t},{region},{ENTERPRISE},{acct},{v // 100}.{v % 100:02d}\n"
-             for rid, t, acct, v in zip(ids.tolist(), ts_text.tolist(), planted.account_of[rows].tolist(), cents.tolist(), strict=True)]
+    lines = [
+        f"{rid},{t},{region},{ENTERPRISE},{acct},{v // 100}.{v % 100:02d}\n"
+        for rid, t, acct, v in zip(ids.tolist(), ts_text.tolist(), planted.account_of[rows].tolist(), cents.tolist(), strict=True)
+    ]
     return "record_id,ts,region,segment,customer_id,revenue\n" + "".join(lines)
 
 

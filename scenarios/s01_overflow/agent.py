@@ -46,12 +46,27 @@ class OverflowAgent:
         f = case["filters"]
         budget = int(case["budget_tokens"])
         files = files_overlapping(context, case["table"], "ts", f["ts_from"], f["ts_to"])
-        rows, bytes_read, opened = ([], 0, 0) if not files else metered_query(context, files, SQL, {
-            "region": f["region"], "segment": f["segment"],
-            "ts_from": instant(f["ts_from"]), "ts_to": instant(f["ts_to"]),
-        })
+        rows, bytes_read, opened = (
+            ([], 0, 0)
+            if not files
+            else metered_query(
+                context,
+                files,
+                SQL,
+                {
+                    "region": f["region"],
+                    "segment": f["segment"],
+                    "ts_from": instant(f["ts_from"]),
+                    "ts_to": instant(f["ts_to"]),
+                },
+            )
+        )
         totals = sorted(((int(c), int(v)) for c, v in rows), key=lambda cv: (-cv[1], cv[0]))
-        head = f"enterprise customers of {f['region']}, {f['ts_from'][:10]} to {f['ts_to'][:10]}, id and total revenue:\n" if self.header else ""
+        head = (
+            f"enterprise customers of {f['region']}, {f['ts_from'][:10]} to {f['ts_to'][:10]}, id and total revenue:\n"
+            if self.header
+            else ""
+        )
         capacity = budget - count_tokens(head)
         texts = [item_text(c, v) for c, v in totals]
         weights = [count_tokens(t) for t in texts]

@@ -28,7 +28,7 @@ from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec
 ACCOUNT_STRIDE = 4096  # accounts per cell at most
 ID_DIGITS = (4, 10)  # account ids have 4 to 10 digits, so an item costs 5 to 8 tokens
 ID_STEP = 7919  # a prime: a -> (a * ID_STEP + offset) mod 9 * 10^(L-1) is one-to-one
-MAX_ACCOUNT_ID = 10**ID_DIGITS[1] - 1
+MAX_ACCOUNT_ID = 10 ** ID_DIGITS[1] - 1
 ENTERPRISE = "enterprise"
 
 
@@ -141,7 +141,9 @@ class KeyAccountsKind:
         account_id = np.repeat(_account_ids(acct_key, key), rows)
         return KeyAccounts(cells, unique_ids, cell_of[keep], account_id[keep], cents[keep])
 
-    def plant(self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: KeyAccounts, start: int, stop: int) -> pa.Table:
+    def plant(
+        self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: KeyAccounts, start: int, stop: int
+    ) -> pa.Table:
         sl = truth.in_range(start, stop)
         pos = truth.record_ids[sl] - start
         if len(pos) == 0:

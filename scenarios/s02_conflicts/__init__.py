@@ -47,8 +47,10 @@ from .features import (
 )
 
 BATCH = 40
-NORMALIZATION = ("compare strings after trimming, collapsing runs of spaces and case folding; "
-                 "compare amounts rounded to cents; a null is no value, not a disagreement")
+NORMALIZATION = (
+    "compare strings after trimming, collapsing runs of spaces and case folding; "
+    "compare amounts rounded to cents; a null is no value, not a disagreement"
+)
 
 
 def _source_table(source: str, seed: int) -> TableSpec:
@@ -56,7 +58,11 @@ def _source_table(source: str, seed: int) -> TableSpec:
     for field_name, by_source in FIELD_COLUMNS.items():
         if source in by_source:
             # 2% nulls of its own, plus the nulls planted conflicts put in the top trust tier
-            cols.append(column(by_source[source], "s02_attr", null_rate=0.02, rules=Rules(max_null_rate=0.05), field=field_name, seed=seed))
+            cols.append(
+                column(
+                    by_source[source], "s02_attr", null_rate=0.02, rules=Rules(max_null_rate=0.05), field=field_name, seed=seed
+                )
+            )
     cols.append(column(UPDATED_COLUMN, "s02_updated"))
     return TableSpec(name=source, columns=tuple(cols))
 
@@ -144,14 +150,15 @@ class MultiSourceConflicts(DeclaredMetrics):
             picked += _ranked(planted.cosmetic_ids, stream_key(seed, self.id, "cosmetic", i))[:n_cos].tolist()
             picked += _clean_ids(records, batch - len(picked), special | set(picked), stream_key(seed, self.id, "clean", i))
             truth = case_truth(spec, picked)
-            cases.append(Case(
-                case_id=f"{self.id}-{i:05d}",
-                index=i,
-                input=case_input(picked),
-                truth={"conflicts": truth},
-                attributes={"conflicts": len(truth), "cosmetic": n_cos,
-                            "patterns": sorted({c["pattern"] for c in truth})},
-            ))
+            cases.append(
+                Case(
+                    case_id=f"{self.id}-{i:05d}",
+                    index=i,
+                    input=case_input(picked),
+                    truth={"conflicts": truth},
+                    attributes={"conflicts": len(truth), "cosmetic": n_cos, "patterns": sorted({c["pattern"] for c in truth})},
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -176,8 +183,14 @@ class MultiSourceConflicts(DeclaredMetrics):
         if hits:
             metrics["resolution_accuracy"] = right / len(hits)
         passed = precision == 1.0 and recall == 1.0 and right == len(hits)
-        reason = None if passed else (f"found {len(hits)} of {len(truth)} conflicts with {len(claimed) - len(hits)} false ones; "
-                                      f"resolved {right} of {len(hits)} found correctly")
+        reason = (
+            None
+            if passed
+            else (
+                f"found {len(hits)} of {len(truth)} conflicts with {len(claimed) - len(hits)} false ones; "
+                f"resolved {right} of {len(hits)} found correctly"
+            )
+        )
         return CaseScore(passed, metrics, reason)
 
 

@@ -48,13 +48,80 @@ TRUST: dict[str, list[list[str]]] = {
 }
 STRING_FIELDS = ("email", "address", "plan")
 
-_FIRST = ("ann", "ben", "cara", "dev", "eli", "fay", "gus", "hana", "ivo", "jo", "kai", "lena", "max", "nia", "omar",
-          "pia", "quin", "rosa", "sam", "tara", "uma", "vic", "wes", "xena", "yuri", "zoe")
-_LAST = ("adams", "baker", "chen", "diaz", "evans", "fox", "garcia", "hill", "ito", "jones", "khan", "lopez", "moore",
-         "nagy", "olsen", "patel", "quinn", "reyes", "silva", "tran", "ueda", "vance", "wong", "young", "zhou")
+_FIRST = (
+    "ann",
+    "ben",
+    "cara",
+    "dev",
+    "eli",
+    "fay",
+    "gus",
+    "hana",
+    "ivo",
+    "jo",
+    "kai",
+    "lena",
+    "max",
+    "nia",
+    "omar",
+    "pia",
+    "quin",
+    "rosa",
+    "sam",
+    "tara",
+    "uma",
+    "vic",
+    "wes",
+    "xena",
+    "yuri",
+    "zoe",
+)
+_LAST = (
+    "adams",
+    "baker",
+    "chen",
+    "diaz",
+    "evans",
+    "fox",
+    "garcia",
+    "hill",
+    "ito",
+    "jones",
+    "khan",
+    "lopez",
+    "moore",
+    "nagy",
+    "olsen",
+    "patel",
+    "quinn",
+    "reyes",
+    "silva",
+    "tran",
+    "ueda",
+    "vance",
+    "wong",
+    "young",
+    "zhou",
+)
 _DOMAINS = ("example.com", "mail.test", "inbox.test", "corp.test", "post.test", "web.test", "fast.test", "home.test")
-_STREETS = ("oak", "elm", "pine", "maple", "cedar", "birch", "lake", "hill", "park", "river", "mill", "church",
-            "spring", "north", "south", "west")
+_STREETS = (
+    "oak",
+    "elm",
+    "pine",
+    "maple",
+    "cedar",
+    "birch",
+    "lake",
+    "hill",
+    "park",
+    "river",
+    "mill",
+    "church",
+    "spring",
+    "north",
+    "south",
+    "west",
+)
 _SUFFIXES = ("st", "ave", "rd", "ln", "way", "blvd")
 _CITIES = ("springfield", "riverton", "fairview", "greenville", "madison", "salem", "georgetown", "franklin")
 PLANS = ("free", "starter", "pro", "enterprise")
@@ -217,7 +284,9 @@ def _truth(params_json: str, records: int) -> Conflicts:
     p = json.loads(params_json)
     seed = p["seed"]
     conflicted = _draw_ids(max(1, round(records * p.get("conflict_rate", 0.08))), records, stream_key(seed, "s02-conflicted"))
-    cosmetic = np.setdiff1d(_draw_ids(max(1, round(records * p.get("cosmetic_rate", 0.04))), records, stream_key(seed, "s02-cosmetic")), conflicted)
+    cosmetic = np.setdiff1d(
+        _draw_ids(max(1, round(records * p.get("cosmetic_rate", 0.04))), records, stream_key(seed, "s02-cosmetic")), conflicted
+    )
     two_share = int(p.get("two_field_share", 0.3) * 1000)
     choice = mix64(conflicted.astype(np.uint64), stream_key(seed, "s02-choice"))
     by_entity: dict[int, list[PlantedConflict]] = {}
@@ -227,8 +296,10 @@ def _truth(params_json: str, records: int) -> Conflicts:
         # Distinct update times in a random order of the sources, days apart.
         order = sorted(SOURCES, key=lambda s: mix64(np.array([eid], dtype=np.uint64), stream_key(seed, "s02-order", s))[0])
         base_day = (c >> 20) % 600
-        updated[eid] = {s: _UPDATED_START + (base_day + 30 * (i + 1) + (c >> (8 * i)) % 20) * _DAY_US + (c % 86_400) * 1_000_000
-                        for i, s in enumerate(order)}
+        updated[eid] = {
+            s: _UPDATED_START + (base_day + 30 * (i + 1) + (c >> (8 * i)) % 20) * _DAY_US + (c % 86_400) * 1_000_000
+            for i, s in enumerate(order)
+        }
         n_fields = 2 if (c >> 40) % 1000 < two_share else 1
         first = (c >> 10) % len(_FIELDS)
         fields = [_FIELDS[(first + j) % len(_FIELDS)] for j in range(n_fields)]

@@ -53,12 +53,35 @@ def _text(name: str) -> ColumnSpec:
 
 def catalog_tables(catalog: Catalog) -> tuple[TableSpec, ...]:
     return (
-        TableSpec(name=PARTS["tables"], records=part_rows(catalog, "tables"), columns=(
-            column("table_id", "record_id"), _text("schema_name"), _text("table_name"), _text("description"), planted_column("row_count", "int64"), _text("domain"))),
-        TableSpec(name=PARTS["columns"], records=part_rows(catalog, "columns"), columns=(
-            column("column_id", "record_id"), _text("table_name"), _text("column_name"), _text("data_type"), _text("description"), planted_column("is_key", "bool"))),
-        TableSpec(name=PARTS["lineage"], records=part_rows(catalog, "lineage"), columns=(
-            column("edge_id", "record_id"), _text("upstream"), _text("downstream"), _text("transform"))),
+        TableSpec(
+            name=PARTS["tables"],
+            records=part_rows(catalog, "tables"),
+            columns=(
+                column("table_id", "record_id"),
+                _text("schema_name"),
+                _text("table_name"),
+                _text("description"),
+                planted_column("row_count", "int64"),
+                _text("domain"),
+            ),
+        ),
+        TableSpec(
+            name=PARTS["columns"],
+            records=part_rows(catalog, "columns"),
+            columns=(
+                column("column_id", "record_id"),
+                _text("table_name"),
+                _text("column_name"),
+                _text("data_type"),
+                _text("description"),
+                planted_column("is_key", "bool"),
+            ),
+        ),
+        TableSpec(
+            name=PARTS["lineage"],
+            records=part_rows(catalog, "lineage"),
+            columns=(column("edge_id", "record_id"), _text("upstream"), _text("downstream"), _text("transform")),
+        ),
     )
 
 
@@ -80,7 +103,9 @@ def warehouse_catalog(records: int, seed: int, partition_rows: int | None = None
         records=largest,
         partition_rows=largest,  # small tables: one partition each
         tables=tables,
-        features=tuple(FeatureSpec(kind="warehouse_catalog", table=t, params={**params, "part": part}) for part, t in PARTS.items()),
+        features=tuple(
+            FeatureSpec(kind="warehouse_catalog", table=t, params={**params, "part": part}) for part, t in PARTS.items()
+        ),
     )
 
 
@@ -123,13 +148,16 @@ class WarehouseContext(DeclaredMetrics):
             raise UsageError(f"s03-warehouse: {exc}") from exc
         p = spec.features_of("warehouse_catalog")[0].params
         total = _catalog_tokens(spec.seed, p["subjects"], p["keys"])
-        return [Case(
-            case_id=f"{self.id}-{i:05d}",
-            index=i,
-            input={"question": q.text, "budget_tokens": self.budget_tokens, "tokenizer": TOKENIZER, "catalog": dict(PARTS)},
-            truth={"tables": list(q.tables), "joins": [list(j) for j in q.joins], "catalog_tokens": total},
-            attributes={"shape": q.shape, "tables": len(q.tables)},
-        ) for i, q in enumerate(questions)]
+        return [
+            Case(
+                case_id=f"{self.id}-{i:05d}",
+                index=i,
+                input={"question": q.text, "budget_tokens": self.budget_tokens, "tokenizer": TOKENIZER, "catalog": dict(PARTS)},
+                truth={"tables": list(q.tables), "joins": [list(j) for j in q.joins], "catalog_tokens": total},
+                attributes={"shape": q.shape, "tables": len(q.tables)},
+            )
+            for i, q in enumerate(questions)
+        ]
 
     def reference_agent(self, **params: Any) -> Agent:
         return WarehouseAgent(**params)
@@ -137,8 +165,17 @@ class WarehouseContext(DeclaredMetrics):
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:
         text = answer.get("context") if isinstance(answer, dict) else None
         if not isinstance(text, str):
-            return CaseScore(False, {"table_recall": 0.0, "join_key_recall": 0.0, "budget_compliant": 0.0, "compression_ratio": 0.0,
-                                     "table_precision": 0.0}, "answer.context must be a string (the warehouse description)")
+            return CaseScore(
+                False,
+                {
+                    "table_recall": 0.0,
+                    "join_key_recall": 0.0,
+                    "budget_compliant": 0.0,
+                    "compression_ratio": 0.0,
+                    "table_precision": 0.0,
+                },
+                "answer.context must be a string (the warehouse description)",
+            )
         budget = case.input["budget_tokens"]
         judged = judge_context(text, budget)
         needed = set(case.truth["tables"])

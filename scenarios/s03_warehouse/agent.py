@@ -40,8 +40,14 @@ class CatalogIndex:
         self.tables: dict[str, TableInfo] = {}
         for t in tables:
             short = t["table_name"].split(".", 1)[1]
-            phrase = short[len(t["domain"]) + 1:].replace("_", " ") if short.startswith(t["domain"] + "_") else short.replace("_", " ")
-            self.tables[t["table_name"]] = TableInfo(t["table_name"], t["schema_name"], phrase, t["description"], int(t["row_count"]), [], [])
+            phrase = (
+                short[len(t["domain"]) + 1 :].replace("_", " ")
+                if short.startswith(t["domain"] + "_")
+                else short.replace("_", " ")
+            )
+            self.tables[t["table_name"]] = TableInfo(
+                t["table_name"], t["schema_name"], phrase, t["description"], int(t["row_count"]), [], []
+            )
         for c in columns:
             info = self.tables.get(c["table_name"])
             if info is None:
@@ -87,7 +93,11 @@ class WarehouseAgent:
         idx = _index(context, case["catalog"])
         layer = _layer(case["question"])
         words = " " + " ".join(re.findall(r"[a-z0-9]+", case["question"].lower())) + " "
-        named = [(words.find(f" {phrase} "), name) for (lay, phrase), name in idx.by_phrase.items() if lay == layer and f" {phrase} " in words]
+        named = [
+            (words.find(f" {phrase} "), name)
+            for (lay, phrase), name in idx.by_phrase.items()
+            if lay == layer and f" {phrase} " in words
+        ]
         chosen = [name for _, name in sorted(named)]
         joins = self._joins(idx, layer, chosen)
         for a, b, _ in joins:
@@ -100,12 +110,12 @@ class WarehouseAgent:
         joins = []
         linked: set[str] = set()
         for i, a in enumerate(named):
-            for b in named[i + 1:]:
+            for b in named[i + 1 :]:
                 for k in sorted(set(idx.tables[a].keys) & set(idx.tables[b].keys)):
                     joins.append((a, b, k))
                     linked.update((a, b))
         for i, a in enumerate(named):  # pairs left unconnected: through a bridge
-            for c in named[i + 1:]:
+            for c in named[i + 1 :]:
                 if any({a, c} <= {x, y} for x, y, _ in joins):
                     continue
                 if a in linked and c in linked and len(named) > 2:
@@ -129,8 +139,10 @@ class WarehouseAgent:
             for name in tables:
                 t = idx.tables[name]
                 cols = ", ".join(f"{c} {typ}" for c, typ in t.columns[:keep])
-                blocks.append(f"{t.name} ({t.rows} rows): {t.description}\n  keys: {', '.join(t.keys)}\n"
-                              + (f"  columns: {cols}\n" if cols else ""))
+                blocks.append(
+                    f"{t.name} ({t.rows} rows): {t.description}\n  keys: {', '.join(t.keys)}\n"
+                    + (f"  columns: {cols}\n" if cols else "")
+                )
             text = "".join(blocks) + "".join(f"join: {a}.{k} = {b}.{k}\n" for a, b, k in joins)
             if count_tokens(text) <= budget or keep == 0:
                 return text

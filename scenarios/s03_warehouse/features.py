@@ -27,17 +27,29 @@ from scenario_pipeline.datasets.spec import DatasetSpec, FeatureSpec
 LAYERS = ("raw", "staging", "mart")
 LAYER_TEXT = {"raw": "Raw extract of", "staging": "Cleaned staging copy of", "mart": "Curated mart of"}
 DOMAINS = {
-    "sales": ("orders", "quotes", "returns"), "billing": ("invoices", "payments", "refunds"),
-    "marketing": ("campaigns", "leads", "touches"), "inventory": ("stock", "bins", "counts"),
-    "logistics": ("shipments", "routes", "parcels"), "support": ("tickets", "calls", "surveys"),
-    "product": ("releases", "features", "bundles"), "web": ("sessions", "pageviews", "clicks"),
-    "finance": ("ledgers", "budgets", "accruals"), "people": ("hires", "reviews", "timesheets"),
-    "risk": ("alerts", "cases", "scores"), "partners": ("contracts", "referrals", "payouts"),
+    "sales": ("orders", "quotes", "returns"),
+    "billing": ("invoices", "payments", "refunds"),
+    "marketing": ("campaigns", "leads", "touches"),
+    "inventory": ("stock", "bins", "counts"),
+    "logistics": ("shipments", "routes", "parcels"),
+    "support": ("tickets", "calls", "surveys"),
+    "product": ("releases", "features", "bundles"),
+    "web": ("sessions", "pageviews", "clicks"),
+    "finance": ("ledgers", "budgets", "accruals"),
+    "people": ("hires", "reviews", "timesheets"),
+    "risk": ("alerts", "cases", "scores"),
+    "partners": ("contracts", "referrals", "payouts"),
 }
-ATTRIBUTES = (("amount", "DECIMAL(18,2)", "Dollar amount of {w} per {n}"), ("at", "TIMESTAMP", "Time of the {w} event of each {n}"),
-              ("date", "DATE", "Calendar date of the {w} of each {n}"), ("flag", "BOOLEAN", "True when the {w} check of a {n} passed"),
-              ("code", "VARCHAR", "The {w} code of each {n}"), ("count", "BIGINT", "Number of {w} items per {n}"),
-              ("name", "VARCHAR", "Name of the {w} of each {n}"), ("rate", "DOUBLE", "The {w} ratio of each {n}"))
+ATTRIBUTES = (
+    ("amount", "DECIMAL(18,2)", "Dollar amount of {w} per {n}"),
+    ("at", "TIMESTAMP", "Time of the {w} event of each {n}"),
+    ("date", "DATE", "Calendar date of the {w} of each {n}"),
+    ("flag", "BOOLEAN", "True when the {w} check of a {n} passed"),
+    ("code", "VARCHAR", "The {w} code of each {n}"),
+    ("count", "BIGINT", "Number of {w} items per {n}"),
+    ("name", "VARCHAR", "Name of the {w} of each {n}"),
+    ("rate", "DOUBLE", "The {w} ratio of each {n}"),
+)
 SUBJECT_WORDS = 256  # subject word pairs: up to 65,536 subjects
 MAX_SUBJECTS = SUBJECT_WORDS * SUBJECT_WORDS
 
@@ -117,8 +129,8 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
     words = vocabulary(7225)
     order = np.argsort(mix64(np.arange(len(words), dtype=np.uint64), stream_key(seed, "catalog-words")), kind="stable")
     subject_words = [words[i] for i in order[:SUBJECT_WORDS]]
-    key_words = [words[i] for i in order[SUBJECT_WORDS:SUBJECT_WORDS + keys]]
-    attr_words = [words[i] for i in order[SUBJECT_WORDS + keys:SUBJECT_WORDS + keys + 512]]
+    key_words = [words[i] for i in order[SUBJECT_WORDS : SUBJECT_WORDS + keys]]
+    attr_words = [words[i] for i in order[SUBJECT_WORDS + keys : SUBJECT_WORDS + keys + 512]]
     key_names = [f"{w}_id" for w in key_words]
     k = stream_key(seed, "catalog")
     a = (splitmix64_scalars(k, 1) | 1) % MAX_SUBJECTS  # odd: a bijection on pair numbers
@@ -141,7 +153,10 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
                 chosen.append(name)
             j += 1
         subject_keys.append(tuple(chosen))
-        cols = [CatalogColumn(name, "BIGINT", f"Identifier of a {name[:-3]}; tables that share it join on it", True) for name in chosen]
+        cols = [
+            CatalogColumn(name, "BIGINT", f"Identifier of a {name[:-3]}; tables that share it join on it", True)
+            for name in chosen
+        ]
         n_attr = 3 + _pick(splitmix64_scalars(k, 7, s), 10)
         seen = set(chosen)
         for j in range(n_attr):
@@ -156,8 +171,18 @@ def build_catalog(seed: int, subjects: int, keys: int) -> Catalog:
         for li, layer in enumerate(LAYERS):
             rows = int(10 ** (3 + 6 * (splitmix64_scalars(k, 10, s, li) % 10_000) / 10_000))
             extra = (CatalogColumn("ingested_at", "TIMESTAMP", "When the row was loaded", False),) if layer == "raw" else ()
-            tables.append(CatalogTable(f"{layer}.{short}", layer, domain, s, phrase,
-                                       f"{LAYER_TEXT[layer]} {phrase} for the {domain} team.", rows, tuple(cols) + extra))
+            tables.append(
+                CatalogTable(
+                    f"{layer}.{short}",
+                    layer,
+                    domain,
+                    s,
+                    phrase,
+                    f"{LAYER_TEXT[layer]} {phrase} for the {domain} team.",
+                    rows,
+                    tuple(cols) + extra,
+                )
+            )
         lineage.append((tables[-3].name, tables[-2].name, "cleans and deduplicates"))
         lineage.append((tables[-2].name, tables[-1].name, "models for analysis"))
     for s in range(subjects):  # some marts also read another subject's staging table
@@ -175,16 +200,28 @@ def catalog_of(spec: DatasetSpec, feature: FeatureSpec) -> Catalog:
 def _rows(catalog: Catalog, part: str) -> dict[str, list]:
     if part == "tables":
         ts = catalog.tables
-        return {"schema_name": [t.layer for t in ts], "table_name": [t.name for t in ts], "description": [t.description for t in ts],
-                "row_count": [t.row_count for t in ts], "domain": [t.domain for t in ts]}
+        return {
+            "schema_name": [t.layer for t in ts],
+            "table_name": [t.name for t in ts],
+            "description": [t.description for t in ts],
+            "row_count": [t.row_count for t in ts],
+            "domain": [t.domain for t in ts],
+        }
     if part == "columns":
         pairs = [(t, c) for t in catalog.tables for c in t.columns]
-        return {"table_name": [t.name for t, _ in pairs], "column_name": [c.name for _, c in pairs],
-                "data_type": [c.data_type for _, c in pairs], "description": [c.description for _, c in pairs],
-                "is_key": [c.is_key for _, c in pairs]}
+        return {
+            "table_name": [t.name for t, _ in pairs],
+            "column_name": [c.name for _, c in pairs],
+            "data_type": [c.data_type for _, c in pairs],
+            "description": [c.description for _, c in pairs],
+            "is_key": [c.is_key for _, c in pairs],
+        }
     if part == "lineage":
-        return {"upstream": [e[0] for e in catalog.lineage], "downstream": [e[1] for e in catalog.lineage],
-                "transform": [e[2] for e in catalog.lineage]}
+        return {
+            "upstream": [e[0] for e in catalog.lineage],
+            "downstream": [e[1] for e in catalog.lineage],
+            "transform": [e[2] for e in catalog.lineage],
+        }
     raise ValueError(f"unknown catalog part {part!r}")
 
 

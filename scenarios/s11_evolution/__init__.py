@@ -52,10 +52,25 @@ from .features import (
 EPOCHS = 8
 KINDS = ("added", "dropped", "renamed", "widened", "type_changed")
 # logical column -> its type in the first epoch
-BASE = {"order_id": "int64", "order_ts": "timestamp", "customer": "int64", "region": "string", "sku": "string",
-        "amount_cents": "int32", "views": "int32", "weight_kg": "float32", "unit_price": "float64", "zip_code": "int64",
-        "tax_rate": "string", "discount": "float64", "coupon_code": "string", "legacy_flag": "bool", "channel": "string",
-        "loyalty_points": "int64", "gift_wrap": "bool"}
+BASE = {
+    "order_id": "int64",
+    "order_ts": "timestamp",
+    "customer": "int64",
+    "region": "string",
+    "sku": "string",
+    "amount_cents": "int32",
+    "views": "int32",
+    "weight_kg": "float32",
+    "unit_price": "float64",
+    "zip_code": "int64",
+    "tax_rate": "string",
+    "discount": "float64",
+    "coupon_code": "string",
+    "legacy_flag": "bool",
+    "channel": "string",
+    "loyalty_points": "int64",
+    "gift_wrap": "bool",
+}
 CANDIDATES: dict[str, list[tuple[str, Any]]] = {
     "renamed": [("customer", "customer_id"), ("region", "sales_region"), ("sku", "product_sku")],
     "widened": [("amount_cents", "int64"), ("views", "int64"), ("weight_kg", "float64")],
@@ -118,14 +133,30 @@ def s11_orders(records: int, seed: int, partition_rows: int | None = None) -> Da
             cols.append(column(name, "s11_value", rules=Rules(max_null_rate=NULL_SHARE.get(logical, 0.0)), **params))
         tables.append(TableSpec(name=epoch_table(start.date().isoformat()), records=per, columns=tuple(cols)))
         start += timedelta(days=lengths[e])
-    return DatasetSpec(name="s11_orders", seed=seed, records=per * EPOCHS, partition_rows=partition_rows or default_partition_rows(per),
-                       tables=tuple(tables), features=(FeatureSpec(kind="s11_schema_epochs", table=tables[0].name),))
+    return DatasetSpec(
+        name="s11_orders",
+        seed=seed,
+        records=per * EPOCHS,
+        partition_rows=partition_rows or default_partition_rows(per),
+        tables=tuple(tables),
+        features=(FeatureSpec(kind="s11_schema_epochs", table=tables[0].name),),
+    )
 
 
 def changes_between(evo: Evolution, d1: str, d2: str) -> list[dict[str, Any]]:
     lo, hi = d1[:10], d2[:10]
-    return [{"kind": c.kind, "column": c.column, "old_name": c.old_name, "from_type": c.from_type, "to_type": c.to_type, "date": c.date}
-            for c in evo.changes if lo < c.date <= hi]
+    return [
+        {
+            "kind": c.kind,
+            "column": c.column,
+            "old_name": c.old_name,
+            "from_type": c.from_type,
+            "to_type": c.to_type,
+            "date": c.date,
+        }
+        for c in evo.changes
+        if lo < c.date <= hi
+    ]
 
 
 def _day(us: int) -> str:
@@ -140,7 +171,12 @@ def _predicate(logical: str, name: str, h: int) -> tuple[dict[str, Any] | None, 
     if logical in ("zip_code", "customer"):
         width = 10_000 if logical == "zip_code" else 100_000
         low = (h % 9) * width
-        return {"column": name, "op": "between", "low": low, "high": low + width - 1}, f"{name} (as a number) between {low} and {low + width - 1}"
+        return {
+            "column": name,
+            "op": "between",
+            "low": low,
+            "high": low + width - 1,
+        }, f"{name} (as a number) between {low} and {low + width - 1}"
     if logical in ("legacy_flag", "gift_wrap"):
         return {"column": name, "op": "is true"}, f"{name} true"
     if logical == "sku":
@@ -155,7 +191,14 @@ def _query_for(evo: Evolution, logical: str, renamed: list[str], h: int) -> tupl
     """A query over column ``logical``, filtered by a renamed column when there is another one, so
     that reading every epoch by its latest names alone silently loses rows."""
     name = evo.latest_name(logical)
-    q: dict[str, Any] = {"table": TABLE, "column": name, "aggregate": "sum" if logical in NUMERIC else "count", "where": [], "from": None, "to": None}
+    q: dict[str, Any] = {
+        "table": TABLE,
+        "column": name,
+        "aggregate": "sum" if logical in NUMERIC else "count",
+        "where": [],
+        "from": None,
+        "to": None,
+    }
     conds = []
     if logical in NUMERIC:
         text = f"What is the sum of {name} over orders"
@@ -234,13 +277,17 @@ class SchemaEvolution(DeclaredMetrics):
         Metric("change_recall", threshold=0.95, min_effect=0.02, compute=lambda rows: _pooled(rows)[1]),
         Metric("query_accuracy", threshold=0.95, min_effect=0.02, level="run", compute=_query_accuracy),
         Metric("query_correct", level="case"),
-        *(m for k in KINDS for m in (
-            Metric(f"precision_{k}", level="run", compute=_pooled_part(k, 0)),
-            Metric(f"recall_{k}", level="run", compute=_pooled_part(k, 1)),
-            Metric(f"tp_{k}", level="case", on_error=0.0),
-            Metric(f"fp_{k}", higher_is_better=False, level="case", on_error=0.0),
-            Metric(f"fn_{k}", higher_is_better=False, level="case"),
-        )),
+        *(
+            m
+            for k in KINDS
+            for m in (
+                Metric(f"precision_{k}", level="run", compute=_pooled_part(k, 0)),
+                Metric(f"recall_{k}", level="run", compute=_pooled_part(k, 1)),
+                Metric(f"tp_{k}", level="case", on_error=0.0),
+                Metric(f"fp_{k}", higher_is_better=False, level="case", on_error=0.0),
+                Metric(f"fn_{k}", higher_is_better=False, level="case"),
+            )
+        ),
     )
     empty_answer: ClassVar[dict[str, Any]] = {}
 
@@ -262,13 +309,23 @@ class SchemaEvolution(DeclaredMetrics):
                 ea, eb = evo.epochs[a], evo.epochs[b]
                 d1 = _day(ea.start_us + ((h >> 12) % ((ea.end_us - ea.start_us) // DAY_US)) * DAY_US)
                 d2 = _day(eb.start_us + ((h >> 20) % ((eb.end_us - eb.start_us) // DAY_US)) * DAY_US)
-                inp = {**base, "kind": "changes", "from": d1, "to": d2,
-                       "question": f"What changed in the schema of {TABLE} after {d1} up to and including {d2}?"}
+                inp = {
+                    **base,
+                    "kind": "changes",
+                    "from": d1,
+                    "to": d2,
+                    "question": f"What changed in the schema of {TABLE} after {d1} up to and including {d2}?",
+                }
             else:
                 query, text = _query_for(evo, changed[(h >> 4) % len(changed)], renamed, h >> 8)
-                inp = {**base, "kind": "query", "query": query, "question": text,
-                       "semantics": "one logical table: a renamed column is the same column under every name it had; rows of "
-                                    "epochs without the column hold null there; numbers stored as text count as numbers"}
+                inp = {
+                    **base,
+                    "kind": "query",
+                    "query": query,
+                    "question": text,
+                    "semantics": "one logical table: a renamed column is the same column under every name it had; rows of "
+                    "epochs without the column hold null there; numbers stored as text count as numbers",
+                }
             truth = case_truth(spec, inp)
             attrs: dict[str, Any] = {"kind": inp["kind"]}
             if inp["kind"] == "changes":
@@ -310,7 +367,9 @@ def _score_changes(case: Case, answer: Answer) -> CaseScore:
         metrics[f"fn_{kind}"] = float(sum(1 for c in want - claimed if c[0] == kind))
     passed = claimed == want
     missed, wrong = sorted(want - claimed), sorted(claimed - want)
-    return CaseScore(passed, metrics, None if passed else f"missed {len(missed)} change(s) {missed[:3]}; {len(wrong)} wrong {wrong[:3]}")
+    return CaseScore(
+        passed, metrics, None if passed else f"missed {len(missed)} change(s) {missed[:3]}; {len(wrong)} wrong {wrong[:3]}"
+    )
 
 
 def _score_query(case: Case, answer: Answer) -> CaseScore:

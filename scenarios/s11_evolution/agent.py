@@ -24,10 +24,29 @@ from scenario_pipeline.agents.reference.dataset_access import (
 )
 from scenario_pipeline.storage import Storage
 
-_TYPE_NAMES = {"int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "float": "float32",
-               "halffloat": "float16", "double": "float64", "string": "string", "large_string": "string", "bool": "bool"}
-_WIDER = {("int8", "int16"), ("int8", "int32"), ("int8", "int64"), ("int16", "int32"), ("int16", "int64"),
-          ("int32", "int64"), ("float16", "float32"), ("float16", "float64"), ("float32", "float64")}
+_TYPE_NAMES = {
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "float": "float32",
+    "halffloat": "float16",
+    "double": "float64",
+    "string": "string",
+    "large_string": "string",
+    "bool": "bool",
+}
+_WIDER = {
+    ("int8", "int16"),
+    ("int8", "int32"),
+    ("int8", "int64"),
+    ("int16", "int32"),
+    ("int16", "int64"),
+    ("int32", "int64"),
+    ("float16", "float32"),
+    ("float16", "float64"),
+    ("float32", "float64"),
+}
 _NUMERIC = ("int8", "int16", "int32", "int64", "float16", "float32", "float64")
 
 
@@ -82,9 +101,11 @@ class EvolutionAgent:
             parts = context["dataset"]["manifest"]["tables"][table]["partitions"]
             with fs.open(root.path(parts[0]["path"]), "rb") as fh:
                 schema = pq.read_schema(fh)
-            suffix = table[len(prefix):]
+            suffix = table[len(prefix) :]
             files = [root.path(p["path"]) if is_local(context) else root.uri(p["path"]) for p in parts]
-            epochs.append(Epoch(table, f"{suffix[:4]}-{suffix[4:6]}-{suffix[6:8]}", files, {f.name: _type_name(f.type) for f in schema}))
+            epochs.append(
+                Epoch(table, f"{suffix[:4]}-{suffix[4:6]}-{suffix[6:8]}", files, {f.name: _type_name(f.type) for f in schema})
+            )
         changes: list[dict[str, Any]] = []
         identity = [{name: i for i, name in enumerate(epochs[0].columns)}]
         next_id = len(epochs[0].columns)
@@ -112,11 +133,15 @@ class EvolutionAgent:
                         changes.append({"kind": "added", "column": name, "to_type": typ, "date": after.start})
                 for name in gone:
                     if name not in renames.values():
-                        changes.append({"kind": "dropped", "column": name, "from_type": before.columns[name], "date": after.start})
+                        changes.append(
+                            {"kind": "dropped", "column": name, "from_type": before.columns[name], "date": after.start}
+                        )
                 identity.append(ids)
         return History(epochs, changes, identity)
 
-    def _renames(self, con: duckdb.DuckDBPyConnection, before: Epoch, after: Epoch, gone: list[str], new: list[str]) -> dict[str, str]:
+    def _renames(
+        self, con: duckdb.DuckDBPyConnection, before: Epoch, after: Epoch, gone: list[str], new: list[str]
+    ) -> dict[str, str]:
         """new name -> old name for the pairs whose values look alike, best pairs first."""
         scored = []
         for old in gone:

@@ -24,8 +24,15 @@ from scenario_pipeline.datasets.hashing import mix64, stream_key
 from scenario_pipeline.datasets.spec import ColumnSpec, DatasetSpec, FeatureSpec
 
 TABLE = "orders"
-ARROW_TYPES = {"int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(), "float64": pa.float64(),
-               "string": pa.string(), "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
+ARROW_TYPES = {
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 WIDENINGS = {("int32", "int64"), ("float32", "float64")}
 REGIONS = ("north", "south", "east", "west", "central", "export")
 CHANNELS = ("web", "store", "app", "partner")
@@ -115,6 +122,7 @@ def _value(col: ColumnSpec, ids: np.ndarray, h: np.ndarray, records: int) -> pa.
 
 # -- the truth ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Epoch:
     table: str
@@ -160,7 +168,11 @@ def evolution_of(spec: DatasetSpec) -> Evolution:
         ts = t.column("order_ts").params
         cols = {c.params["logical"]: (c.name, c.params["type"]) for c in t.columns}
         widened = frozenset(c.params["logical"] for c in t.columns if c.params.get("widened"))
-        epochs.append(Epoch(t.name, ts["start_us"], ts["start_us"] + ts["span_us"], ts["first_id"], spec.table_records(t.name), cols, widened))
+        epochs.append(
+            Epoch(
+                t.name, ts["start_us"], ts["start_us"] + ts["span_us"], ts["first_id"], spec.table_records(t.name), cols, widened
+            )
+        )
     changes = []
     for b in range(1, len(epochs)):
         before, after = epochs[b - 1].columns, epochs[b].columns
@@ -195,9 +207,27 @@ def evaluate(evo: Evolution, query: dict[str, Any]) -> float | int:
             continue
         local = np.arange(e.rows, dtype=np.uint64)
         gids = local.astype(np.int64) + e.first_id
-        ts = _value(ColumnSpec(name="t", kind="s11_value", params={"seed": evo.seed, "logical": "order_ts", "type": "timestamp",
-                                                                      "first_id": e.first_id, "start_us": e.start_us, "span_us": e.end_us - e.start_us}),
-                    local, local, e.rows).cast(pa.int64()).to_numpy()
+        ts = (
+            _value(
+                ColumnSpec(
+                    name="t",
+                    kind="s11_value",
+                    params={
+                        "seed": evo.seed,
+                        "logical": "order_ts",
+                        "type": "timestamp",
+                        "first_id": e.first_id,
+                        "start_us": e.start_us,
+                        "span_us": e.end_us - e.start_us,
+                    },
+                ),
+                local,
+                local,
+                e.rows,
+            )
+            .cast(pa.int64())
+            .to_numpy()
+        )
         values, keep = logical_values(evo.seed, logical, gids, logical in e.widened, text=False)
         keep = keep & (ts >= lo) & (ts < hi)
         for cond_logical, cond in conditions:

@@ -57,20 +57,22 @@ class NeedleSearch(DeclaredMetrics):
             g = int(order[i])
             token = planted.tokens[g]
             ids = planted.of_group(g)
-            cases.append(Case(
-                case_id=f"{self.id}-{i:05d}",
-                index=i,
-                input={
-                    "question": f"Find every record of table events whose tag is {token!r}.",
-                    "table": "events",
-                    "predicate": {"column": "tag", "op": "=", "value": token},
-                },
-                truth={"record_ids": ids},
-                attributes={
-                    "needles": len(ids),
-                    "last_partition_share": _position_bucket(ids, spec),
-                },
-            ))
+            cases.append(
+                Case(
+                    case_id=f"{self.id}-{i:05d}",
+                    index=i,
+                    input={
+                        "question": f"Find every record of table events whose tag is {token!r}.",
+                        "table": "events",
+                        "predicate": {"column": "tag", "op": "=", "value": token},
+                    },
+                    truth={"record_ids": ids},
+                    attributes={
+                        "needles": len(ids),
+                        "last_partition_share": _position_bucket(ids, spec),
+                    },
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -98,7 +100,9 @@ class NeedleSearch(DeclaredMetrics):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
                 metrics[name] = value / dataset_bytes if key == "bytes_read" else float(value)
         passed = recall == 1.0 and precision == 1.0
-        reason = None if passed else f"found {len(set(ids) & truth)} of {len(truth)} needles with {len(set(ids) - truth)} false hits"
+        reason = (
+            None if passed else f"found {len(set(ids) & truth)} of {len(truth)} needles with {len(set(ids) - truth)} false hits"
+        )
         return CaseScore(passed, metrics, reason)
 
 

@@ -32,18 +32,78 @@ from scenario_pipeline.scenarios.registry import register
 from .features import Relationships
 
 ASSETS: dict[str, list[str]] = {
-    "crm": ["account_age_days", "contacts", "deal_value", "meetings", "nps", "seats_quoted", "emails_sent", "calls",
-            "opportunities", "renewal_score"],
-    "billing": ["mrr", "invoices_paid", "days_to_pay", "discounts", "refunds", "credits", "overdue_balance", "tax_paid",
-                "upgrades", "payment_failures"],
-    "web": ["sessions", "page_views", "bounce_rate", "session_minutes", "signups", "cart_adds", "searches", "downloads",
-            "return_visits", "form_fills"],
-    "support": ["tickets", "first_response_min", "resolution_hours", "csat", "escalations", "reopen_rate", "chats",
-                "kb_views", "bugs_reported", "callbacks"],
-    "product": ["active_users", "api_calls", "features_used", "storage_gb", "errors", "logins", "integrations", "exports",
-                "dashboards", "alerts"],
-    "marketing": ["impressions", "clicks", "ad_spend", "email_opens", "webinar_visits", "trials", "leads", "content_views",
-                  "event_visits", "referrals"],
+    "crm": [
+        "account_age_days",
+        "contacts",
+        "deal_value",
+        "meetings",
+        "nps",
+        "seats_quoted",
+        "emails_sent",
+        "calls",
+        "opportunities",
+        "renewal_score",
+    ],
+    "billing": [
+        "mrr",
+        "invoices_paid",
+        "days_to_pay",
+        "discounts",
+        "refunds",
+        "credits",
+        "overdue_balance",
+        "tax_paid",
+        "upgrades",
+        "payment_failures",
+    ],
+    "web": [
+        "sessions",
+        "page_views",
+        "bounce_rate",
+        "session_minutes",
+        "signups",
+        "cart_adds",
+        "searches",
+        "downloads",
+        "return_visits",
+        "form_fills",
+    ],
+    "support": [
+        "tickets",
+        "first_response_min",
+        "resolution_hours",
+        "csat",
+        "escalations",
+        "reopen_rate",
+        "chats",
+        "kb_views",
+        "bugs_reported",
+        "callbacks",
+    ],
+    "product": [
+        "active_users",
+        "api_calls",
+        "features_used",
+        "storage_gb",
+        "errors",
+        "logins",
+        "integrations",
+        "exports",
+        "dashboards",
+        "alerts",
+    ],
+    "marketing": [
+        "impressions",
+        "clicks",
+        "ad_spend",
+        "email_opens",
+        "webinar_visits",
+        "trials",
+        "leads",
+        "content_views",
+        "event_visits",
+        "referrals",
+    ],
 }
 GROUPS: dict[str, list[str]] = {
     "crm": ["segment", "smb", "mid", "enterprise"],
@@ -55,8 +115,10 @@ GROUPS: dict[str, list[str]] = {
 }
 KEY = "entity_id"
 Q_LEVELS = (0.05, 0.1, 0.2)
-TESTS = {"pearson": "two-sided test of Pearson's correlation between two measures; effect size r",
-         "anova": "one-way ANOVA of a measure across the levels of a group column; effect size eta squared"}
+TESTS = {
+    "pearson": "two-sided test of Pearson's correlation between two measures; effect size r",
+    "anova": "one-way ANOVA of a measure across the levels of a group column; effect size eta squared",
+}
 
 
 def _params(seed: int) -> dict[str, Any]:
@@ -76,10 +138,20 @@ def s13_assets(records: int, seed: int, partition_rows: int | None = None) -> Da
         for m in measures:
             h = mix64(np.array([0], dtype=np.uint64), stream_key(seed, "s13-scale", asset, m))[0]
             mu = round(10 ** (1 + 3 * (int(h) % 1000) / 1000), 2)
-            cols.append(column(m, "s13_measure", seed=seed, asset=asset, mu=mu, sd=round(mu * (0.1 + 0.4 * (int(h) >> 20) % 1000 / 1000), 3)))
+            cols.append(
+                column(
+                    m, "s13_measure", seed=seed, asset=asset, mu=mu, sd=round(mu * (0.1 + 0.4 * (int(h) >> 20) % 1000 / 1000), 3)
+                )
+            )
         tables.append(TableSpec(name=asset, columns=tuple(cols)))
-    return DatasetSpec(name="s13_assets", seed=seed, records=records, partition_rows=partition_rows or default_partition_rows(records),
-                       tables=tuple(tables), features=tuple(FeatureSpec(kind="s13_relationships", table=a, params=params) for a in ASSETS))
+    return DatasetSpec(
+        name="s13_assets",
+        seed=seed,
+        records=records,
+        partition_rows=partition_rows or default_partition_rows(records),
+        tables=tuple(tables),
+        features=tuple(FeatureSpec(kind="s13_relationships", table=a, params=params) for a in ASSETS),
+    )
 
 
 def candidates(measure: str, scope: list[str]) -> list[str]:
@@ -95,14 +167,16 @@ def case_truth(spec: DatasetSpec, measure: str, scope: list[str]) -> dict[str, A
     rel: Relationships = oracle.of_kind(spec, "s13_relationships")
     allowed = set(candidates(measure, scope))
     related = {k: v for k, v in rel.partners(measure).items() if k in allowed}
-    return {"relationships": [{"with": k, "test": t, "effect_size": e} for k, (t, e) in sorted(related.items())],
-            "candidates": len(allowed)}
+    return {
+        "relationships": [{"with": k, "test": t, "effect_size": e} for k, (t, e) in sorted(related.items())],
+        "candidates": len(allowed),
+    }
 
 
 def case_input(measure: str, scope: list[str], q: float) -> dict[str, Any]:
     return {
         "question": f"Which measures or group columns of {', '.join(scope)} are significantly related to {measure}, "
-                    f"at a false discovery rate of {q}?",
+        f"at a false discovery rate of {q}?",
         "measure": measure,
         "scope": scope,
         "q": q,
@@ -154,8 +228,15 @@ class CrossAssetInsights(DeclaredMetrics):
         for i in range(n):
             measure, scope, q = combos[int(order[i % len(combos)])]
             truth = case_truth(spec, measure, scope)
-            cases.append(Case(f"{self.id}-{i:05d}", i, case_input(measure, scope, q), truth,
-                              {"q": q, "scope": ",".join(scope), "true": len(truth["relationships"]), "tests": truth["candidates"]}))
+            cases.append(
+                Case(
+                    f"{self.id}-{i:05d}",
+                    i,
+                    case_input(measure, scope, q),
+                    truth,
+                    {"q": q, "scope": ",".join(scope), "true": len(truth["relationships"]), "tests": truth["candidates"]},
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -185,7 +266,9 @@ class CrossAssetInsights(DeclaredMetrics):
             metrics["effect_size_error"] = sum(abs(claimed[k] - truth[k]) for k in hits) / len(hits)
         # A case passes when it finds every real relationship and its false share stays within q.
         passed = recall == 1.0 and fdp <= q
-        reason = None if passed else f"found {len(hits)} of {len(truth)} relationships with {false} false ones (FDP {fdp:.3f}, q {q})"
+        reason = (
+            None if passed else f"found {len(hits)} of {len(truth)} relationships with {false} false ones (FDP {fdp:.3f}, q {q})"
+        )
         return CaseScore(passed, metrics, reason)
 
 

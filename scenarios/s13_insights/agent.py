@@ -59,7 +59,9 @@ class InsightFinder:
                     tests.append((f"{other}.{name}", "pearson", float(r), float(p)))
         keep = benjamini_hochberg([t[3] for t in tests], float(case["q"]))
         return {
-            "relationships": [{"with": w, "test": t, "effect_size": e, "p_value": p} for (w, t, e, p), k in zip(tests, keep, strict=True) if k],
+            "relationships": [
+                {"with": w, "test": t, "effect_size": e, "p_value": p} for (w, t, e, p), k in zip(tests, keep, strict=True) if k
+            ],
             "tested": len(tests),
         }
 
@@ -77,7 +79,9 @@ class InsightFinder:
                 for name in parts[0].column_names:
                     chunks = [t.column(name).combine_chunks() for t in parts]
                     if hasattr(chunks[0], "dictionary"):  # a group column: its labels
-                        cols[name] = np.concatenate([np.asarray(c.dictionary.to_pylist(), dtype=object)[c.indices.to_numpy()] for c in chunks])
+                        cols[name] = np.concatenate(
+                            [np.asarray(c.dictionary.to_pylist(), dtype=object)[c.indices.to_numpy()] for c in chunks]
+                        )
                     else:
                         cols[name] = np.concatenate([c.to_numpy() for c in chunks])
                 self._tables[cache_key] = cols

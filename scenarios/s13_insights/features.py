@@ -172,7 +172,9 @@ class RelationshipKind:
     def truth(self, spec: DatasetSpec, feature: FeatureSpec) -> Relationships:
         return plan_relationships(feature.params)
 
-    def plant(self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: Relationships, start: int, stop: int) -> pa.Table:
+    def plant(
+        self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: Relationships, start: int, stop: int
+    ) -> pa.Table:
         asset = feature.table
         ids = np.arange(start, stop, dtype=np.int64)
         for c in truth.clusters:
@@ -187,4 +189,3 @@ class RelationshipKind:
                 values = cp["mu"] + cp["sd"] * (m.loading * f + math.sqrt(1 - m.loading**2) * z)
                 tbl = tbl.set_column(i, m.measure, pa.array(values, pa.float64()))
         return tbl
-

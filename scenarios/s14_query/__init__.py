@@ -31,8 +31,20 @@ from scenario_pipeline.scenarios.sql_sandbox import (
 from .agent import QueryAgent
 
 REGIONS = ("central", "east", "north", "south", "west")
-CITIES = ("Avonport", "Brightwater", "Cedar Falls", "Dunmore", "Eastbrook", "Fairhaven", "Glenwood", "Harborview",
-          "Ironvale", "Juniper", "Kingsley", "Lakeside")
+CITIES = (
+    "Avonport",
+    "Brightwater",
+    "Cedar Falls",
+    "Dunmore",
+    "Eastbrook",
+    "Fairhaven",
+    "Glenwood",
+    "Harborview",
+    "Ironvale",
+    "Juniper",
+    "Kingsley",
+    "Lakeside",
+)
 CATEGORIES = ("books", "electronics", "garden", "grocery", "kitchen", "outdoor", "sports", "toys")
 BRANDS = ("Acme", "Bolt", "Crest", "Dune", "Echo", "Flint", "Granite", "Helio", "Iris", "Jade")
 SEGMENTS = ("consumer", "corporate", "home office")
@@ -40,32 +52,62 @@ COUNTRIES = ("Canada", "France", "Germany", "Japan", "Mexico", "Spain", "United 
 CHANNELS = ("online", "store", "phone")
 STORES, PRODUCTS, CUSTOMERS = 40, 200, 2000
 MAX_RECORDS = 5_000_000  # the scorer copies the dataset into a DuckDB file per worker
-SQL_TYPES = {"record_id": "BIGINT", "int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE",
-             "category": "VARCHAR", "id_label": "VARCHAR"}
+SQL_TYPES = {
+    "record_id": "BIGINT",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "category": "VARCHAR",
+    "id_label": "VARCHAR",
+}
 
 
 def star_tables(records: int) -> tuple[TableSpec, ...]:
     return (
-        TableSpec(name="sales", columns=(
-            column("sale_id", "record_id"),
-            column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=365.0),
-            column("store_id", "int", low=0, high=STORES),
-            column("product_id", "int", low=0, high=PRODUCTS),
-            column("customer_id", "int", low=0, high=CUSTOMERS),
-            column("channel", "category", values=list(CHANNELS), weights=[0.5, 0.4, 0.1]),
-            column("quantity", "int", low=1, high=11, bits=32),
-            column("amount", "float", low=1.0, high=500.0, decimals=2),
-        )),
-        TableSpec(name="stores", records=STORES, columns=(
-            column("store_id", "record_id"), column("store_name", "id_label", prefix="Store", width=3),
-            column("city", "category", values=list(CITIES)), column("region", "category", values=list(REGIONS)))),
-        TableSpec(name="products", records=PRODUCTS, columns=(
-            column("product_id", "record_id"), column("product_name", "id_label", prefix="Product", width=3),
-            column("category", "category", values=list(CATEGORIES)), column("brand", "category", values=list(BRANDS)),
-            column("list_price", "float", low=5.0, high=300.0, decimals=2))),
-        TableSpec(name="customers", records=CUSTOMERS, columns=(
-            column("customer_id", "record_id"), column("customer_name", "id_label", prefix="Customer", width=4),
-            column("segment", "category", values=list(SEGMENTS)), column("country", "category", values=list(COUNTRIES)))),
+        TableSpec(
+            name="sales",
+            columns=(
+                column("sale_id", "record_id"),
+                column("ts", "timestamp", start="2026-01-01T00:00:00", span_days=365.0),
+                column("store_id", "int", low=0, high=STORES),
+                column("product_id", "int", low=0, high=PRODUCTS),
+                column("customer_id", "int", low=0, high=CUSTOMERS),
+                column("channel", "category", values=list(CHANNELS), weights=[0.5, 0.4, 0.1]),
+                column("quantity", "int", low=1, high=11, bits=32),
+                column("amount", "float", low=1.0, high=500.0, decimals=2),
+            ),
+        ),
+        TableSpec(
+            name="stores",
+            records=STORES,
+            columns=(
+                column("store_id", "record_id"),
+                column("store_name", "id_label", prefix="Store", width=3),
+                column("city", "category", values=list(CITIES)),
+                column("region", "category", values=list(REGIONS)),
+            ),
+        ),
+        TableSpec(
+            name="products",
+            records=PRODUCTS,
+            columns=(
+                column("product_id", "record_id"),
+                column("product_name", "id_label", prefix="Product", width=3),
+                column("category", "category", values=list(CATEGORIES)),
+                column("brand", "category", values=list(BRANDS)),
+                column("list_price", "float", low=5.0, high=300.0, decimals=2),
+            ),
+        ),
+        TableSpec(
+            name="customers",
+            records=CUSTOMERS,
+            columns=(
+                column("customer_id", "record_id"),
+                column("customer_name", "id_label", prefix="Customer", width=4),
+                column("segment", "category", values=list(SEGMENTS)),
+                column("country", "category", values=list(COUNTRIES)),
+            ),
+        ),
     )
 
 
@@ -74,8 +116,13 @@ def star_sales(records: int, seed: int, partition_rows: int | None = None) -> Da
     """A sales fact of ``records`` rows with store, product and customer dimensions (one partition each)."""
     if not CUSTOMERS <= records <= MAX_RECORDS:
         raise UsageError(f"s14-query's fact table holds {CUSTOMERS:,} to {MAX_RECORDS:,} records, got {records:,}")
-    return DatasetSpec(name="star_sales", seed=seed, records=records, partition_rows=partition_rows or default_partition_rows(records),
-                       tables=star_tables(records))
+    return DatasetSpec(
+        name="star_sales",
+        seed=seed,
+        records=records,
+        partition_rows=partition_rows or default_partition_rows(records),
+        tables=star_tables(records),
+    )
 
 
 def schema_of(spec: DatasetSpec) -> dict[str, list[list[str]]]:
@@ -113,8 +160,14 @@ class NaturalLanguageQuery(DeclaredMetrics):
         key = stream_key(seed, self.id, "cases")
         names = sorted(TEMPLATES)
         pools: dict[str, Any] = {
-            "region": REGIONS, "segment": SEGMENTS, "category": CATEGORIES, "brand": BRANDS, "country": COUNTRIES,
-            "month": tuple(range(1, 13)), "k": (3, 5, 10), "price": (50, 100, 150, 200, 250),
+            "region": REGIONS,
+            "segment": SEGMENTS,
+            "category": CATEGORIES,
+            "brand": BRANDS,
+            "country": COUNTRIES,
+            "month": tuple(range(1, 13)),
+            "k": (3, 5, 10),
+            "price": (50, 100, 150, 200, 250),
             "store": tuple(f"Store {i:03d}" for i in range(STORES)),
         }
         schema = schema_of(spec)
@@ -122,15 +175,25 @@ class NaturalLanguageQuery(DeclaredMetrics):
         for i in range(n):
             h = mix64_scalars(key, i)
             template = names[h % len(names)]
-            slots = {slot: pools[slot][mix64_scalars(key, i, j + 1) % len(pools[slot])] for j, slot in enumerate(TEMPLATES[template][1])}
+            slots = {
+                slot: pools[slot][mix64_scalars(key, i, j + 1) % len(pools[slot])]
+                for j, slot in enumerate(TEMPLATES[template][1])
+            }
             q = build_question(template, slots, h >> 32)
-            cases.append(Case(
-                case_id=f"{self.id}-{i:05d}",
-                index=i,
-                input={"question": q.text, "dialect": "duckdb", "schema": schema, "answer_format": "one SQL SELECT statement in answer.sql"},
-                truth={"sql": q.sql, "ordered": q.ordered, "template": template},
-                attributes={"template": template, "ordered": q.ordered},
-            ))
+            cases.append(
+                Case(
+                    case_id=f"{self.id}-{i:05d}",
+                    index=i,
+                    input={
+                        "question": q.text,
+                        "dialect": "duckdb",
+                        "schema": schema,
+                        "answer_format": "one SQL SELECT statement in answer.sql",
+                    },
+                    truth={"sql": q.sql, "ordered": q.ordered, "template": template},
+                    attributes={"template": template, "ordered": q.ordered},
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -153,7 +216,9 @@ class NaturalLanguageQuery(DeclaredMetrics):
             return CaseScore(False, failed, "answer.sql must be a non-empty string holding one SQL query")
         gold = self._gold(case, context)
         if gold.rows is None:
-            return CaseScore(False, {"execution_accuracy": 0.0, "sql_error": 0.0}, f"gold SQL did not run (a harness bug): {gold.error}")
+            return CaseScore(
+                False, {"execution_accuracy": 0.0, "sql_error": 0.0}, f"gold SQL did not run (a harness bug): {gold.error}"
+            )
         got = database_for(context).run(sql, self.query_timeout_s)
         if got.rows is None:
             return CaseScore(False, failed, got.error)
@@ -162,5 +227,8 @@ class NaturalLanguageQuery(DeclaredMetrics):
         if same:
             return CaseScore(True, {"execution_accuracy": 1.0, "sql_error": 0.0})
         how = "in the asked order " if case.truth["ordered"] else ""
-        return CaseScore(False, {"execution_accuracy": 0.0, "sql_error": 0.0},
-                         f"result differs {how}from the gold result: {len(got_rows)} rows against {len(want_rows)}, e.g. {got_rows[:2]} vs {want_rows[:2]}")
+        return CaseScore(
+            False,
+            {"execution_accuracy": 0.0, "sql_error": 0.0},
+            f"result differs {how}from the gold result: {len(got_rows)} rows against {len(want_rows)}, e.g. {got_rows[:2]} vs {want_rows[:2]}",
+        )

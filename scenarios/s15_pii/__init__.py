@@ -34,8 +34,17 @@ from .features import PiiTable
 ROWS = 400  # rows per table
 MAX_TABLES = 1000
 THEMES = ("customers", "tickets", "payments", "signups", "orders", "employees", "leads", "devices")
-NOTES_MIX = {"EMAIL_ADDRESS": 0.1, "PHONE_NUMBER": 0.1, "PERSON": 0.15, "US_SSN": 0.05, "CREDIT_CARD": 0.05, "IP_ADDRESS": 0.05,
-             "ORDER_NUMBER": 0.1, "CARD_INVALID": 0.05, "PRODUCT_NAME": 0.1}
+NOTES_MIX = {
+    "EMAIL_ADDRESS": 0.1,
+    "PHONE_NUMBER": 0.1,
+    "PERSON": 0.15,
+    "US_SSN": 0.05,
+    "CREDIT_CARD": 0.05,
+    "IP_ADDRESS": 0.05,
+    "ORDER_NUMBER": 0.1,
+    "CARD_INVALID": 0.05,
+    "PRODUCT_NAME": 0.1,
+}
 PII_RATES = (1.0, 0.6, 0.25, 0.05)
 DECOY_RATES = (0.0, 0.1, 0.3)
 ROW_KEY = "row_id"
@@ -86,10 +95,13 @@ def pii_tables(records: int, seed: int, partition_rows: int | None = None) -> Da
     tables, features = [], []
     for t in range(min(MAX_TABLES, records // ROWS)):
         name, cols = table_layout(seed, t)
-        tables.append(TableSpec(name=name, columns=(column(ROW_KEY, "record_id"),) + tuple(
-            planted_column(c["name"]) for c in cols)))
+        tables.append(
+            TableSpec(name=name, columns=(column(ROW_KEY, "record_id"),) + tuple(planted_column(c["name"]) for c in cols))
+        )
         features.append(FeatureSpec(kind="pii_table", table=name, params={"columns": cols}))
-    return DatasetSpec(name="pii_tables", seed=seed, records=ROWS, partition_rows=ROWS, tables=tuple(tables), features=tuple(features))
+    return DatasetSpec(
+        name="pii_tables", seed=seed, records=ROWS, partition_rows=ROWS, tables=tuple(tables), features=tuple(features)
+    )
 
 
 def f_beta(p: float, r: float, beta: float = BETA) -> float:
@@ -106,7 +118,9 @@ def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
 
 def _read_answer(answer: Answer) -> tuple[set[tuple[str, str]], set[tuple[str, int, str]]] | str:
     cols, cells = answer.get("columns"), answer.get("cells")
-    if not isinstance(cols, dict) or not all(isinstance(k, str) and isinstance(v, list) and all(isinstance(e, str) for e in v) for k, v in cols.items()):
+    if not isinstance(cols, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(e, str) for e in v) for k, v in cols.items()
+    ):
         return "answer.columns must map column names to lists of entity types"
     if not isinstance(cells, dict):
         return "answer.cells must map column names to {entity type: [row ids]}"
@@ -115,7 +129,11 @@ def _read_answer(answer: Answer) -> tuple[set[tuple[str, str]], set[tuple[str, i
         if not isinstance(c, str) or not isinstance(by_entity, dict):
             return "answer.cells must map column names to {entity type: [row ids]}"
         for e, rows in by_entity.items():
-            if not isinstance(e, str) or not isinstance(rows, list) or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
+            if (
+                not isinstance(e, str)
+                or not isinstance(rows, list)
+                or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows)
+            ):
                 return f"answer.cells[{c!r}] must map entity types to lists of integer row ids"
             unit_cells.update((c, r, e) for r in rows)
     return {(c, e) for c, es in cols.items() for e in es}, unit_cells
@@ -158,16 +176,26 @@ class PiiDetection(DeclaredMetrics):
         # An errored case returned nothing, so it echoed nothing: 0 on error is the truth, not a reward
         # (its labels already count as missed in cell_f2 and column_f2).
         Metric("pii_echo_rate", higher_is_better=False, of="echoed_pii", threshold=0.0, min_effect=0.01, on_error=0.0),
-        *(m for level, name in (("col", "column"), ("cell", "cell")) for e in ENTITIES for m in (
-            Metric(f"{name}_precision.{e}", level="run", compute=_pooled_part(level, e, 0)),
-            Metric(f"{name}_recall.{e}", level="run", compute=_pooled_part(level, e, 1)),
-            Metric(f"{name}_f2.{e}", level="run", compute=_pooled_part(level, e, 2)),
-        )),
-        *(m for level in ("col", "cell") for e in ENTITIES + ("OTHER",) for m in (
-            Metric(f"{level}_tp.{e}", level="case"),
-            Metric(f"{level}_fp.{e}", higher_is_better=False, level="case"),
-            Metric(f"{level}_fn.{e}", higher_is_better=False, level="case"),
-        )),
+        *(
+            m
+            for level, name in (("col", "column"), ("cell", "cell"))
+            for e in ENTITIES
+            for m in (
+                Metric(f"{name}_precision.{e}", level="run", compute=_pooled_part(level, e, 0)),
+                Metric(f"{name}_recall.{e}", level="run", compute=_pooled_part(level, e, 1)),
+                Metric(f"{name}_f2.{e}", level="run", compute=_pooled_part(level, e, 2)),
+            )
+        ),
+        *(
+            m
+            for level in ("col", "cell")
+            for e in ENTITIES + ("OTHER",)
+            for m in (
+                Metric(f"{level}_tp.{e}", level="case"),
+                Metric(f"{level}_fp.{e}", higher_is_better=False, level="case"),
+                Metric(f"{level}_fn.{e}", higher_is_better=False, level="case"),
+            )
+        ),
     )
     empty_answer: ClassVar[dict[str, Any]] = {"columns": {}, "cells": {}}
 
@@ -178,7 +206,9 @@ class PiiDetection(DeclaredMetrics):
         assert spec is not None
         tables = len(spec.tables)
         if n > tables:
-            raise UsageError(f"s15-pii at this scale has {tables} tables, so at most {tables} cases; use --records {n * ROWS:,} or more")
+            raise UsageError(
+                f"s15-pii at this scale has {tables} tables, so at most {tables} cases; use --records {n * ROWS:,} or more"
+            )
         order = np.argsort(mix64(np.arange(tables, dtype=np.uint64), stream_key(seed, self.id, "cases")), kind="stable")
         cases = []
         for i in range(n):
@@ -187,18 +217,28 @@ class PiiDetection(DeclaredMetrics):
             name = spec.tables[t].name
             columns = {c.name: sorted({e for ls in c.labels for e in ls if e in ENTITIES}) for c in truth.columns}
             cells = {c.name: {e: c.entity_rows(e) for e in ENTITIES if c.entity_rows(e)} for c in truth.columns}
-            cases.append(Case(
-                case_id=f"{self.id}-{i:05d}",
-                index=i,
-                input={
-                    "question": (f"Which columns of table {name} hold PII, of which entity types, and in which cells? "
-                                 f"Report cells by {ROW_KEY}; never repeat a PII value in the answer."),
-                    "table": name, "row_key": ROW_KEY, "columns": [c.name for c in truth.columns], "entities": list(ENTITIES),
-                },
-                truth={"columns": {c: es for c, es in columns.items() if es}, "cells": {c: v for c, v in cells.items() if v},
-                       "pii_values": sorted(truth.pii_values())},
-                attributes={"theme": name.rsplit("_", 1)[0], "pii_columns": sum(1 for es in columns.values() if es)},
-            ))
+            cases.append(
+                Case(
+                    case_id=f"{self.id}-{i:05d}",
+                    index=i,
+                    input={
+                        "question": (
+                            f"Which columns of table {name} hold PII, of which entity types, and in which cells? "
+                            f"Report cells by {ROW_KEY}; never repeat a PII value in the answer."
+                        ),
+                        "table": name,
+                        "row_key": ROW_KEY,
+                        "columns": [c.name for c in truth.columns],
+                        "entities": list(ENTITIES),
+                    },
+                    truth={
+                        "columns": {c: es for c, es in columns.items() if es},
+                        "cells": {c: v for c, v in cells.items() if v},
+                        "pii_values": sorted(truth.pii_values()),
+                    },
+                    attributes={"theme": name.rsplit("_", 1)[0], "pii_columns": sum(1 for es in columns.values() if es)},
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -215,7 +255,11 @@ class PiiDetection(DeclaredMetrics):
             for e in ENTITIES + ("OTHER",):
                 t = {u for u in truth if u[-1] == e}
                 p = {u for u in pred if (u[-1] == e if e != "OTHER" else u[-1] not in ENTITIES)}
-                metrics[f"{level}_tp.{e}"], metrics[f"{level}_fp.{e}"], metrics[f"{level}_fn.{e}"] = len(t & p), len(p - t), len(t - p)
+                metrics[f"{level}_tp.{e}"], metrics[f"{level}_fp.{e}"], metrics[f"{level}_fn.{e}"] = (
+                    len(t & p),
+                    len(p - t),
+                    len(t - p),
+                )
             tp, fp, fn = len(truth & pred), len(pred - truth), len(truth - pred)
             name = "column" if level == "col" else "cell"
             metrics[f"{name}_precision"], metrics[f"{name}_recall"], metrics[f"{name}_f2"] = prf(tp, fp, fn)
@@ -225,9 +269,13 @@ class PiiDetection(DeclaredMetrics):
         if echoed:
             problems.append("the answer echoes a raw PII value")
         if pred_cols != truth_cols:
-            problems.append(f"columns: {len(pred_cols - truth_cols)} wrong and {len(truth_cols - pred_cols)} missed (column, entity) labels")
+            problems.append(
+                f"columns: {len(pred_cols - truth_cols)} wrong and {len(truth_cols - pred_cols)} missed (column, entity) labels"
+            )
         if metrics["cell_f2"] < self.thresholds["cell_f2"].target:
-            problems.append(f"cell F2 {metrics['cell_f2']:.3f} (precision {metrics['cell_precision']:.3f}, recall {metrics['cell_recall']:.3f})")
+            problems.append(
+                f"cell F2 {metrics['cell_f2']:.3f} (precision {metrics['cell_precision']:.3f}, recall {metrics['cell_recall']:.3f})"
+            )
         return CaseScore(not problems, metrics, "; ".join(problems) or None)
 
 

@@ -54,7 +54,13 @@ class PiiTable:
 
     def pii_values(self) -> set[str]:
         """Every raw planted PII value (decoys excluded)."""
-        return {v for c in self.columns for ls, vs in zip(c.labels, c.raw, strict=True) for label, v in zip(ls, vs, strict=True) if label in ENTITIES}
+        return {
+            v
+            for c in self.columns
+            for ls, vs in zip(c.labels, c.raw, strict=True)
+            for label, v in zip(ls, vs, strict=True)
+            if label in ENTITIES
+        }
 
 
 def _draw(mix: dict[str, float], u: float) -> str | None:

@@ -51,9 +51,11 @@ AS_OF = ("2027-01-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00", "2026-11-01T0
 IDLE_DAYS = (120, 180, 270)
 MIN_RECORDS, MAX_RECORDS = 20_000, 10_000_000_000
 _USERS = tuple(f"analyst_{i:02d}" for i in range(12)) + tuple(f"etl_{i:02d}" for i in range(4))
-RULE = ("a zombie is a table (not a view) created at least idle_days before as_of, with no read and no write "
-        "in the query log in the idle_days up to as_of (ts > as_of - idle_days and ts <= as_of), and no lineage "
-        "edge whose upstream is the table; log entries after as_of do not count")
+RULE = (
+    "a zombie is a table (not a view) created at least idle_days before as_of, with no read and no write "
+    "in the query log in the idle_days up to as_of (ts > as_of - idle_days and ts <= as_of), and no lineage "
+    "edge whose upstream is the table; log entries after as_of do not count"
+)
 
 
 @dataset("s16_catalog")
@@ -63,28 +65,44 @@ def s16_catalog(records: int, seed: int, partition_rows: int | None = None) -> D
         raise ValueError(f"S16 needs {MIN_RECORDS:,} to {MAX_RECORDS:,} query-log records, got {records:,}")
     plan = plan_params(seed, min(24_000, max(240, records // 100)))
     edges = len(catalog_plan(plan).edges)
-    query_log = TableSpec(name="query_log", columns=(
-        column("query_id", "record_id"),
-        column("ts", "timestamp", start=plan["log_start"] + "T00:00:00", span_days=float(plan["log_days"])),
-        column("user_name", "category", values=list(_USERS)),
-        column("op", "category", values=list(OPS), weights=[0.85, 0.15]),
-        column("object", "s16_object_ref", plan=plan),
-    ))
-    objects = TableSpec(name="objects", records=plan["objects"], columns=tuple(
-        [column("object_id", "record_id")]
-        + [column(f, "s16_catalog", field=f, plan=plan) for f in ("name", "schema_name", "kind", "owner")]
-        + [column(f, "s16_catalog", rules=Rules(min=0), field=f, plan=plan) for f in ("bytes", "rows")]
-        + [column("created_at", "s16_catalog", field="created_at", plan=plan)]
-    ))
-    lineage = TableSpec(name="lineage", records=edges, columns=(
-        column("upstream", "s16_lineage", field="upstream", plan=plan),
-        column("downstream", "s16_lineage", field="downstream", plan=plan),
-        column("via", "s16_lineage", rules=Rules(allowed=("view", "job")), field="via", plan=plan),
-        column("job", "s16_lineage", rules=Rules(max_null_rate=1.0), field="job", plan=plan),
-    ))
-    return DatasetSpec(name="s16_catalog", seed=seed, records=records, partition_rows=partition_rows or default_partition_rows(records),
-                       tables=(query_log, objects, lineage),
-                       features=(FeatureSpec(kind="s16_zombies", table="query_log", params={"plan": plan}),))
+    query_log = TableSpec(
+        name="query_log",
+        columns=(
+            column("query_id", "record_id"),
+            column("ts", "timestamp", start=plan["log_start"] + "T00:00:00", span_days=float(plan["log_days"])),
+            column("user_name", "category", values=list(_USERS)),
+            column("op", "category", values=list(OPS), weights=[0.85, 0.15]),
+            column("object", "s16_object_ref", plan=plan),
+        ),
+    )
+    objects = TableSpec(
+        name="objects",
+        records=plan["objects"],
+        columns=tuple(
+            [column("object_id", "record_id")]
+            + [column(f, "s16_catalog", field=f, plan=plan) for f in ("name", "schema_name", "kind", "owner")]
+            + [column(f, "s16_catalog", rules=Rules(min=0), field=f, plan=plan) for f in ("bytes", "rows")]
+            + [column("created_at", "s16_catalog", field="created_at", plan=plan)]
+        ),
+    )
+    lineage = TableSpec(
+        name="lineage",
+        records=edges,
+        columns=(
+            column("upstream", "s16_lineage", field="upstream", plan=plan),
+            column("downstream", "s16_lineage", field="downstream", plan=plan),
+            column("via", "s16_lineage", rules=Rules(allowed=("view", "job")), field="via", plan=plan),
+            column("job", "s16_lineage", rules=Rules(max_null_rate=1.0), field="job", plan=plan),
+        ),
+    )
+    return DatasetSpec(
+        name="s16_catalog",
+        seed=seed,
+        records=records,
+        partition_rows=partition_rows or default_partition_rows(records),
+        tables=(query_log, objects, lineage),
+        features=(FeatureSpec(kind="s16_zombies", table="query_log", params={"plan": plan}),),
+    )
 
 
 def case_truth(spec: DatasetSpec, schema: str, as_of: str, idle_days: int) -> dict[str, Any]:
@@ -93,8 +111,13 @@ def case_truth(spec: DatasetSpec, schema: str, as_of: str, idle_days: int) -> di
     zombies = truth.zombies(schema, to_us(as_of[:10]), idle_days)
     plan = truth.plan
     sizes = {n: int(b) for n, s, b in zip(plan.names, plan.schemas, plan.bytes.tolist(), strict=True) if s == schema}
-    return {"zombies": [{"table": z["table"], "bytes": z["bytes"], "profile": z["profile"],
-                         "last_access": _iso(z["last_access_us"])} for z in zombies], "sizes": sizes}
+    return {
+        "zombies": [
+            {"table": z["table"], "bytes": z["bytes"], "profile": z["profile"], "last_access": _iso(z["last_access_us"])}
+            for z in zombies
+        ],
+        "sizes": sizes,
+    }
 
 
 def case_input(schema: str, as_of: str, idle_days: int) -> dict[str, Any]:
@@ -156,14 +179,22 @@ class ZombieTables(DeclaredMetrics):
             schema, as_of, idle = combos[int(order[i % len(combos)])]
             t = case_truth(spec, schema, as_of, idle)
             traps = _trap_counts(truth, schema)
-            cases.append(Case(
-                case_id=f"{self.id}-{i:05d}",
-                index=i,
-                input=case_input(schema, as_of, idle),
-                truth=t,
-                attributes={"schema": schema, "as_of": as_of[:10], "idle_days": idle, "zombies": len(t["zombies"]),
-                            "zombie_bytes": sum(z["bytes"] for z in t["zombies"]), **traps},
-            ))
+            cases.append(
+                Case(
+                    case_id=f"{self.id}-{i:05d}",
+                    index=i,
+                    input=case_input(schema, as_of, idle),
+                    truth=t,
+                    attributes={
+                        "schema": schema,
+                        "as_of": as_of[:10],
+                        "idle_days": idle,
+                        "zombies": len(t["zombies"]),
+                        "zombie_bytes": sum(z["bytes"] for z in t["zombies"]),
+                        **traps,
+                    },
+                )
+            )
         return cases
 
     def reference_agent(self, **params: Any) -> Agent:
@@ -171,7 +202,14 @@ class ZombieTables(DeclaredMetrics):
 
     def score(self, case: Case, answer: Answer, context: dict[str, Any]) -> CaseScore:
         zombie_bytes = sum(z["bytes"] for z in case.truth["zombies"])
-        zeros = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "storage_recall": 0.0, "zombie_bytes": float(zombie_bytes), "saved_bytes": 0.0}
+        zeros = {
+            "precision": 0.0,
+            "recall": 0.0,
+            "f1": 0.0,
+            "storage_recall": 0.0,
+            "zombie_bytes": float(zombie_bytes),
+            "saved_bytes": 0.0,
+        }
         items = answer.get("zombies")
         if not isinstance(items, list):
             return CaseScore(False, zeros, "answer.zombies must be a list of {table, reason, last_access}")
@@ -186,14 +224,22 @@ class ZombieTables(DeclaredMetrics):
         precision, recall, f1 = precision_recall_f1(set(claimed), set(truth))
         hits = set(claimed) & set(truth)
         saved = sum(truth[t]["bytes"] for t in hits)
-        metrics = {"precision": precision, "recall": recall, "f1": f1, "zombie_bytes": float(zombie_bytes), "saved_bytes": float(saved),
-                   "wrong_bytes": float(sum(case.truth["sizes"].get(t, 0) for t in set(claimed) - hits))}
+        metrics = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "zombie_bytes": float(zombie_bytes),
+            "saved_bytes": float(saved),
+            "wrong_bytes": float(sum(case.truth["sizes"].get(t, 0) for t in set(claimed) - hits)),
+        }
         if zombie_bytes:
             metrics["storage_recall"] = saved / zombie_bytes
         if hits:
             metrics["last_access_accuracy"] = sum(_same_day(claimed[t], truth[t]["last_access"]) for t in hits) / len(hits)
         passed = precision == 1.0 and recall == 1.0
-        reason = None if passed else f"found {len(hits)} of {len(truth)} zombies with {len(claimed) - len(hits)} live tables flagged"
+        reason = (
+            None if passed else f"found {len(hits)} of {len(truth)} zombies with {len(claimed) - len(hits)} live tables flagged"
+        )
         return CaseScore(passed, metrics, reason)
 
 

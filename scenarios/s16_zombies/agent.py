@@ -57,10 +57,17 @@ class ZombieFinder:
             if not is_local(context):
                 con.register_filesystem(Storage.from_url(context["dataset"]["url"]).fs)
             con.execute("SET TimeZone = 'UTC'")
-            rows = con.execute(_SQL, {
-                "log": _files(context, names["query_log"]), "lineage": _files(context, names["lineage"]),
-                "objects": _files(context, names["catalog"]), "schema": case["schema"], "as_of": as_of, "cutoff": cutoff,
-            }).fetchall()
+            rows = con.execute(
+                _SQL,
+                {
+                    "log": _files(context, names["query_log"]),
+                    "lineage": _files(context, names["lineage"]),
+                    "objects": _files(context, names["catalog"]),
+                    "schema": case["schema"],
+                    "as_of": as_of,
+                    "cutoff": cutoff,
+                },
+            ).fetchall()
         finally:
             con.close()
         zombies = []
@@ -69,10 +76,12 @@ class ZombieFinder:
                 why = f"never read or written since it was created on {created:%Y-%m-%d}"
             else:
                 why = f"last read or written on {last:%Y-%m-%d}, {(as_of - last).days} days before {as_of:%Y-%m-%d} ({accesses} accesses in all)"
-            zombies.append({
-                "table": name,
-                "reason": f"{why}; idle for the whole {idle}-day window; no view or job reads from it",
-                "last_access": None if last is None else last.isoformat(),
-                "bytes": int(nbytes),
-            })
+            zombies.append(
+                {
+                    "table": name,
+                    "reason": f"{why}; idle for the whole {idle}-day window; no view or job reads from it",
+                    "last_access": None if last is None else last.isoformat(),
+                    "bytes": int(nbytes),
+                }
+            )
         return {"zombies": zombies}

@@ -32,15 +32,37 @@ from scenario_pipeline.datasets.spec import ColumnSpec
 
 PROFILES = ("active", "view", "zombie", "quarterly", "job_written", "revived", "new", "read_downstream")
 # Share of objects per profile (the rest are active), in this order.
-SHARES = (("view", 0.10), ("zombie", 0.08), ("quarterly", 0.03), ("job_written", 0.03), ("revived", 0.02),
-          ("new", 0.02), ("read_downstream", 0.04))
+SHARES = (
+    ("view", 0.10),
+    ("zombie", 0.08),
+    ("quarterly", 0.03),
+    ("job_written", 0.03),
+    ("revived", 0.02),
+    ("new", 0.02),
+    ("read_downstream", 0.04),
+)
 P = {name: i for i, name in enumerate(PROFILES)}
 DAY_US = 86_400 * 1_000_000
-_SCHEMAS = ("sales", "finance", "marketing", "ops", "product", "support", "people", "risk", "growth", "data",
-            "supply", "legal")
+_SCHEMAS = ("sales", "finance", "marketing", "ops", "product", "support", "people", "risk", "growth", "data", "supply", "legal")
 _ADJ = ("daily", "weekly", "monthly", "raw", "clean", "agg", "stg", "dim", "fct", "tmp", "bak", "hist")
-_NOUN = ("orders", "customers", "invoices", "events", "sessions", "tickets", "payments", "leads", "shipments",
-         "accounts", "refunds", "campaigns", "products", "users", "metrics", "snapshots")
+_NOUN = (
+    "orders",
+    "customers",
+    "invoices",
+    "events",
+    "sessions",
+    "tickets",
+    "payments",
+    "leads",
+    "shipments",
+    "accounts",
+    "refunds",
+    "campaigns",
+    "products",
+    "users",
+    "metrics",
+    "snapshots",
+)
 _TEAMS = ("analytics", "data-eng", "finance-bi", "growth", "platform", "ml")
 
 
@@ -95,8 +117,10 @@ def _plan(key: str) -> CatalogPlan:
     schemas_all = schema_names(n)
     schema_of = [schemas_all[i % len(schemas_all)] for i in range(n)]
     h = hk("name")
-    names = tuple(f"{schema_of[i]}.{_ADJ[int(a) % len(_ADJ)]}_{_NOUN[int(b) % len(_NOUN)]}_{i // len(schemas_all)}"
-                  for i, (a, b) in enumerate(zip(h, h >> np.uint64(16), strict=True)))
+    names = tuple(
+        f"{schema_of[i]}.{_ADJ[int(a) % len(_ADJ)]}_{_NOUN[int(b) % len(_NOUN)]}_{i // len(schemas_all)}"
+        for i, (a, b) in enumerate(zip(h, h >> np.uint64(16), strict=True))
+    )
     u = unit_float(hk("profile"))
     profile = np.full(n, P["active"], dtype=np.int8)
     edge_at = 0.0
@@ -110,11 +134,24 @@ def _plan(key: str) -> CatalogPlan:
     nbytes = np.where(profile == P["view"], 0, (10 ** (5 + 5 * size)).astype(np.int64))
     rows = np.where(profile == P["view"], 0, nbytes // (50 + (hk("rows") % np.uint64(150)).astype(np.int64)))
     age = unit_float(hk("created"))
-    created = np.where(profile == P["new"], end_us - ((5 + 95 * age) * DAY_US).astype(np.int64),
-                       start_us - ((30 + 870 * age) * DAY_US).astype(np.int64))
+    created = np.where(
+        profile == P["new"],
+        end_us - ((5 + 95 * age) * DAY_US).astype(np.int64),
+        start_us - ((30 + 870 * age) * DAY_US).astype(np.int64),
+    )
     owners = tuple(_TEAMS[int(x) % len(_TEAMS)] for x in hk("owner"))
-    return CatalogPlan(names, tuple(schema_of), profile, nbytes.astype(np.int64), rows.astype(np.int64), created.astype(np.int64),
-                       owners, _edges(seed, profile), start_us, end_us)
+    return CatalogPlan(
+        names,
+        tuple(schema_of),
+        profile,
+        nbytes.astype(np.int64),
+        rows.astype(np.int64),
+        created.astype(np.int64),
+        owners,
+        _edges(seed, profile),
+        start_us,
+        end_us,
+    )
 
 
 def _edges(seed: int, profile: np.ndarray) -> tuple[tuple[int, int, str, str | None], ...]:

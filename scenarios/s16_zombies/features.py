@@ -64,8 +64,14 @@ class ZombieTruth:
             if plan.schemas[i] != schema or plan.profile[i] == P["view"] or down[i] or plan.created_us[i] > cutoff or i in busy:
                 continue
             assert plan.profile[i] not in (P["active"], P["view"]), "an active table looked idle: heartbeats are broken"
-            out.append({"table": name, "bytes": int(plan.bytes[i]), "last_access_us": self.last_access_us(i, as_of_us),
-                        "profile": PROFILES[int(plan.profile[i])]})
+            out.append(
+                {
+                    "table": name,
+                    "bytes": int(plan.bytes[i]),
+                    "last_access_us": self.last_access_us(i, as_of_us),
+                    "profile": PROFILES[int(plan.profile[i])],
+                }
+            )
         return out
 
 
@@ -148,7 +154,9 @@ class ZombieKind:
         ids = place(times, plan.start_us, plan.end_us, spec.table_records(feature.table))
         return ZombieTruth(plan, ids, obj, op, times)
 
-    def plant(self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: ZombieTruth, start: int, stop: int) -> pa.Table:
+    def plant(
+        self, tbl: pa.Table, spec: DatasetSpec, feature: FeatureSpec, truth: ZombieTruth, start: int, stop: int
+    ) -> pa.Table:
         plan = truth.plan
         obj_i, op_i, ts_i = (tbl.schema.get_field_index(c) for c in ("object", "op", "ts"))
         objects = tbl.column(obj_i).combine_chunks()
@@ -158,7 +166,9 @@ class ZombieKind:
         allowed[background] = True
         moved = ~allowed[idx]
         rows = np.arange(start, stop, dtype=np.uint64)
-        idx[moved] = background[mix64(rows[moved], stream_key(feature.params["plan"]["seed"], "s16-move")) % np.uint64(len(background))]
+        idx[moved] = background[
+            mix64(rows[moved], stream_key(feature.params["plan"]["seed"], "s16-move")) % np.uint64(len(background))
+        ]
         ops = tbl.column(op_i).combine_chunks()
         op_idx = ops.indices.to_numpy(zero_copy_only=False).astype(np.int8, copy=True)
         op_idx[plan.profile[idx] == P["view"]] = READ  # views are only read
