@@ -26,11 +26,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from scenario_pipeline import progress
-from scenario_pipeline.storage import DiskFullError  # issue 9: DiskFullError
+from scenario_pipeline.storage import DiskFullError
 from scenario_pipeline.tasks.lanes import LaneJob, ShardJob, run_lane
 
 if TYPE_CHECKING:
-    from scenario_pipeline.cost.live import RunCost  # issue 7
+    from scenario_pipeline.cost.live import RunCost
 
 
 def default_shard_size(cases: int, threads: int) -> int:
@@ -51,8 +51,8 @@ class FanoutStats:
     cases_run: int = 0
     failed_shards: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    budget_exceeded: bool = False  # issue 7: shards were held back by --max-cost-usd
-    shards_held: int = 0  # issue 7: how many
+    budget_exceeded: bool = False  # shards were held back by --max-cost-usd
+    shards_held: int = 0  # how many
     retries: int = 0  # attempts after the first, over every case run in this attempt of the run
     peak_in_flight: int = 0  # the most agent calls in flight at once, as the lanes reported them
     lanes: int = 0  # lanes started
@@ -89,11 +89,11 @@ def assign_lanes(jobs: list[ShardJob], lanes: int) -> list[list[ShardJob]]:
     return [g for g in groups if g]
 
 
-_NO_ARTIFACT = "no-artifact"  # issue 9
+_NO_ARTIFACT = "no-artifact"
 
 
 def _progress_artifact(artifact: Any, percent: float, description: str, logger: Any) -> Any:
-    """issue 9: create or update the progress artifact. The Prefect API being away for longer than its client
+    """Create or update the progress artifact. The Prefect API being away for longer than its client
     retries costs the progress display for the rest of the fan-out (no more calls that would each wait out
     the retries and stall the loop), never the run: logs and the CLI's bar still show progress."""
     if artifact == _NO_ARTIFACT:
@@ -127,7 +127,7 @@ def fan_out(
     """Run the shards in lanes (tasks/lanes.py): at most one lane per Dask worker thread, at most
     ``concurrency`` agent calls in flight across them, retries of refused calls up to ``max_retries``.
 
-    ``cost`` (issue 7): accounts each shard, shows the live estimate, and holds shards back at the budget."""
+    ``cost``: accounts each shard, shows the live estimate, and holds shards back at the budget."""
     from scenario_pipeline.settings import load_settings
 
     logger = get_run_logger()
@@ -147,7 +147,7 @@ def fan_out(
             f"; {cost.describe()}" if cost else ""
         )
 
-    artifact = _progress_artifact(None, done_cases / max(cases_total, 1) * 100, describe(), logger)  # issue 9
+    artifact = _progress_artifact(None, done_cases / max(cases_total, 1) * 100, describe(), logger)
     bar = progress.listener()
     bar.start("fan-out", cases_total, "cases")
     bar.advance("fan-out", done_cases)
@@ -180,8 +180,8 @@ def fan_out(
     client.subscribe_topic(topic, lambda ev: inbox.put(("shard", ev[1])))
     client.subscribe_topic(f"{topic}-status", lambda ev: inbox.put(("status", ev[1])))
     ctx = client.scatter(context, broadcast=True, hash=False)
-    # --- issue 7: without a budget every shard is dispatched at once; with one, a shard is dispatched
-    # only while the budget guard (cost/budget.py) allows it, and the rest are held back ---
+    # Without a budget every shard is dispatched at once; with one, a shard is dispatched
+    # only while the budget guard (cost/budget.py) allows it, and the rest are held back
     queue_: deque[ShardJob] = deque(jobs)
     running: dict[str, tuple[Any, LaneJob]] = {}
     open_shards: dict[int, int] = {}  # dispatched, not yet reported: shard -> cases
@@ -197,7 +197,7 @@ def fan_out(
         stats.shards_run += 1
         stats.cases_run += cases
         done_cases += cases
-        if cost is not None:  # issue 7
+        if cost is not None:
             cost.shard_done(shard, usage, cases)
 
     def dispatch() -> None:
@@ -227,10 +227,9 @@ def fan_out(
         stats.lanes += len(groups)
 
     dispatch()
-    # --- end issue 7 ---
     last_report = 0.0
     reported_all = False
-    disk_full: DiskFullError | None = None  # issue 9
+    disk_full: DiskFullError | None = None
     while running:
         try:
             kind, payload = inbox.get(timeout=1.0)
@@ -247,7 +246,7 @@ def fan_out(
                 result = fut.result()
             except Exception as lane_exc:  # noqa: BLE001 - a lost lane must not lose the other lanes' shards
                 result = {"shards": [], "failed": [], "skipped": [], "disk_full": None, "error": lane_exc}
-            if isinstance(result.get("disk_full"), DiskFullError):  # issue 9: no checkpoint can be written: stop, keep what is
+            if isinstance(result.get("disk_full"), DiskFullError):  # no checkpoint can be written: stop, keep what is
                 disk_full = result["disk_full"]
                 queue_.clear()
                 client.cancel([f for f, _ in running.values()])
@@ -273,7 +272,7 @@ def fan_out(
             stats.limit_decreases += int(result.get("limit_decreases", 0))
             if disk_full is not None:
                 break
-        dispatch()  # issue 7
+        dispatch()
         bar.advance("fan-out", done_cases)
         note = getattr(bar, "note", None)
         if note is not None:
@@ -281,7 +280,7 @@ def fan_out(
         now = time.perf_counter()
         if now - last_report > 1.0 or (done_cases == cases_total and not reported_all):
             reported_all = done_cases == cases_total
-            artifact = _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
+            artifact = _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)
             logger.info(
                 "%d of %d cases done, %d in flight, %d retried (%d shards run, %d failed)%s.",
                 done_cases,
@@ -292,7 +291,7 @@ def fan_out(
                 len(stats.failed_shards),
                 f"; {cost.describe()}" if cost else "",
             )
-            if cost is not None:  # issue 7: the ledger, so a resumed run knows what was spent
+            if cost is not None:  # the ledger, so a resumed run knows what was spent
                 cost.save()
             last_report = now
     for t in (topic, f"{topic}-status"):
@@ -301,7 +300,7 @@ def fan_out(
         except Exception:  # noqa: BLE001, S110 - the client may be closing
             pass
     stats.retries = retried()
-    if disk_full is not None:  # issue 9: the run stops with one clear error; rerun with the same --run-id to resume
+    if disk_full is not None:  # the run stops with one clear error; rerun with the same --run-id to resume
         logger.warning(
             "Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
             "to resume from the checkpointed shards.",
@@ -310,7 +309,6 @@ def fan_out(
         )
         bar.finish("fan-out")
         raise disk_full
-    # --- issue 7 ---
     if queue_:
         stats.budget_exceeded, stats.shards_held = True, len(queue_)
         logger.warning(
@@ -321,8 +319,7 @@ def fan_out(
         )
     if cost is not None:
         cost.save(force=True)
-    # --- end issue 7 ---
-    _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)  # issue 9
+    _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)
     bar.finish("fan-out")
     stats.seconds = time.perf_counter() - started
     logger.info(

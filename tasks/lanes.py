@@ -215,6 +215,16 @@ def _cpu_ticks(pid: int) -> int | None:
         return None
 
 
+def _host_cpu() -> tuple[int, int] | None:
+    """(all, idle) CPU ticks of the whole machine since boot (/proc/stat), or None where unreadable."""
+    try:
+        with open("/proc/stat", "rb") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class PoolRunner:
     """A synchronous agent: one call at a time per sandbox process (exact limits, kills and reads per
     call), in a pool that grows, up to ``size``, while every process is busy with a call that waits
@@ -222,6 +232,7 @@ class PoolRunner:
     stays small, since more processes would only share the same cores."""
 
     GROW_AFTER_S = 0.25
+    HOST_IDLE_MIN = 0.25  # grow only while a quarter of the machine's CPU is idle: else they are computing, not waiting
 
     def __init__(self, first: Sandbox, make: Any, size: int, calls: ThreadPoolExecutor, starter: ThreadPoolExecutor) -> None:
         self.make, self.size, self.calls, self.starter = make, max(1, size), calls, starter
@@ -231,6 +242,7 @@ class PoolRunner:
         self.waiters: deque[asyncio.Future] = deque()
         self.starting = 0
         self._watch: asyncio.Task | None = None
+        self._host = _host_cpu()
 
     async def _acquire(self) -> Sandbox:
         if self.idle and not self.waiters:
@@ -254,10 +266,22 @@ class PoolRunner:
             return box.box.main_pid or None
         return box.proc.pid if box.proc is not None else None
 
+    def _host_idle(self) -> bool:
+        """The machine had idle CPU since the last look. Without it, processes that share busy cores also
+        use under half a CPU each, and would look like waiting ones: growing would only make them slower."""
+        host, self._host = self._host, _host_cpu()
+        if host is None or self._host is None:
+            return True
+        total, idle = self._host[0] - host[0], self._host[1] - host[1]
+        return total <= 0 or idle / total >= self.HOST_IDLE_MIN
+
     def _waiting_on_io(self) -> bool:
-        """Every process is busy, each in its call for a while and each using under half a CPU in it: more
-        processes would add calls that wait, not calls that compute on the same cores."""
+        """Every process is busy, each in its call for a while and each using under half a CPU in it, and
+        the machine has idle CPU: more processes would add calls that wait, not calls that compute on the
+        same cores."""
         now = time.perf_counter()
+        if not self._host_idle():
+            return False
         if len(self.busy) < len(self.boxes):
             return False
         shares = []
@@ -277,7 +301,7 @@ class PoolRunner:
             room = self.size - len(self.boxes) - self.starting
             waiting = sum(not f.done() for f in self.waiters)
             if room > 0 and waiting > self.starting and self._waiting_on_io():
-                for _ in range(min(room, waiting - self.starting)):
+                for _ in range(min(room, waiting - self.starting, len(self.boxes))):  # at most doubling per look
                     self.starting += 1
                     loop.create_task(self._start_one())
             await asyncio.sleep(0.05)

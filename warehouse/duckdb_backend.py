@@ -94,6 +94,8 @@ def connect_waiting(path: Path, settings: DuckDBSettings | None = None) -> duckd
             delay = min(delay * 2, settings.lock_backoff_cap_s)
             continue
         _gave_up.pop(key, None)
+        # DuckDB draws a progress bar on stdout for queries over 2 s; stdout carries `--json` summaries
+        con.execute("SET enable_progress_bar = false")
         if attempt > 1:
             _logger().info(
                 "DuckDB warehouse %s opened after %d attempts (%.1f s waiting for the lock).",

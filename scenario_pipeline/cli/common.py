@@ -176,6 +176,3 @@ def check_aws_credentials(what: str) -> None:
         ) from None
     if found is None:
         raise UsageError(f"{what} needs AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-
-
-# ---- end issue 9 ----
