@@ -12,20 +12,21 @@ from scenario_pipeline.compare.engine import warehouse_rows
 from scenario_pipeline.compare.export import public
 from scenario_pipeline.compare.html_report import comparison_html
 from scenario_pipeline.compare.reports import comparison_artifacts, write_comparison
+from scenario_pipeline.flows.param_types import Alpha, Correction, NBoot, RunIds, StorageUrl, WarehouseUrl
 from scenario_pipeline.flows.params import check_compare_params
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.storage import Storage
 from scenario_pipeline.warehouse.base import connect
 
 
-@flow(name="compare-runs", log_prints=True, validate_parameters=False)
+@flow(name="compare-runs", log_prints=True)
 def compare_runs(
-    run_ids: list[str],
-    warehouse_url: str | None = None,
-    storage_url: str | None = None,
-    correction: str = "holm",
-    alpha: float = 0.05,
-    n_boot: int = 10_000,
+    run_ids: RunIds,
+    warehouse_url: WarehouseUrl | None = None,
+    storage_url: StorageUrl | None = None,
+    correction: Correction = "holm",
+    alpha: Alpha = 0.05,
+    n_boot: NBoot = 10_000,
 ) -> dict[str, Any]:
     """Compare every run with the first (the reference). Returns the comparison (JSON-ready) with its report's URL."""
     check_compare_params(run_ids, warehouse_url, storage_url, correction, alpha, n_boot)  # bad input stops here, before any work

@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger, runtime
 
 from scenario_pipeline.datasets.manifest import MANIFEST, dataset_root, has_manifest
+from scenario_pipeline.flows.param_types import DaskAddress, DatasetName, PartitionRows, Records, Seed, StorageUrl
 from scenario_pipeline.flows.params import check_generate_params
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.settings import load_settings
@@ -23,14 +24,14 @@ def _flow_run_name() -> str:
     return f"generate-{p.get('dataset', 'events')}-{scale}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
-@flow(name="generate-dataset", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=False)
+@flow(name="generate-dataset", flow_run_name=_flow_run_name, log_prints=True)
 def generate_dataset(
-    dataset: str = "events",
-    records: int = 10_000_000,
-    partition_rows: int | None = None,
-    seed: int | None = None,
-    storage_url: str | None = None,
-    dask_address: str | None = None,
+    dataset: DatasetName = "events",
+    records: Records = 10_000_000,
+    partition_rows: PartitionRows | None = None,
+    seed: Seed | None = None,
+    storage_url: StorageUrl | None = None,
+    dask_address: DaskAddress | None = None,
 ) -> dict[str, Any]:
     """Generate ``dataset`` at ``records`` records into ``storage_url``; returns a summary.
 

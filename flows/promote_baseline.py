@@ -19,6 +19,7 @@ from pydantic import Field
 
 from scenario_pipeline.compare.gate import decision_row, evidence, evidence_markdown, who
 from scenario_pipeline.compare.reports import artifact_key
+from scenario_pipeline.flows.param_types import DecidedBy, GateTimeout, Interactive, PollInterval, RunId, WarehouseUrl
 from scenario_pipeline.flows.params import check_promote_params
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.warehouse.base import connect
@@ -32,14 +33,14 @@ class GateDecision(RunInput):
     reviewer: str = Field("", description="Your name (stored with the decision)")
 
 
-@flow(name="promote-baseline", log_prints=True, validate_parameters=False)
+@flow(name="promote-baseline", log_prints=True)
 def promote_baseline(
-    run_id: str,
-    warehouse_url: str | None = None,
-    interactive: bool = False,
-    decided_by: str | None = None,
-    timeout_s: int = 3600,
-    poll_interval_s: int = 5,
+    run_id: RunId,
+    warehouse_url: WarehouseUrl | None = None,
+    interactive: Interactive = False,
+    decided_by: DecidedBy | None = None,
+    timeout_s: GateTimeout = 3600,
+    poll_interval_s: PollInterval = 5,
 ) -> dict[str, Any]:
     check_promote_params(
         run_id, warehouse_url, interactive, decided_by, timeout_s, poll_interval_s

@@ -14,7 +14,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from scenario_pipeline.cost.reconcile import reconcile
-from scenario_pipeline.flows.params import check_reconcile_params, check_warehouse_url, from_variable
+from scenario_pipeline.flows.param_types import Days, Today, WarehouseUrl, check_warehouse_url
+from scenario_pipeline.flows.params import check_reconcile_params, from_variable
 from scenario_pipeline.settings import load_settings
 from scenario_pipeline.warehouse.base import redact_url
 
@@ -45,8 +46,10 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-@flow(name="reconcile-costs", log_prints=True, validate_parameters=False)
-def reconcile_costs(days: int | None = None, warehouse_url: str | None = None, today: str | None = None) -> dict[str, Any]:
+@flow(name="reconcile-costs", log_prints=True)
+def reconcile_costs(
+    days: Days | None = None, warehouse_url: WarehouseUrl | None = None, today: Today | None = None
+) -> dict[str, Any]:
     """Fill actuals for the last ``days`` days (default SCENARIO_COST_RECONCILE_DAYS, 7); ``today`` (YYYY-MM-DD) is for backfills."""
     day = check_reconcile_params(days, warehouse_url, today)  # bad input stops here, before any work
     logger = get_run_logger()

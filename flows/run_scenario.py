@@ -25,6 +25,28 @@ from scenario_pipeline.cost.prices import load_profile
 from scenario_pipeline.datasets.manifest import dataset_root
 from scenario_pipeline.datasets.spec import DatasetSpec
 from scenario_pipeline.errors import ThresholdsMissed
+from scenario_pipeline.flows.param_types import (
+    AgentEnv,
+    AgentNetwork,
+    AgentSpec,
+    Cases,
+    CaseTimeout,
+    Concurrency,
+    DaskAddress,
+    MaxAnswerBytes,
+    MaxCostUsd,
+    MaxProcesses,
+    MaxRetries,
+    MemoryMB,
+    PriceProfile,
+    Records,
+    RunId,
+    ScenarioName,
+    Seed,
+    ShardSize,
+    StorageUrl,
+    WarehouseUrl,
+)
 from scenario_pipeline.flows.params import RunParams, check_sandbox, resolve_params, sandbox_policy, sandbox_strength
 from scenario_pipeline.infra.dask_cluster import dask_client, total_threads
 from scenario_pipeline.scenarios.base import Case
@@ -79,32 +101,32 @@ def agent_context(params: RunParams, root: Storage, manifest: dict[str, Any]) ->
     }
 
 
-@flow(name="run-scenario", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=False)
+@flow(name="run-scenario", flow_run_name=_flow_run_name, log_prints=True)
 def run_scenario(
-    scenario: str = "s12-search",
-    records: int | None = None,
-    cases: int | None = None,
-    agent: str = "reference",
-    seed: int | None = None,
-    run_id: str | None = None,
-    storage_url: str | None = None,
-    warehouse_url: str | None = None,
-    dask_address: str | None = None,
-    shard_size: int | None = None,
-    max_cost_usd: float | None = None,
-    price_profile: str | None = None,
-    case_timeout_s: float | None = None,
-    max_answer_bytes: int | None = None,
+    scenario: ScenarioName = "s12-search",
+    records: Records | None = None,
+    cases: Cases | None = None,
+    agent: AgentSpec = "reference",
+    seed: Seed | None = None,
+    run_id: RunId | None = None,
+    storage_url: StorageUrl | None = None,
+    warehouse_url: WarehouseUrl | None = None,
+    dask_address: DaskAddress | None = None,
+    shard_size: ShardSize | None = None,
+    max_cost_usd: MaxCostUsd | None = None,
+    price_profile: PriceProfile | None = None,
+    case_timeout_s: CaseTimeout | None = None,
+    max_answer_bytes: MaxAnswerBytes | None = None,
     private_seed: bool = False,
     seed_secret: str | None = None,
     fail_on_threshold: bool = True,
     trust_agent: bool | None = None,
-    agent_memory_mb: int | None = None,
-    agent_max_processes: int | None = None,
-    agent_network: str | None = None,
-    agent_env: list[str] | None = None,
-    concurrency: int | None = None,
-    max_retries: int | None = None,
+    agent_memory_mb: MemoryMB | None = None,
+    agent_max_processes: MaxProcesses | None = None,
+    agent_network: AgentNetwork | None = None,
+    agent_env: AgentEnv | None = None,
+    concurrency: Concurrency | None = None,
+    max_retries: MaxRetries | None = None,
 ) -> dict[str, Any]:
     """Run one scenario against one agent; resumable by ``run_id``; returns the run summary.
 

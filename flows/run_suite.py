@@ -11,6 +11,27 @@ from prefect.states import Failed
 
 from scenario_pipeline.compare.reports import artifact_key
 from scenario_pipeline.errors import ThresholdsMissed
+from scenario_pipeline.flows.param_types import (
+    AgentEnv,
+    AgentNetwork,
+    AgentSpec,
+    Cases,
+    CaseTimeout,
+    Concurrency,
+    DaskAddress,
+    MaxAnswerBytes,
+    MaxProcesses,
+    MaxRetries,
+    MemoryMB,
+    PriceProfile,
+    Records,
+    RunId,
+    ScenarioNames,
+    Seed,
+    ShardSize,
+    StorageUrl,
+    WarehouseUrl,
+)
 from scenario_pipeline.flows.run_scenario import run_scenario
 from scenario_pipeline.infra.dask_cluster import dask_client
 from scenario_pipeline.scenarios.registry import resolve_id, scenario_ids, short_id
@@ -30,14 +51,11 @@ def check_suite_params(
 ) -> tuple[list[str], str]:
     """Every scenario's parameters checked before the first starts (`scenario run all` and the nightly
     deployment); returns the scenario ids and the suite id."""
-    from scenario_pipeline.errors import UsageError
-    from scenario_pipeline.flows.params import check_run_id, check_sandbox, resolve_params
+    from scenario_pipeline.flows.param_types import ScenarioNames, check_run_id, valid_or_none
+    from scenario_pipeline.flows.params import check_sandbox, resolve_params
     from scenario_pipeline.settings import load_settings
 
-    if scenarios is not None and (
-        isinstance(scenarios, str) or not isinstance(scenarios, (list, tuple)) or not all(isinstance(s, str) for s in scenarios)
-    ):
-        raise UsageError(f"scenarios must be a list of scenario ids such as ['s12', 's14'], got {scenarios!r}")
+    scenarios = valid_or_none(ScenarioNames, scenarios)
     ids = [resolve_id(s) for s in scenarios] if scenarios else scenario_ids()
     if run_id is not None:
         check_run_id(run_id, "suite run id")
@@ -104,31 +122,31 @@ def suite_row(sid: str, summary: dict[str, Any] | None, error: str | None) -> di
     }
 
 
-@flow(name="run-suite", flow_run_name=lambda: f"suite-{datetime.now(UTC):%Y%m%d-%H%M}", validate_parameters=False)
+@flow(name="run-suite", flow_run_name=lambda: f"suite-{datetime.now(UTC):%Y%m%d-%H%M}")
 def run_suite(
-    scenarios: list[str] | None = None,
-    records: int | None = None,
-    cases: int | None = None,
-    agent: str = "reference",
-    seed: int | None = None,
-    run_id: str | None = None,
-    storage_url: str | None = None,
-    warehouse_url: str | None = None,
-    dask_address: str | None = None,
-    shard_size: int | None = None,
-    price_profile: str | None = None,
-    case_timeout_s: float | None = None,
-    max_answer_bytes: int | None = None,
+    scenarios: ScenarioNames | None = None,
+    records: Records | None = None,
+    cases: Cases | None = None,
+    agent: AgentSpec = "reference",
+    seed: Seed | None = None,
+    run_id: RunId | None = None,
+    storage_url: StorageUrl | None = None,
+    warehouse_url: WarehouseUrl | None = None,
+    dask_address: DaskAddress | None = None,
+    shard_size: ShardSize | None = None,
+    price_profile: PriceProfile | None = None,
+    case_timeout_s: CaseTimeout | None = None,
+    max_answer_bytes: MaxAnswerBytes | None = None,
     private_seed: bool = False,
     seed_secret: str | None = None,
     fail_on_threshold: bool = True,
     trust_agent: bool | None = None,
-    agent_memory_mb: int | None = None,
-    agent_max_processes: int | None = None,
-    agent_network: str | None = None,
-    agent_env: list[str] | None = None,
-    concurrency: int | None = None,
-    max_retries: int | None = None,
+    agent_memory_mb: MemoryMB | None = None,
+    agent_max_processes: MaxProcesses | None = None,
+    agent_network: AgentNetwork | None = None,
+    agent_env: AgentEnv | None = None,
+    concurrency: Concurrency | None = None,
+    max_retries: MaxRetries | None = None,
 ):  # noqa: ANN201 - the summary dict, or a Failed state holding it
     """Run each scenario (default: all nine) as a sub-flow on one shared Dask cluster; every option
     of a scenario run applies to each. Ends Failed when a scenario misses a threshold (unless

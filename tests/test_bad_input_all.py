@@ -154,7 +154,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     (
         "generate",
         ["generate", "events", "--records", "10^13"],
-        "dataset events: records must be at most 10^12, got 10000000000000",
+        "records must be at most 10^12, got 10,000,000,000,000",
     ),
     ("generate", ["generate", "events", "--partition-rows", "abc"], "Invalid value for '--partition-rows'"),
     ("generate", ["generate", "events", "--seed", "-1"], "seed must be a whole number from 0 to 2^63-1, got -1"),
@@ -185,7 +185,7 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     (
         "plan",
         ["plan", "--records", "1000", "--workers", "2", "--partition-rows", "0"],
-        "partition rows must be a positive number, got 0",
+        "partition rows must be a positive whole number, got 0",
     ),
     ("plan", ["plan", "--records", "1000", "--workers", "2", "--dataset", "../etc"], "unknown dataset '../etc'"),
     ("plan", ["plan", "--records", "1000", "--workers", "2", "--profile", "aws-mars-1"], "unknown price profile 'aws-mars-1'"),
@@ -552,7 +552,7 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
         ("generate-dataset", lambda: p.check_generate_params(7, 1000), "dataset must be a dataset name such as 'events', got 7"),
         ("generate-dataset", lambda: p.check_generate_params("nosuch", 1000), "unknown dataset 'nosuch'"),
         ("generate-dataset", lambda: p.check_generate_params("../etc", 1000), "unknown dataset '../etc'"),
-        ("generate-dataset", lambda: p.check_generate_params("events", 0), "records must be a positive number, got 0"),
+        ("generate-dataset", lambda: p.check_generate_params("events", 0), "records must be a positive whole number, got 0"),
         (
             "generate-dataset",
             lambda: p.check_generate_params("events", "1000"),
@@ -564,11 +564,15 @@ def _flow_cases() -> list[tuple[str, Callable[[], Any], str]]:
             lambda: p.check_generate_params("events", None),
             "records must be a positive whole number, got None",
         ),
-        ("generate-dataset", lambda: p.check_generate_params("events", 10**13), "dataset events: records must be at most 10^12"),
+        (
+            "generate-dataset",
+            lambda: p.check_generate_params("events", 10**13),
+            "records must be at most 10^12, got 10,000,000,000,000",
+        ),
         (
             "generate-dataset",
             lambda: p.check_generate_params("events", 1000, 0),
-            "partition rows must be a positive number, got 0",
+            "partition rows must be a positive whole number, got 0",
         ),
         (
             "generate-dataset",

@@ -29,10 +29,10 @@ def _fails_cleanly(args: list[str], data: Path, message: str) -> str:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--records", "0"], "records must be a positive number, got 0"),
-        (["--records", "-5"], "records must be a positive number, got -5"),
+        (["--records", "0"], "records must be a positive whole number, got 0"),
+        (["--records", "-5"], "records must be a positive whole number, got -5"),
         (["--records", "1000", "--partition-rows", "5000"], "partition rows (5000) cannot exceed records (1000)"),
-        (["--records", "1000", "--partition-rows", "0"], "partition rows must be a positive number, got 0"),
+        (["--records", "1000", "--partition-rows", "0"], "partition rows must be a positive whole number, got 0"),
         (["--records", str(10**12 + 1)], "records must be at most 10^12"),
     ],
 )
@@ -92,7 +92,7 @@ def test_plan_numbers_follow_from_the_calibration(data_dir: Path) -> None:
     "args,message",
     [
         (["--records", "1000", "--workers", "0"], "workers must be a positive number, got 0"),
-        (["--records", "0", "--workers", "2"], "records must be a positive number, got 0"),
+        (["--records", "0", "--workers", "2"], "records must be a positive whole number, got 0"),
         (["--records", "1000", "--workers", "2", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
     ],
 )

@@ -53,6 +53,12 @@ def main() -> None:
         err.print("interrupted; rerun with the same --run-id to resume")
         sys.exit(130)
     except Exception as exc:  # Typer's (vendored click) usage errors arrive here in standalone_mode=False
+        prefect_errors = sys.modules.get("prefect.exceptions")  # imported only by a command that started a flow
+        if prefect_errors is not None and isinstance(exc, prefect_errors.ParameterTypeError):
+            from scenario_pipeline.flows.param_types import usage_error  # the flow refused a parameter: one line
+
+            err.print(f"[bold red]error:[/] {usage_error(exc)}", highlight=False, soft_wrap=True)
+            sys.exit(2)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             ctx = getattr(exc, "ctx", None)
             hint = getattr(ctx, "command_path", None)

@@ -118,7 +118,7 @@ def check_warehouse(url: str, must_exist: bool) -> str:
     from urllib.parse import urlparse
 
     from scenario_pipeline.errors import UsageError, WarehouseError
-    from scenario_pipeline.flows.params import check_warehouse_url
+    from scenario_pipeline.flows.param_types import check_warehouse_url
 
     check_warehouse_url(url)
     if urlparse(url).scheme == "duckdb":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -62,7 +62,9 @@ def compare(
     ensure_api()
     from scenario_pipeline.flows.compare_runs import compare_runs  # lazy: the flow with Prefect, 0.9 s
 
-    cmp = compare_runs(run_ids=run_ids, warehouse_url=warehouse, storage_url=storage, correction=correction, alpha=alpha)
+    cmp = compare_runs(
+        run_ids=run_ids, warehouse_url=warehouse, storage_url=storage, correction=cast(Any, correction), alpha=alpha
+    )  # checked above
     if output is not None:
         output.write_text(render(cmp, fmt or "json"))
         err.print(f"wrote {output}", highlight=False)

@@ -31,7 +31,7 @@ def costs(
 ) -> None:
     """A run's estimated cost (per stage and item), its actual cost from Cost Explorer, and the error."""
     from scenario_pipeline.cost.summary import run_costs  # lazy (cli/__init__.py): 81 ms
-    from scenario_pipeline.flows.params import check_run_id  # lazy: 144 ms
+    from scenario_pipeline.flows.param_types import check_run_id  # lazy: 144 ms
     from scenario_pipeline.warehouse.base import connect  # lazy: 50 ms
 
     check_run_id(run_id)

@@ -43,7 +43,7 @@ def generate(
 
     Rerun the same command to finish an interrupted run: partitions already written are kept.
     """
-    from scenario_pipeline.flows.params import check_dask_address  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.flows.param_types import check_dask_address  # lazy (cli/__init__.py): 144 ms
     from scenario_pipeline.settings import load_settings  # lazy: 93 ms
     from scenario_pipeline.storage import Storage, normalize_url  # lazy: 38 ms
 

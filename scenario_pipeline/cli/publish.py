@@ -24,7 +24,7 @@ def publish(
     """Deliver runs whose warehouse was unreachable when they finished. Safe to repeat: nothing is doubled."""
     if (run_id is None) == (not all_pending):
         raise UsageError("give one RUN_ID or --all")
-    from scenario_pipeline.flows.params import check_run_id  # lazy (cli/__init__.py): 144 ms
+    from scenario_pipeline.flows.param_types import check_run_id  # lazy (cli/__init__.py): 144 ms
     from scenario_pipeline.settings import load_settings  # lazy: 93 ms
     from scenario_pipeline.storage import Storage  # lazy: 38 ms
     from scenario_pipeline.warehouse import outbox  # lazy: the warehouse, 0.1-0.2 s

@@ -194,7 +194,8 @@ def _run_all(
 ) -> None:
     """``scenario run all``: every scenario as a sub-flow of one suite flow run."""
     from scenario_pipeline.agents.loader import check_agent
-    from scenario_pipeline.flows.params import check_run_id, resolve_params
+    from scenario_pipeline.flows.param_types import check_run_id
+    from scenario_pipeline.flows.params import resolve_params
     from scenario_pipeline.scenarios.registry import scenario_ids, short_id
 
     if run_id is not None:
