@@ -454,7 +454,16 @@ def _reported_shards(worker: Any, topic: str) -> set[int]:
 def run_lane(job: LaneJob, context: dict[str, Any]) -> dict[str, Any]:
     """The Dask task: run the lane's shards on this thread's event loop; every shard's result."""
     st = _state()
-    return st.loop.run_until_complete(_Lane(job, context, st).run())
+    lane = _Lane(job, context, st)
+    try:
+        return st.loop.run_until_complete(lane.run())
+    finally:
+        # a pool's growth watcher must not stay pending on the thread's loop between lanes (it would be
+        # destroyed pending at exit); the next lane's first wait starts it again
+        watch = getattr(lane.runner, "_watch", None)
+        if watch is not None and not watch.done():
+            watch.cancel()
+            st.loop.run_until_complete(asyncio.gather(watch, return_exceptions=True))
 
 
 class _Lane:
