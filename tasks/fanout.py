@@ -26,6 +26,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from scenario_pipeline import progress
+from scenario_pipeline.settings import load_settings
 from scenario_pipeline.storage import DiskFullError
 from scenario_pipeline.tasks.lanes import LaneJob, ShardJob, run_lane
 
@@ -128,206 +129,246 @@ def fan_out(
     ``concurrency`` agent calls in flight across them, retries of refused calls up to ``max_retries``.
 
     ``cost``: accounts each shard, shows the live estimate, and holds shards back at the budget."""
-    from scenario_pipeline.settings import load_settings
-
-    logger = get_run_logger()
-    stats = FanoutStats(shards_total=shards_total, shards_resumed=shards_total - len(jobs), concurrency=concurrency)
-    done_cases = cases_total - sum(len(j.cases) for j in jobs)
-    started = time.perf_counter()
-    live: dict[int, dict[str, Any]] = {}  # lane -> its last status (calls in flight, retries)
-
-    def in_flight() -> int:
-        return sum(m.get("in_flight", 0) for m in live.values() if not m.get("finished"))
-
-    def retried() -> int:
-        return sum(m.get("retries", 0) for m in live.values())
-
-    def describe() -> str:
-        return f"{done_cases} of {cases_total} cases scored and checkpointed; {in_flight()} in flight, {retried()} retried" + (
-            f"; {cost.describe()}" if cost else ""
-        )
-
-    artifact = _progress_artifact(None, done_cases / max(cases_total, 1) * 100, describe(), logger)
-    bar = progress.listener()
-    bar.start("fan-out", cases_total, "cases")
-    bar.advance("fan-out", done_cases)
-    if stats.shards_resumed:
-        logger.info(
-            "Resuming: %d of %d shards are already checkpointed; running the other %d.",
-            stats.shards_resumed,
-            shards_total,
-            len(jobs),
-        )
+    fan = _FanOut(client, jobs, shards_total, cases_total, cost, concurrency, max_retries)
     if not jobs:
-        bar.finish("fan-out")
-        return stats
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    threads = max(1, sum(w["nthreads"] for w in workers.values()))
-    sync_processes = sync_processes or load_settings().fanout.sync_processes
-    logger.info(
-        "Fanning out %d cases in %d shards to %d Dask workers (%d threads), at most %d agent calls in flight, "
-        "up to %d retries of a refused call (dashboard: %s).",
-        sum(len(j.cases) for j in jobs),
-        len(jobs),
-        len(workers),
-        threads,
-        concurrency,
-        max_retries,
-        client.dashboard_link,
-    )
-    topic = f"fanout-{jobs[0].run_id}-{uuid.uuid4().hex[:8]}"
-    inbox: queue.Queue = queue.Queue()
-    client.subscribe_topic(topic, lambda ev: inbox.put(("shard", ev[1])))
-    client.subscribe_topic(f"{topic}-status", lambda ev: inbox.put(("status", ev[1])))
-    ctx = client.scatter(context, broadcast=True, hash=False)
-    # Without a budget every shard is dispatched at once; with one, a shard is dispatched
-    # only while the budget guard (cost/budget.py) allows it, and the rest are held back
-    queue_: deque[ShardJob] = deque(jobs)
-    running: dict[str, tuple[Any, LaneJob]] = {}
-    open_shards: dict[int, int] = {}  # dispatched, not yet reported: shard -> cases
-    counted: set[int] = set()
-    lane_ids = itertools.count()
+        fan.bar.finish("fan-out")
+        return fan.stats
+    fan.start(context, sync_processes or load_settings().fanout.sync_processes)
+    fan.dispatch()
+    fan.wait()
+    return fan.finish()
 
-    def count_shard(shard: int, cases: int, usage: dict[str, Any] | None) -> None:
-        nonlocal done_cases
-        if shard in counted:
-            return
-        counted.add(shard)
-        open_shards.pop(shard, None)
-        stats.shards_run += 1
-        stats.cases_run += cases
-        done_cases += cases
-        if cost is not None:
-            cost.shard_done(shard, usage, cases)
 
-    def dispatch() -> None:
-        slots = threads - len(running)
-        room = concurrency - sum(j.concurrency for _, j in running.values())
-        if slots <= 0 or room <= 0 or not queue_:
+class _FanOut:
+    """One fan-out's state: the shards still queued, the lanes running, what they reported."""
+
+    def __init__(
+        self,
+        client: Client,
+        jobs: list[ShardJob],
+        shards_total: int,
+        cases_total: int,
+        cost: RunCost | None,
+        concurrency: int,
+        max_retries: int,
+    ) -> None:
+        self.client, self.cost, self.concurrency, self.max_retries = client, cost, concurrency, max_retries
+        self.cases_total = cases_total
+        self.logger = get_run_logger()
+        self.stats = FanoutStats(shards_total=shards_total, shards_resumed=shards_total - len(jobs), concurrency=concurrency)
+        self.done_cases = cases_total - sum(len(j.cases) for j in jobs)
+        self.started = time.perf_counter()
+        self.live: dict[int, dict[str, Any]] = {}  # lane -> its last status (calls in flight, retries)
+        # Without a budget every shard is dispatched at once; with one, a shard is dispatched only while
+        # the budget guard (cost/budget.py) allows it, and the rest are held back
+        self.queue: deque[ShardJob] = deque(jobs)
+        self.running: dict[str, tuple[Any, LaneJob]] = {}
+        self.open_shards: dict[int, int] = {}  # dispatched, not yet reported: shard -> cases
+        self.counted: set[int] = set()
+        self.lane_ids = itertools.count()
+        self.inbox: queue.Queue = queue.Queue()
+        self.disk_full: DiskFullError | None = None
+        self.artifact = _progress_artifact(None, self.done_cases / max(cases_total, 1) * 100, self.describe(), self.logger)
+        self.bar = progress.listener()
+        self.bar.start("fan-out", cases_total, "cases")
+        self.bar.advance("fan-out", self.done_cases)
+        if self.stats.shards_resumed:
+            self.logger.info(
+                "Resuming: %d of %d shards are already checkpointed; running the other %d.",
+                self.stats.shards_resumed,
+                shards_total,
+                len(jobs),
+            )
+
+    # -- what the lanes report ------------------------------------------------------------------
+    def in_flight(self) -> int:
+        return sum(m.get("in_flight", 0) for m in self.live.values() if not m.get("finished"))
+
+    def retried(self) -> int:
+        return sum(m.get("retries", 0) for m in self.live.values())
+
+    def describe(self) -> str:
+        return (
+            f"{self.done_cases} of {self.cases_total} cases scored and checkpointed; {self.in_flight()} in flight, "
+            f"{self.retried()} retried" + (f"; {self.cost.describe()}" if self.cost else "")
+        )
+
+    def count_shard(self, shard: int, cases: int, usage: dict[str, Any] | None) -> None:
+        if shard in self.counted:
             return
+        self.counted.add(shard)
+        self.open_shards.pop(shard, None)
+        self.stats.shards_run += 1
+        self.stats.cases_run += cases
+        self.done_cases += cases
+        if self.cost is not None:
+            self.cost.shard_done(shard, usage, cases)
+
+    # -- handing out shards ---------------------------------------------------------------------
+    def start(self, context: dict[str, Any], sync_processes: int) -> None:
+        """Subscribe to the lanes' events and ship the agent context to every worker once."""
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        self.threads = max(1, sum(w["nthreads"] for w in workers.values()))
+        self.sync_processes = sync_processes
+        self.logger.info(
+            "Fanning out %d cases in %d shards to %d Dask workers (%d threads), at most %d agent calls in flight, "
+            "up to %d retries of a refused call (dashboard: %s).",
+            sum(len(j.cases) for j in self.queue),
+            len(self.queue),
+            len(workers),
+            self.threads,
+            self.concurrency,
+            self.max_retries,
+            self.client.dashboard_link,
+        )
+        self.topic = f"fanout-{self.queue[0].run_id}-{uuid.uuid4().hex[:8]}"
+        self.client.subscribe_topic(self.topic, lambda ev: self.inbox.put(("shard", ev[1])))
+        self.client.subscribe_topic(f"{self.topic}-status", lambda ev: self.inbox.put(("status", ev[1])))
+        self.ctx = self.client.scatter(context, broadcast=True, hash=False)
+
+    def dispatch(self) -> None:
+        """Start lanes on free worker threads, for the shards the budget allows, sharing the free calls."""
+        slots = self.threads - len(self.running)
+        room = self.concurrency - sum(j.concurrency for _, j in self.running.values())
+        if slots <= 0 or room <= 0 or not self.queue:
+            return
+        cost = self.cost
         if cost is None or not cost.guard.limited:
-            batch = list(queue_)
-            queue_.clear()
+            batch = list(self.queue)
+            self.queue.clear()
         else:
-            batch, cases = [], sum(open_shards.values())
-            while queue_ and cost.allow(cases, len(queue_[0].cases)):
-                cases += len(queue_[0].cases)
-                batch.append(queue_.popleft())
+            batch, cases = [], sum(self.open_shards.values())
+            while self.queue and cost.allow(cases, len(self.queue[0].cases)):
+                cases += len(self.queue[0].cases)
+                batch.append(self.queue.popleft())
         if not batch:
             return
         groups = assign_lanes(batch, min(slots, room, len(batch)))
         shares = split_concurrency(room, [sum(len(j.cases) for j in g) for g in groups])
-        for group, share in zip(groups, shares, strict=False):
-            lane = LaneJob(next(lane_ids), topic, group, share, max_retries, sync_processes)
-            fut = client.submit(run_lane, lane, ctx, key=f"lane-{topic}-{lane.lane}", pure=False, retries=2)
-            running[str(fut.key)] = (fut, lane)
+        for group, share in zip(groups, shares, strict=True):
+            lane = LaneJob(next(self.lane_ids), self.topic, group, share, self.max_retries, self.sync_processes)
+            fut = self.client.submit(run_lane, lane, self.ctx, key=f"lane-{self.topic}-{lane.lane}", pure=False, retries=2)
+            self.running[str(fut.key)] = (fut, lane)
             for j in group:
-                open_shards[j.shard] = len(j.cases)
-            fut.add_done_callback(lambda f: inbox.put(("lane", f.key)))
-        stats.lanes += len(groups)
+                self.open_shards[j.shard] = len(j.cases)
+            fut.add_done_callback(lambda f: self.inbox.put(("lane", f.key)))
+        self.stats.lanes += len(groups)
 
-    dispatch()
-    last_report = 0.0
-    reported_all = False
-    disk_full: DiskFullError | None = None
-    while running:
-        try:
-            kind, payload = inbox.get(timeout=1.0)
-        except queue.Empty:
-            kind, payload = None, None
-        if kind == "shard":
-            count_shard(int(payload["shard"]), int(payload["cases"]), payload.get("usage"))
-        elif kind == "status":
-            live[int(payload["lane"])] = payload
-            stats.peak_in_flight = max(stats.peak_in_flight, in_flight())
-        elif kind == "lane" and payload in running:
-            fut, lane = running.pop(payload)
+    # -- waiting for them -----------------------------------------------------------------------
+    def wait(self) -> None:
+        """Take the lanes' events until every lane is done (or the disk filled), reporting as it goes."""
+        last_report, reported_all = 0.0, False
+        while self.running:
             try:
-                result = fut.result()
-            except Exception as lane_exc:  # noqa: BLE001 - a lost lane must not lose the other lanes' shards
-                result = {"shards": [], "failed": [], "skipped": [], "disk_full": None, "error": lane_exc}
-            if isinstance(result.get("disk_full"), DiskFullError):  # no checkpoint can be written: stop, keep what is
-                disk_full = result["disk_full"]
-                queue_.clear()
-                client.cancel([f for f, _ in running.values()])
-                running.clear()
-            for r in result["shards"]:
-                count_shard(int(r["shard"]), int(r["cases"]), r.get("usage"))
-            for shard in result["skipped"]:  # finished by an earlier run of this lane (its worker was lost)
-                count_shard(shard, open_shards.get(shard, 0), None)
-            for r in result["failed"]:
-                stats.failed_shards.append({"shard": r["shard"], "error": r["error"]})
-                open_shards.pop(r["shard"], None)
-                logger.error("Shard %d failed after retries: %s", r["shard"], r["error"])
-            if "error" in result:
-                lost: BaseException = result["error"]
-                for j in lane.shards:
-                    if j.shard not in counted and j.shard in open_shards:
-                        open_shards.pop(j.shard)
-                        stats.failed_shards.append({"shard": j.shard, "error": f"{type(lost).__name__}: {str(lost)[:300]}"})
-                        logger.error("Shard %d failed after retries: %s", j.shard, lost)
-            live.setdefault(lane.lane, {})["finished"] = True
-            live[lane.lane]["retries"] = result.get("retries", live[lane.lane].get("retries", 0))
-            stats.peak_in_flight = max(stats.peak_in_flight, int(result.get("peak_in_flight", 0)))
-            stats.limit_decreases += int(result.get("limit_decreases", 0))
-            if disk_full is not None:
-                break
-        dispatch()
-        bar.advance("fan-out", done_cases)
-        note = getattr(bar, "note", None)
-        if note is not None:
-            note("fan-out", f"{in_flight()} in flight, {retried()} retried")
-        now = time.perf_counter()
-        if now - last_report > 1.0 or (done_cases == cases_total and not reported_all):
-            reported_all = done_cases == cases_total
-            artifact = _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)
-            logger.info(
-                "%d of %d cases done, %d in flight, %d retried (%d shards run, %d failed)%s.",
-                done_cases,
-                cases_total,
-                in_flight(),
-                retried(),
-                stats.shards_run,
-                len(stats.failed_shards),
-                f"; {cost.describe()}" if cost else "",
-            )
-            if cost is not None:  # the ledger, so a resumed run knows what was spent
-                cost.save()
-            last_report = now
-    for t in (topic, f"{topic}-status"):
+                kind, payload = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                kind, payload = None, None
+            if kind == "shard":
+                self.count_shard(int(payload["shard"]), int(payload["cases"]), payload.get("usage"))
+            elif kind == "status":
+                self.live[int(payload["lane"])] = payload
+                self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight())
+            elif kind == "lane" and payload in self.running:
+                self.lane_done(*self.running.pop(payload))
+                if self.disk_full is not None:
+                    break
+            self.dispatch()
+            self.bar.advance("fan-out", self.done_cases)
+            note = getattr(self.bar, "note", None)
+            if note is not None:
+                note("fan-out", f"{self.in_flight()} in flight, {self.retried()} retried")
+            now = time.perf_counter()
+            if now - last_report > 1.0 or (self.done_cases == self.cases_total and not reported_all):
+                reported_all = self.done_cases == self.cases_total
+                self.report()
+                last_report = now
+
+    def lane_done(self, fut: Any, lane: LaneJob) -> None:
+        """Account a finished (or lost) lane: its shards done, skipped, failed; a full disk stops it all."""
         try:
-            client.unsubscribe_topic(t)
-        except Exception:  # noqa: BLE001, S110 - the client may be closing
-            pass
-    stats.retries = retried()
-    if disk_full is not None:  # the run stops with one clear error; rerun with the same --run-id to resume
-        logger.warning(
-            "Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
-            "to resume from the checkpointed shards.",
-            stats.shards_resumed + stats.shards_run,
-            shards_total,
+            result = fut.result()
+        except Exception as lane_exc:  # noqa: BLE001 - a lost lane must not lose the other lanes' shards
+            result = {"shards": [], "failed": [], "skipped": [], "disk_full": None, "error": lane_exc}
+        if isinstance(result.get("disk_full"), DiskFullError):  # no checkpoint can be written: stop, keep what is
+            self.disk_full = result["disk_full"]
+            self.queue.clear()
+            self.client.cancel([f for f, _ in self.running.values()])
+            self.running.clear()
+        for r in result["shards"]:
+            self.count_shard(int(r["shard"]), int(r["cases"]), r.get("usage"))
+        for shard in result["skipped"]:  # finished by an earlier run of this lane (its worker was lost)
+            self.count_shard(shard, self.open_shards.get(shard, 0), None)
+        for r in result["failed"]:
+            self.stats.failed_shards.append({"shard": r["shard"], "error": r["error"]})
+            self.open_shards.pop(r["shard"], None)
+            self.logger.error("Shard %d failed after retries: %s", r["shard"], r["error"])
+        if "error" in result:
+            lost: BaseException = result["error"]
+            for j in lane.shards:
+                if j.shard not in self.counted and j.shard in self.open_shards:
+                    self.open_shards.pop(j.shard)
+                    self.stats.failed_shards.append({"shard": j.shard, "error": f"{type(lost).__name__}: {str(lost)[:300]}"})
+                    self.logger.error("Shard %d failed after retries: %s", j.shard, lost)
+        status = self.live.setdefault(lane.lane, {})
+        status["finished"] = True
+        status["retries"] = result.get("retries", status.get("retries", 0))
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, int(result.get("peak_in_flight", 0)))
+        self.stats.limit_decreases += int(result.get("limit_decreases", 0))
+
+    def report(self) -> None:
+        """Progress to the artifact and the flow's log; the cost ledger, so a resumed run knows what was spent."""
+        self.artifact = _progress_artifact(self.artifact, self.done_cases / self.cases_total * 100, self.describe(), self.logger)
+        self.logger.info(
+            "%d of %d cases done, %d in flight, %d retried (%d shards run, %d failed)%s.",
+            self.done_cases,
+            self.cases_total,
+            self.in_flight(),
+            self.retried(),
+            self.stats.shards_run,
+            len(self.stats.failed_shards),
+            f"; {self.cost.describe()}" if self.cost else "",
         )
-        bar.finish("fan-out")
-        raise disk_full
-    if queue_:
-        stats.budget_exceeded, stats.shards_held = True, len(queue_)
-        logger.warning(
-            "Budget reached: %s; %d shards (%d cases) held back and not run.",
-            cost.describe() if cost else "",
-            len(queue_),
-            sum(len(j.cases) for j in queue_),
+        if self.cost is not None:
+            self.cost.save()
+
+    # -- the end --------------------------------------------------------------------------------
+    def finish(self) -> FanoutStats:
+        """Unsubscribe, say how it ended (full disk: raise; budget: shards held back), return the stats."""
+        for t in (self.topic, f"{self.topic}-status"):
+            try:
+                self.client.unsubscribe_topic(t)
+            except Exception:  # noqa: BLE001, S110 - the client may be closing
+                pass
+        stats = self.stats
+        stats.retries = self.retried()
+        if self.disk_full is not None:  # the run stops with one clear error; rerun with the same --run-id to resume
+            self.logger.warning(
+                "Fan-out stopped: the disk is full (%d of %d shards done before it filled). Rerun with the same --run-id "
+                "to resume from the checkpointed shards.",
+                stats.shards_resumed + stats.shards_run,
+                stats.shards_total,
+            )
+            self.bar.finish("fan-out")
+            raise self.disk_full
+        if self.queue:
+            stats.budget_exceeded, stats.shards_held = True, len(self.queue)
+            self.logger.warning(
+                "Budget reached: %s; %d shards (%d cases) held back and not run.",
+                self.cost.describe() if self.cost else "",
+                len(self.queue),
+                sum(len(j.cases) for j in self.queue),
+            )
+        if self.cost is not None:
+            self.cost.save(force=True)
+        _progress_artifact(self.artifact, self.done_cases / self.cases_total * 100, self.describe(), self.logger)
+        self.bar.finish("fan-out")
+        stats.seconds = time.perf_counter() - self.started
+        self.logger.info(
+            "Fan-out done in %.1f s: %d lanes, at most %d agent calls in flight (of %d allowed), %d retries.",
+            stats.seconds,
+            stats.lanes,
+            stats.peak_in_flight,
+            self.concurrency,
+            stats.retries,
         )
-    if cost is not None:
-        cost.save(force=True)
-    _progress_artifact(artifact, done_cases / cases_total * 100, describe(), logger)
-    bar.finish("fan-out")
-    stats.seconds = time.perf_counter() - started
-    logger.info(
-        "Fan-out done in %.1f s: %d lanes, at most %d agent calls in flight (of %d allowed), %d retries.",
-        stats.seconds,
-        stats.lanes,
-        stats.peak_in_flight,
-        concurrency,
-        stats.retries,
-    )
-    return stats
+        return stats
