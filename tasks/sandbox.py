@@ -373,6 +373,7 @@ class Sandbox:
         self.box: bw.BwrapBox | None = None
         self.chan: _Channel | None = None
         self.context_key: str | None = None
+        self._mark: tuple[subprocess.Popen, int] | None = None  # (process, read counter) where the last call's measurement ended
         self.agent_async = False  # the child said its agent is an ``async def`` (tasks/sandbox_mux.py serves those)
         self.unavailable: str | None = None
         self.extra_env: tuple[str, ...] = ()
@@ -497,11 +498,26 @@ class Sandbox:
             after = self.box.read_bytes(pids) if self.box is not None else self._read_total()
             if after is None:
                 return None
-            roots = {os.path.abspath(self.key[2]), os.path.realpath(self.key[2])}
-            mapped = bw.file_sizes(set().union(*(bw.mapped_files(pids, r) for r in roots)))
+            mapped = self._mapped_bytes(pids)
         except OSError:
             return None
         return max(0, after - before - protocol_bytes) + mapped
+
+    def _mapped_bytes(self, pids: list[int]) -> int:
+        roots = {os.path.abspath(self.key[2]), os.path.realpath(self.key[2])}
+        return bw.file_sizes(set().union(*(bw.mapped_files(pids, r) for r in roots)))
+
+    def _since_last_call(self) -> int | None:
+        """The read counter where the last call's measurement of this same process ended, else now.
+        Measuring from there, reads between calls (a thread of the agent's reading in the background,
+        to answer the next case from memory) land in the next call instead of in no call at all."""
+        if self._mark is not None and self._mark[0] is self.proc:
+            return self._mark[1]
+        return self._read_total()
+
+    def _set_mark(self) -> None:
+        total = self._read_total()
+        self._mark = (self.proc, total) if self.proc is not None and total is not None else None
 
     def _oom_kills(self) -> int | None:
         return self.box.cgroups.oom_kills() if self.box is not None else None
@@ -522,7 +538,7 @@ class Sandbox:
             return CallResult(None, f"agent failed to load: the sandbox did not start: {exc}", 0.0, None, "load")
         chan = self.chan
         assert chan is not None
-        before = self._read_total()
+        before = self._since_last_call()
         oom_before = self._oom_kills()
         sent = 0
         started = time.perf_counter()
@@ -566,6 +582,7 @@ class Sandbox:
         oom = self._oom_kills()
         if box is not None and not box.kill_strays(pids=pids):
             self.kill()  # processes that outran the cleanup: the whole sandbox goes
+        self._set_mark()
         if oom is not None and oom_before is not None and oom > oom_before:
             return CallResult(None, self._memory_error("a process was killed"), latency_ms, read, "memory")
         if reply[:1] == b"J":

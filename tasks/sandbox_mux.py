@@ -17,9 +17,10 @@ answer size limit (checked in the child, and by the harness on every frame befor
 memory limit and the crash handling (every call in flight in a process that died fails with the
 reason), stray processes killed whenever no call is in flight.
 
-Reads (``read_bytes``) are measured per call only for a call that had the process to itself, from
-its start to its answer: the kernel counts reads per process, not per call, so where calls overlap
-no honest attribution exists, and those cases report ``read_bytes`` None (unmeasured).
+Reads (``read_bytes``): the kernel counts reads per process, not per call, so the process's reads
+are measured continuously and each answer (or timeout) takes what the process read since the one
+before it. Where calls overlap, a case's own figure is only an attribution; their sum over the
+lane is exact, reads between calls included, so a run's total cannot be hidden by overlapping calls.
 """
 
 from __future__ import annotations
@@ -145,9 +146,7 @@ class _Call:
     future: asyncio.Future
     started: float
     max_bytes: int
-    before: int | None = None  # the sandbox's read counter when it started, if it started alone
-    protocol: int = 0  # bytes of the harness's own messages the child read for it
-    overlapped: bool = False  # another call was in flight at some moment of this one: reads unmeasured
+    overlapped: bool = False  # another call was in flight at some moment of this one
     cancelled: bool = False
 
 
@@ -163,6 +162,8 @@ class MuxSandbox:
     next_id: int = 1
     context_key: str | None = None
     dead: str | None = None
+    mark: int | None = None  # the process's read counter at the last answer
+    sent: int = 0  # bytes of the harness's own messages sent to the child since then (it reads them)
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     task: asyncio.Task | None = None
@@ -170,7 +171,8 @@ class MuxSandbox:
     async def open(self) -> None:
         chan = self.box.chan
         assert chan is not None
-        chan.send(("mux",), time.monotonic() + 10)
+        self.mark = self.box._read_total()
+        self.sent = chan.send(("mux",), time.monotonic() + 10)
         sock = chan.sock
         sock.setblocking(False)
         self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
@@ -238,16 +240,14 @@ class MuxSandbox:
         for other in self.calls.values():
             other.overlapped = True
         call.overlapped = not alone
-        if alone:
-            call.before = self.box._read_total()
         self.calls[cid] = call
         oom_before = self.box._oom_kills()
         try:
             if self.context_key != context_key:
-                call.protocol += self._send(("context", context_key, context))
+                self._send(("context", context_key, context))
                 self.context_key = context_key
             call.started = time.perf_counter()
-            call.protocol += self._send(("call", cid, context_key, case_input, max_bytes))
+            self._send(("call", cid, context_key, case_input, max_bytes))
             await writer.drain()
             kind, payload = await asyncio.wait_for(asyncio.shield(call.future), timeout_s)
         except TimeoutError:
@@ -284,13 +284,15 @@ class MuxSandbox:
         header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!i", -1) + struct.pack("!Q", n)
         assert self.writer is not None
         self.writer.write(header + payload)
+        self.sent += len(header) + n
         return len(header) + n
 
     def _reads(self, call: _Call) -> int | None:
-        """The call's reads if it had the process to itself all along; else None (unmeasured)."""
-        if call.overlapped or call.before is None:
-            return None
-        return self.box._read_since(call.before, call.protocol, self.box._processes())
+        """What the process read since the last answer (or since it was switched to this protocol), less
+        the harness's own messages it read meanwhile, plus the dataset files it has mapped."""
+        read = self.box._read_since(self.mark, self.sent, self.box._processes())
+        self.mark, self.sent = self.box._read_total(), 0
+        return read
 
     async def _cancel(self, cid: int, call: _Call) -> None:
         """Cancel a call over its time limit; a child that does not acknowledge in time is killed."""
@@ -334,6 +336,10 @@ class MuxSandbox:
             return
         if not box.kill_strays():
             self.kill("killed: processes outran the cleanup")
+            return
+        total = self.box._read_total()  # killed processes leave the sum until reaped: never let the mark sit above it
+        if total is not None and self.mark is not None:
+            self.mark = min(self.mark, total)
 
     def kill(self, why: str = "killed") -> None:
         self._fail_all(why)

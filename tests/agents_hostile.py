@@ -11,6 +11,7 @@ import mmap
 import os
 import socket
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -258,6 +259,18 @@ def mmap_touch(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     return {"bytes_read": 0, "checksum": total}
 
 
+def read_between_calls(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Starts a thread that reads N bytes after the call has answered, to answer the next case from
+    memory: the reads fall between two calls, in no call's window."""
+
+    def later() -> None:
+        time.sleep(case["delay"])
+        read_n({"file": case["file"], "n": case["n"]}, context)
+
+    threading.Thread(target=later, daemon=True).start()
+    return {"bytes_read": 0, "got": 0}
+
+
 def child_reads(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Reads through a short-lived child process (cat), which exits before the answer."""
     dataset, _ = _storage(context)
@@ -265,3 +278,14 @@ def child_reads(case: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
         ["head", "-c", str(case["n"]), os.path.join(dataset, case["file"])], capture_output=True, check=True
     ).stdout
     return {"bytes_read": 0, "got": len(out)}
+
+
+async def async_attack(case: dict[str, Any], context: dict[str, Any]) -> Any:
+    """The ``async def`` twin of ``attack``: served many calls at once in one process (tasks/sandbox_mux.py)."""
+    import asyncio
+
+    if case["attack"] == "read_then_wait":  # reads N bytes, then waits while the other calls do the same
+        got = read_n(case, context)
+        await asyncio.sleep(case["wait"])
+        return got
+    return globals()[case["attack"]](case, context)

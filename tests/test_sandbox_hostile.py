@@ -301,6 +301,46 @@ def test_read_bytes_counts_what_was_read_not_what_was_claimed(layout, boxes) -> 
     assert _ok(r)["got"] == n and r.read_bytes >= n
 
 
+def test_reads_between_calls_are_counted_in_the_next_call(layout, boxes) -> None:  # noqa: ANN001
+    """A background thread that reads after its call answered (to answer the next case from memory)
+    hides nothing: the next call's measurement starts where the last one ended."""
+    box = _box(boxes, layout)
+    _ok(_call(box, layout, attack="ok"))
+    n = 300_000
+    r = _call(box, layout, attack="read_between_calls", file=PART, n=n, delay=0.3)
+    assert _ok(r) == {"bytes_read": 0, "got": 0} and r.read_bytes < 4096  # nothing read yet, by the answer
+    time.sleep(1.0)  # the thread reads now, between the calls
+    r = _call(box, layout, attack="ok")
+    assert n <= r.read_bytes <= n + 8192, r.read_bytes  # the next call carries them
+
+
+def test_overlapping_calls_of_an_async_agent_cannot_hide_their_reads(layout, boxes) -> None:  # noqa: ANN001
+    """Eight calls at once in one async agent's process, each reading N bytes: the kernel counts per
+    process, so each answer takes what the process read since the answer before; the sum is all of it."""
+    import asyncio
+
+    from scenario_pipeline.tasks.sandbox_mux import MuxSandbox
+
+    box = Sandbox("tests.agents_hostile:async_attack", SCENARIO, str(layout["dataset"]), SandboxPolicy())
+    boxes.append(box)
+    box._start()
+    assert box.agent_async
+    n, calls = 200_000, 8
+
+    async def run() -> list[CallResult]:
+        mux = MuxSandbox(box)
+        await mux.open()
+        case = {"attack": "read_then_wait", "file": PART, "n": n, "wait": 0.5}
+        results = await asyncio.gather(*(mux.call(dict(case), layout["context"], "k", 60, 50_000_000) for _ in range(calls)))
+        mux.kill()
+        return list(results)
+
+    results = asyncio.run(run())
+    assert all(_ok(r) == {"bytes_read": 0, "got": n} for r in results)
+    total = sum(r.read_bytes or 0 for r in results)
+    assert calls * n <= total <= calls * (n + 8192), [r.read_bytes for r in results]
+
+
 def test_read_bytes_counts_a_mapped_dataset_file_whole(layout, boxes) -> None:  # noqa: ANN001
     box = _box(boxes, layout)
     r = _call(box, layout, attack="mmap_touch", file=PART)
