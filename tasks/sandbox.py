@@ -435,7 +435,8 @@ class Sandbox:
                 self.proc = self.box.proc
             else:
                 env = bw.agent_environment(allow, bw.import_path(), home=os.environ.get("HOME", "/tmp"))
-                self.proc = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+                # the agent's prints go to stderr: stdout carries the CLI's `--json` summary, which an agent must not touch
+                self.proc = subprocess.Popen(command, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=2)
         except BaseException:
             ours.close()
             raise
