@@ -135,6 +135,8 @@ def mark_flow_run(alerts: list[dict[str, Any]], flow_run_id: str | None) -> list
                     "scenario.metric": str(a["metric"]),
                     "scenario.kind": str(a["kind"]),
                     "scenario.severity": str(a["severity"]),
+                    # "true" when an open or acknowledged alert for the same condition exists (warehouse/alert_state.py)
+                    "scenario.recurrence": "true" if a.get("recurrence_of") else "false",
                 },
                 related=related,
                 payload={
@@ -143,6 +145,7 @@ def mark_flow_run(alerts: list[dict[str, Any]], flow_run_id: str | None) -> list
                     "target": a["target"],
                     "baseline_run_id": a["baseline_run_id"],
                     "alert_id": a["alert_id"],
+                    "recurrence_of": a.get("recurrence_of"),
                 },
             )
         if flow_run_id:

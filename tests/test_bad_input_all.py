@@ -267,6 +267,30 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("baseline show", ["baseline", "show", "--warehouse", PW_URL], NO_RS_PW),
     ("baseline show", ["baseline", "show", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
     ("baseline show", ["baseline", "show", "extra"], "unexpected extra argument"),
+    # -- scenario alerts (issue 16) --
+    ("alerts", ["alerts"], NO_WH),
+    ("alerts", ["alerts", "--severity", "high"], "severity 'high' is not known; use one of info, warning, critical"),
+    ("alerts", ["alerts", "--status", "closed"], "status 'closed' is not known; use one of open, acknowledged, resolved"),
+    ("alerts", ["alerts", "--warehouse", "ftp://x"], "unknown scheme 'ftp'"),
+    ("alerts", ["alerts", "--warehouse", PW_URL], NO_RS_PW),
+    ("alerts", ["alerts", "--warehouse", "redshift://u@127.0.0.1:9/dev"], NO_CRED),
+    ("alerts", ["alerts", "bogus"], "No such command 'bogus'"),
+    ("alerts", ["alerts", "--severity", "critical", "ack", "abcd", "--by", "x"], "--severity before `ack` belong to the list"),
+    ("alerts ack", ["alerts", "ack", "abcd"], "Missing option '--by'"),
+    ("alerts ack", ["alerts", "ack", "--by", "x"], "Missing argument"),
+    *[("alerts ack", ["alerts", "ack", r, "--by", "x"], "must be 4 to 64 hex digits") for r in [*RUN_IDS, "abc", "abcdefg"]],
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", "x\ny"], "--by must be a name of 1 to 256 printable characters"),
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", ""], "--by must be a name of 1 to 256 printable characters"),
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", "x", "--comment", "a\x1b[2J"], "--comment must be text of at most 4,096"),
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", "x", "--comment", "c" * 5000], "--comment must be text of at most 4,096"),
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", "x"], NO_WH),
+    ("alerts ack", ["alerts", "ack", "abcd", "--by", "x", "--warehouse", PW_URL], NO_RS_PW),
+    ("wh:alerts ack", ["alerts", "ack", "abcd1234", "--by", "x"], "no alert has an id starting 'abcd1234'"),
+    ("alerts resolve", ["alerts", "resolve", "abcd"], "Missing option '--by'"),
+    ("alerts resolve", ["alerts", "resolve", "x'; DROP TABLE alerts;--", "--by", "x"], "must be 4 to 64 hex digits"),
+    ("alerts resolve", ["alerts", "resolve", "abcd", "--by", "x", "--warehouse", "duckdb://"], "names no file"),
+    ("alerts resolve", ["alerts", "resolve", "abcd", "--by", "x"], NO_WH),
+    ("wh:alerts resolve", ["alerts", "resolve", "ffff", "--by", "x"], "no alert has an id starting 'ffff'"),
     # -- scenario costs --
     *[("costs", ["costs", r], RUN_ID_MSG) for r in RUN_IDS if r],
     ("costs", ["costs", "a", "--warehouse", "ftp://x"], "unknown scheme 'ftp'"),
@@ -300,7 +324,20 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
 ]
 
 # Commands with a --data-dir option get the test's data folder.
-HAS_DATA_DIR = {"run", "generate", "plan", "compare", "publish", "promote", "show", "costs", "reconcile-costs"}
+HAS_DATA_DIR = {
+    "run",
+    "generate",
+    "plan",
+    "compare",
+    "publish",
+    "promote",
+    "show",
+    "costs",
+    "reconcile-costs",
+    "alerts",
+    "ack",
+    "resolve",
+}
 SECRET_IN_URL = "hunter2-in-url"
 SEEN: Counter = Counter()
 
@@ -381,7 +418,11 @@ def test_every_command_refuses_bad_input_with_one_line_and_exit_2(
         data.mkdir()
         connect(f"duckdb://{data}/warehouse.duckdb").close()
     before = _snapshot(data)
-    leaf = args[1] if len(args) > 1 and args[0] in ("baseline", "server") else (args[0] if args else "")
+    leaf = (
+        args[1]
+        if len(args) > 1 and (args[0] in ("baseline", "server") or (args[0] == "alerts" and args[1] in ("ack", "resolve")))
+        else (args[0] if args else "")
+    )
     argv = (
         [*args, "--data-dir", str(data)]
         if leaf in HAS_DATA_DIR and "--data-dir" not in args and args[-1:] != ["--bogus"]

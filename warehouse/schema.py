@@ -156,6 +156,27 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE case_results ADD COLUMN retries INTEGER",
         ],
     ),
+    # Version 5 is the alert workflow (issue 16). Version 4 above is already taken (retries): a migration
+    # written in parallel (e.g. case_details) takes the next free number at merge time, never 4 or 5 again.
+    # The runner applies every listed version a database lacks, whatever the numbers around it, so gaps
+    # (5 -> 100) and a lower number merged later are both fine.
+    (
+        5,
+        "alert workflow: acknowledged / resolved by whom, when, with what comment; recurrences linked to their open alert",
+        [
+            # the alert_id of the open or acknowledged alert this row repeats (same scenario, records, metric,
+            # kind); NULL when the row opened a problem of its own. The status is derived from alert_events.
+            "ALTER TABLE alerts ADD COLUMN recurrence_of VARCHAR(64)",
+            # append-only history: one row per action a person took on an alert (acknowledged, resolved)
+            """CREATE TABLE IF NOT EXISTS alert_events (
+            alert_id VARCHAR(64) NOT NULL,
+            action VARCHAR(16) NOT NULL,
+            acted_by VARCHAR(256) NOT NULL,
+            comment VARCHAR(4096),
+            acted_at TIMESTAMP NOT NULL
+        )""",
+        ],
+    ),
     # its rows are written by cost/warehouse_rows.py ---
     (
         100,
@@ -278,11 +299,23 @@ ALERT_COLUMNS = [
     "message",
     "flow_run_id",
     "created_at",
+    "recurrence_of",
 ]
+ALERT_EVENT_COLUMNS = ["alert_id", "action", "acted_by", "comment", "acted_at"]
 COST_COLUMNS = ["run_id", "scenario", "source", "item", "quantity", "unit", "amount_usd", "recorded_at"]
 
-# The tables of migrations 1 and 2: results, comparisons, baselines, decisions, alerts, costs.
-TABLES = ["runs", "case_results", "scenario_metrics", "comparisons", "baselines", "baseline_decisions", "alerts", "costs"]
+# The tables of migrations 1, 2 and 5: results, comparisons, baselines, decisions, alerts and their events, costs.
+TABLES = [
+    "runs",
+    "case_results",
+    "scenario_metrics",
+    "comparisons",
+    "baselines",
+    "baseline_decisions",
+    "alerts",
+    "alert_events",
+    "costs",
+]
 
 MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER NOT NULL,

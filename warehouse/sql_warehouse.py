@@ -17,8 +17,10 @@ from typing import Any
 import pyarrow as pa
 
 from scenario_pipeline.errors import UsageError, WarehouseError
+from scenario_pipeline.warehouse import alert_state
 from scenario_pipeline.warehouse.schema import (
     ALERT_COLUMNS,
+    ALERT_EVENT_COLUMNS,
     BASELINE_COLUMNS,
     CASE_COLUMNS,
     COMPARISON_COLUMNS,
@@ -249,7 +251,7 @@ class SqlWarehouse:
                 if metrics:
                     self._insert_rows("scenario_metrics", METRIC_COLUMNS, [_row(METRIC_COLUMNS, m) for m in metrics])
                 if alerts:
-                    self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in alerts])
+                    self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in self._link_recurrences(alerts)])
                 if costs:
                     self._insert_rows("costs", COST_COLUMNS, [_row(COST_COLUMNS, c) for c in costs])
         except WarehouseError as exc:
@@ -276,7 +278,138 @@ class SqlWarehouse:
                     "DELETE FROM alerts WHERE run_id = ? AND kind = ? AND comparison_id = ?", [run_id, kind, comparison_id]
                 )
             if alerts:
-                self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in alerts])
+                self._insert_rows("alerts", ALERT_COLUMNS, [_row(ALERT_COLUMNS, a) for a in self._link_recurrences(alerts)])
+
+    # -- the alert workflow (warehouse/alert_state.py has the rules) ------------------------------
+    def _link_recurrences(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Inside the writing transaction: each alert whose condition (scenario, records, metric, kind) already
+        has an open or acknowledged alert becomes a recurrence of it (``recurrence_of``); otherwise it opens
+        a new alert. A resolved alert is never reopened: its condition coming back opens a new one."""
+        out = []
+        for a in alerts:
+            where, params = (
+                "scenario = ? AND metric = ? AND kind = ? AND recurrence_of IS NULL",
+                [
+                    a["scenario"],
+                    a["metric"],
+                    a["kind"],
+                ],
+            )
+            if a.get("records") is None:
+                where += " AND records IS NULL"
+            else:
+                where += " AND records = ?"
+                params.append(a["records"])
+            _, found = self._fetch(f"SELECT alert_id FROM alerts WHERE {where} ORDER BY created_at, alert_id", params)
+            ids = [str(r[0]) for r in found if r[0] != a["alert_id"]]
+            events = self._alert_events(ids)
+            live = [i for i in ids if alert_state.state(events.get(i, []))["status"] != "resolved"]
+            out.append({**a, "recurrence_of": live[0] if live else None})
+        return out
+
+    def _alert_events(self, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each alert's events, oldest first (works inside and outside a transaction)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(alert_ids), 500):
+            chunk = alert_ids[start : start + 500]
+            names, data = self._fetch(
+                f"SELECT {', '.join(ALERT_EVENT_COLUMNS)} FROM alert_events WHERE alert_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY acted_at, action",
+                chunk,
+            )
+            for row in data:
+                e = dict(zip(names, row, strict=False))
+                out.setdefault(e["alert_id"], []).append(e)
+        if not self._in_transaction:
+            self._end_read()
+        return out
+
+    def list_alerts(
+        self, severity: str | None = None, status: str | None = None, scenario: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The alerts people work (one per open problem, recurrences counted in), with status, who and when,
+        and history; open first, then acknowledged, then resolved, the worst and newest first."""
+        alert_state.check_filters(severity, status)
+        where, params = "recurrence_of IS NULL", list[Any]()
+        if severity is not None:
+            where, params = where + " AND severity = ?", [*params, severity]
+        if scenario is not None:
+            where, params = where + " AND scenario = ?", [*params, scenario]
+        problems = self.rows(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE {where} ORDER BY created_at, alert_id", params)
+        repeats: dict[str, list[dict[str, Any]]] = {}
+        rwhere, rparams = (
+            ("recurrence_of IS NOT NULL AND scenario = ?", [scenario]) if scenario else ("recurrence_of IS NOT NULL", [])
+        )
+        for r in self.rows(
+            f"SELECT alert_id, run_id, severity, created_at, recurrence_of FROM alerts WHERE {rwhere} ORDER BY created_at, alert_id",
+            rparams,
+        ):
+            repeats.setdefault(r["recurrence_of"], []).append(r)
+        events = self._alert_events([p["alert_id"] for p in problems])
+        out = []
+        for p in problems:
+            history = events.get(p["alert_id"], [])
+            seen = [p, *repeats.get(p["alert_id"], [])]
+            item = {
+                **p,
+                **alert_state.state(history),
+                "occurrences": len(seen),
+                "last_run_id": seen[-1]["run_id"],
+                "last_seen_at": seen[-1]["created_at"],
+                "history": [{k: e[k] for k in ("action", "acted_by", "acted_at", "comment")} for e in history],
+            }
+            if status is None or item["status"] == status:
+                out.append(item)
+        return sorted(out, key=alert_state.sort_key)
+
+    def find_alert(self, alert_id: str) -> dict[str, Any]:
+        """The alert with this id, or the only one whose id starts with it; a one-line UsageError otherwise."""
+        prefix = alert_state.check_id(alert_id)
+        names, data = self._fetch(
+            f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE alert_id LIKE ? ORDER BY alert_id", [prefix + "%"]
+        )
+        if not self._in_transaction:
+            self._end_read()
+        found = {r["alert_id"]: r for r in (dict(zip(names, row, strict=False)) for row in data)}
+        if prefix in found:
+            return found[prefix]
+        if not found:
+            raise UsageError(f"no alert has an id starting {prefix!r}; `scenario alerts` lists them (check --warehouse)")
+        if len(found) > 1:
+            shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+            raise UsageError(f"alert id {prefix!r} is ambiguous: {len(found)} alerts start with it ({shown}); give more digits")
+        return next(iter(found.values()))
+
+    def acknowledge_alert(self, alert_id: str, by: str, comment: str | None = None, at: Any = None) -> dict[str, Any]:
+        """Someone is on it: an open alert becomes acknowledged (who, when, comment kept in alert_events)."""
+        return self._act_on_alert("ack", alert_id, by, comment, at)
+
+    def resolve_alert(self, alert_id: str, by: str, comment: str | None = None, at: Any = None) -> dict[str, Any]:
+        """Fixed: an open or acknowledged alert becomes resolved; its condition recurring later opens a new alert."""
+        return self._act_on_alert("resolve", alert_id, by, comment, at)
+
+    def _act_on_alert(self, action: str, alert_id: str, by: str, comment: str | None, at: Any) -> dict[str, Any]:
+        by, comment = alert_state.check_actor(by), alert_state.check_comment(comment)
+        with self.transaction():
+            alert = self.find_alert(alert_id)
+            short = alert["alert_id"][:8]
+            if alert.get("recurrence_of"):
+                raise UsageError(
+                    f"alert {short} is a repeat of alert {alert['recurrence_of'][:8]} and shares its status; "
+                    f"act on that one: `scenario alerts {action} {alert['recurrence_of'][:8]} --by NAME`"
+                )
+            alert_state.check_transition(
+                short, alert_state.state(self._alert_events([alert["alert_id"]]).get(alert["alert_id"], [])), action
+            )
+            event = {
+                "alert_id": alert["alert_id"],
+                "action": alert_state.ACTIONS[action],
+                "acted_by": by,
+                "comment": comment,
+                "acted_at": at or utcnow(),
+            }
+            self._insert_rows("alert_events", ALERT_EVENT_COLUMNS, [_row(ALERT_EVENT_COLUMNS, event)])
+        return next(a for a in self.list_alerts(scenario=alert["scenario"]) if a["alert_id"] == alert["alert_id"])
 
     def replace_costs(self, run_id: str, source: str, costs: list[dict[str, Any]]) -> None:
         """A run's cost lines from one source (``agent`` usage, a cloud bill, ...); again replaces them."""
