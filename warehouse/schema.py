@@ -156,7 +156,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE case_results ADD COLUMN retries INTEGER",
         ],
     ),
-    # Version 5 is the alert workflow (issue 16). Version 4 above is already taken (retries): a migration
+    # Version 5 is the alert workflow (alert_events). Version 4 above is already taken (retries): a migration
     # written in parallel (e.g. case_details) takes the next free number at merge time, never 4 or 5 again.
     # The runner applies every listed version a database lacks, whatever the numbers around it, so gaps
     # (5 -> 100) and a lower number merged later are both fine.
